@@ -1,0 +1,191 @@
+//! Command-line arguments (the doc comments are the `--help`) and their validation into a
+//! [`Config`]. Every refusal here is a usage error: exit code 2.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use libp2p::Multiaddr;
+
+use crate::core::event::{NameError, RoomName, Username};
+use crate::core::room::JOIN_GRACE;
+use crate::core::transcript::DEFAULT_HISTORY;
+
+/// A serverless peer-to-peer terminal chat: ChittyChat over libp2p, ordered by Lamport clocks.
+///
+/// Nodes on the same LAN find each other by mDNS; elsewhere, give a peer's address with
+/// --connect. Type a line to send it; /help lists the commands.
+#[derive(Debug, Parser)]
+#[command(name = "chitty-node", version)]
+pub struct Args {
+    /// Your name in the chat: 1 to 32 characters, no whitespace or control characters.
+    #[arg(long, short = 'u', value_name = "NAME")]
+    pub username: String,
+
+    /// Chat in room NAME (gossipsub topic chitty-chat/NAME) instead of the default room.
+    #[arg(long, value_name = "NAME")]
+    pub room: Option<String>,
+
+    /// Listen on this multiaddr (repeatable). Default: all interfaces, a random TCP port
+    /// (/ip4/0.0.0.0/tcp/0).
+    #[arg(long, value_name = "MULTIADDR")]
+    pub listen: Vec<Multiaddr>,
+
+    /// Dial this peer at start and re-dial it whenever the connection drops (repeatable).
+    /// The /p2p/ID suffix is optional.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub connect: Vec<Multiaddr>,
+
+    /// Do not discover peers on the LAN by mDNS.
+    #[arg(long)]
+    pub no_mdns: bool,
+
+    /// Print one JSON object per line instead of human-readable lines.
+    #[arg(long)]
+    pub json: bool,
+
+    /// How many events the transcript keeps for /history.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_HISTORY)]
+    pub history: usize,
+
+    /// Write the full service log (joins, publishes, receives, leaves, connections) to PATH.
+    #[arg(long, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
+
+    /// More diagnostics on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(long, short = 'v', action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Our username.
+    pub user: Username,
+    /// Our room.
+    pub room: RoomName,
+    /// Listen addresses (never empty).
+    pub listen: Vec<Multiaddr>,
+    /// Peers to keep connected to.
+    pub connect: Vec<Multiaddr>,
+    /// Whether mDNS runs.
+    pub mdns: bool,
+    /// JSON output.
+    pub json: bool,
+    /// Transcript bound.
+    pub history: usize,
+    /// The service log file.
+    pub log_file: Option<PathBuf>,
+    /// Verbosity of stderr diagnostics.
+    pub verbose: u8,
+    /// How long to wait for a first hello before joining alone.
+    pub join_grace: Duration,
+}
+
+/// Why the arguments were refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The username breaks the rules.
+    #[error("invalid --username: {0}")]
+    Username(NameError),
+    /// The room name breaks the rules.
+    #[error("invalid --room: {0}")]
+    Room(NameError),
+    /// `--history 0` would keep nothing.
+    #[error("--history must be at least 1")]
+    History,
+    /// A `--connect` address names no transport we can dial.
+    #[error("--connect {0}: expected an address like /ip4/192.0.2.7/tcp/4001[/p2p/ID]")]
+    Connect(Multiaddr),
+}
+
+impl TryFrom<Args> for Config {
+    type Error = ConfigError;
+
+    fn try_from(a: Args) -> Result<Self, ConfigError> {
+        let user = Username::new(a.username).map_err(ConfigError::Username)?;
+        let room = match a.room {
+            Some(r) => RoomName::new(r).map_err(ConfigError::Room)?,
+            None => RoomName::lobby(),
+        };
+        if a.history == 0 {
+            return Err(ConfigError::History);
+        }
+        for addr in &a.connect {
+            if !addr
+                .iter()
+                .any(|p| matches!(p, libp2p::multiaddr::Protocol::Tcp(_)))
+            {
+                return Err(ConfigError::Connect(addr.clone()));
+            }
+        }
+        let listen = if a.listen.is_empty() {
+            vec![
+                "/ip4/0.0.0.0/tcp/0"
+                    .parse()
+                    .expect("a valid literal multiaddr"),
+            ]
+        } else {
+            a.listen
+        };
+        Ok(Config {
+            user,
+            room,
+            listen,
+            connect: a.connect,
+            mdns: !a.no_mdns,
+            json: a.json,
+            history: a.history,
+            log_file: a.log_file,
+            verbose: a.verbose,
+            join_grace: JOIN_GRACE,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        let a = Args::try_parse_from(std::iter::once("chitty-node").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        Config::try_from(a).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse(&["--username", "client1"]).unwrap();
+        assert!(c.mdns);
+        assert!(!c.json);
+        assert_eq!(c.listen[0].to_string(), "/ip4/0.0.0.0/tcp/0");
+        assert_eq!(c.room.topic(), "chitty-chat");
+    }
+
+    #[test]
+    fn refusals_name_the_flag() {
+        assert!(parse(&[]).unwrap_err().contains("--username"));
+        assert!(
+            parse(&["--username", "a b"])
+                .unwrap_err()
+                .contains("invalid --username: username contains whitespace")
+        );
+        assert!(
+            parse(&["--username", &"x".repeat(33)])
+                .unwrap_err()
+                .contains("33 characters; the limit is 32")
+        );
+        assert!(
+            parse(&["--username", "a", "--room", ""])
+                .unwrap_err()
+                .contains("--room")
+        );
+        assert!(
+            parse(&["--username", "a", "--connect", "/ip4/1.2.3.4"])
+                .unwrap_err()
+                .contains("--connect")
+        );
+        assert!(parse(&["--username", "a", "--connect", "nonsense"]).is_err());
+        assert!(parse(&["--username", "a", "--history", "0"]).is_err());
+    }
+}

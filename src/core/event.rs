@@ -1,0 +1,358 @@
+//! The chat's vocabulary: validated names and texts, events, and what the ui is shown.
+//!
+//! Every type here checks its invariants when it is built ([`Username::new`], [`Text::new`],
+//! [`RoomName::new`]), so the rest of the crate never sees an invalid name or text, whether it was
+//! typed by the user or sent by a peer.
+
+use std::fmt;
+
+use libp2p::PeerId;
+
+/// Longest chat message, in Unicode scalar values (the assignment's 128 characters).
+pub const MAX_TEXT_CHARS: usize = 128;
+/// Longest username, in Unicode scalar values.
+pub const MAX_USERNAME_CHARS: usize = 32;
+/// Longest room name, in Unicode scalar values.
+pub const MAX_ROOM_CHARS: usize = 64;
+/// The gossipsub topic of the default room; `--room NAME` uses `chitty-chat/NAME`.
+pub const BASE_TOPIC: &str = "chitty-chat";
+
+/// Why a username, room name or text was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    /// Nothing was given.
+    #[error("{what} is empty")]
+    Empty {
+        /// What was being named ("username", "room name", "message").
+        what: &'static str,
+    },
+    /// More characters than the limit.
+    #[error("{what} has {chars} characters; the limit is {limit}")]
+    TooLong {
+        /// What was being named.
+        what: &'static str,
+        /// How many characters it had.
+        chars: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A whitespace character where none is allowed.
+    #[error("{what} contains whitespace")]
+    Whitespace {
+        /// What was being named.
+        what: &'static str,
+    },
+    /// A control character (escape sequences, newlines, NUL...), which could corrupt a terminal.
+    #[error("{what} contains a control character (U+{code:04X})")]
+    Control {
+        /// What was being named.
+        what: &'static str,
+        /// The offending code point.
+        code: u32,
+    },
+}
+
+fn check_chars(
+    s: &str,
+    what: &'static str,
+    limit: usize,
+    allow_space: bool,
+) -> Result<(), NameError> {
+    if s.is_empty() {
+        return Err(NameError::Empty { what });
+    }
+    let chars = s.chars().count();
+    if chars > limit {
+        return Err(NameError::TooLong { what, chars, limit });
+    }
+    for c in s.chars() {
+        if c.is_control() {
+            return Err(NameError::Control {
+                what,
+                code: c as u32,
+            });
+        }
+        if !allow_space && c.is_whitespace() {
+            return Err(NameError::Whitespace { what });
+        }
+    }
+    Ok(())
+}
+
+/// A participant's chosen name: 1 to 32 characters, no whitespace, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Username(String);
+
+impl Username {
+    /// Validates `s` as a username.
+    pub fn new(s: impl Into<String>) -> Result<Self, NameError> {
+        let s = s.into();
+        check_chars(&s, "username", MAX_USERNAME_CHARS, false)?;
+        Ok(Self(s))
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Username {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A room name: 1 to 64 characters, no whitespace, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RoomName(Option<String>);
+
+impl RoomName {
+    /// The default room, topic `chitty-chat`.
+    pub fn lobby() -> Self {
+        Self(None)
+    }
+
+    /// Validates `s` as a room name (topic `chitty-chat/<s>`).
+    pub fn new(s: impl Into<String>) -> Result<Self, NameError> {
+        let s = s.into();
+        check_chars(&s, "room name", MAX_ROOM_CHARS, false)?;
+        Ok(Self(Some(s)))
+    }
+
+    /// The gossipsub topic this room uses; it is also what the hello exchange compares.
+    pub fn topic(&self) -> String {
+        match &self.0 {
+            None => BASE_TOPIC.to_owned(),
+            Some(name) => format!("{BASE_TOPIC}/{name}"),
+        }
+    }
+}
+
+/// The text of a chat message: 1 to 128 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Text(String);
+
+impl Text {
+    /// Validates `s` as a message text.
+    pub fn new(s: impl Into<String>) -> Result<Self, NameError> {
+        let s = s.into();
+        check_chars(&s, "message", MAX_TEXT_CHARS, true)?;
+        Ok(Self(s))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Why a participant left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LeaveReason {
+    /// The participant left on purpose (`/quit`, end of input, Ctrl-C, SIGTERM).
+    Quit,
+}
+
+impl LeaveReason {
+    /// The name used in JSON output and on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeaveReason::Quit => "quit",
+        }
+    }
+}
+
+/// What an event says.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Body {
+    /// The author joined the room.
+    Join,
+    /// The author said something.
+    Message(Text),
+    /// The author left the room.
+    Leave(LeaveReason),
+}
+
+/// One entry of the chat: authored by a peer, stamped with the author's Lamport time.
+///
+/// An event is identified by `(author, seq)`: every author numbers its own events 1, 2, 3...
+/// Events are ordered by `(lamport, author's peer id bytes, seq)`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Event {
+    /// The authenticated author (the gossipsub message's signed source).
+    pub author: PeerId,
+    /// The author's per-run sequence number of this event, from 1.
+    pub seq: u64,
+    /// The author's Lamport stamp: the same number at every node.
+    pub lamport: u64,
+    /// The author's username.
+    pub user: Username,
+    /// What happened.
+    pub body: Body,
+}
+
+/// The total-order key of an event: Lamport stamp, then author, then sequence number.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OrderKey {
+    lamport: u64,
+    author: Vec<u8>,
+    seq: u64,
+}
+
+impl Event {
+    /// Where this event sits in the total order.
+    pub fn order_key(&self) -> OrderKey {
+        OrderKey {
+            lamport: self.lamport,
+            author: self.author.to_bytes(),
+            seq: self.seq,
+        }
+    }
+
+    /// The ui's view of this event.
+    pub fn view(&self) -> EventView {
+        let (kind, text, reason) = match &self.body {
+            Body::Join => (EventKind::Join, None, None),
+            Body::Message(t) => (EventKind::Message, Some(t.as_str().to_owned()), None),
+            Body::Leave(r) => (EventKind::Leave, None, Some(*r)),
+        };
+        EventView {
+            kind,
+            lamport: self.lamport,
+            user: self.user.as_str().to_owned(),
+            peer: self.author.to_base58(),
+            text,
+            reason,
+        }
+    }
+}
+
+/// The kind of a chat event, as the ui names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// A participant joined.
+    Join,
+    /// A participant said something.
+    Message,
+    /// A participant left.
+    Leave,
+}
+
+impl EventKind {
+    /// The name used in JSON output (`"join"`, `"message"`, `"leave"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Join => "join",
+            EventKind::Message => "message",
+            EventKind::Leave => "leave",
+        }
+    }
+}
+
+/// A chat event as the ui sees it: plain strings, no libp2p types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventView {
+    /// Join, message or leave.
+    pub kind: EventKind,
+    /// The origin Lamport stamp.
+    pub lamport: u64,
+    /// The author's username.
+    pub user: String,
+    /// The author's base58 peer id.
+    pub peer: String,
+    /// The message text (messages only).
+    pub text: Option<String>,
+    /// Why the author left (leaves only).
+    pub reason: Option<LeaveReason>,
+}
+
+/// A participant as `/who` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParticipantView {
+    /// Username.
+    pub user: String,
+    /// Base58 peer id.
+    pub peer: String,
+    /// Whether this is the local node.
+    pub me: bool,
+}
+
+/// Everything the ui can be asked to show. Only the ui layer turns these into output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatEvent {
+    /// The node listens: its peer id and full listen addresses.
+    Ready {
+        /// Our base58 peer id.
+        peer: String,
+        /// Our username.
+        user: String,
+        /// The gossipsub topic of our room.
+        topic: String,
+        /// Listen addresses, each ending in `/p2p/<peer>`.
+        listen: Vec<String>,
+    },
+    /// A live join, message or leave.
+    Chat(EventView),
+    /// The answer to `/who`.
+    Who(Vec<ParticipantView>),
+    /// The answer to `/history`: the transcript in total order.
+    History(Vec<EventView>),
+    /// Something the user should know that is not an error (queued messages, for instance).
+    Notice(String),
+    /// The user's input was refused, or something went wrong; nothing was sent.
+    Error(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_follow_the_rules() {
+        assert!(Username::new("client1").is_ok());
+        assert!(Username::new("ü".repeat(32)).is_ok());
+        assert_eq!(
+            Username::new(""),
+            Err(NameError::Empty { what: "username" })
+        );
+        assert!(matches!(
+            Username::new("a".repeat(33)),
+            Err(NameError::TooLong { chars: 33, .. })
+        ));
+        assert!(matches!(
+            Username::new("a b"),
+            Err(NameError::Whitespace { .. })
+        ));
+        assert!(matches!(
+            Username::new("a\u{1b}[2J"),
+            Err(NameError::Control { code: 0x1b, .. })
+        ));
+    }
+
+    #[test]
+    fn texts_count_characters_not_bytes() {
+        assert!(Text::new("é".repeat(128)).is_ok());
+        assert!(matches!(
+            Text::new("é".repeat(129)),
+            Err(NameError::TooLong {
+                chars: 129,
+                limit: 128,
+                ..
+            })
+        ));
+        assert!(Text::new("hello world").is_ok());
+        assert!(matches!(
+            Text::new("bell\u{7}"),
+            Err(NameError::Control { code: 7, .. })
+        ));
+        assert!(matches!(Text::new(""), Err(NameError::Empty { .. })));
+    }
+
+    #[test]
+    fn rooms_map_to_topics() {
+        assert_eq!(RoomName::lobby().topic(), "chitty-chat");
+        assert_eq!(RoomName::new("dev").unwrap().topic(), "chitty-chat/dev");
+        assert!(RoomName::new("a b").is_err());
+    }
+}

@@ -1,0 +1,9 @@
+//! The chat core: Lamport clock, events, roster and transcript, as a pure state machine.
+//!
+//! Nothing in here touches a socket, a terminal or the system clock, so whole conversations can
+//! be run in unit tests. See [`room::Room`] for the entry point.
+
+pub mod clock;
+pub mod event;
+pub mod room;
+pub mod transcript;

@@ -1,0 +1,67 @@
+//! chitty-node: ChittyChat without a hub. Every participant runs a libp2p node (TCP + Noise +
+//! Yamux) that finds its neighbours by mDNS and chats over gossipsub; Lamport clocks give every
+//! join, message and leave the same stamp on every screen.
+//!
+//! # Layout
+//! Three layers, arrows pointing down only (docs/ARCHITECTURE.md):
+//! - [`ui`]: reads the keyboard or a pipe ([`ui::input`]), renders events as human lines or JSON
+//!   ([`ui::render`]). Knows nothing of libp2p.
+//! - [`core`]: the IO-less chat state machine: Lamport clock ([`core::clock`]), events and
+//!   validated names ([`core::event`]), the room ([`core::room`]), the transcript
+//!   ([`core::transcript`]).
+//! - [`net`]: the swarm and the one event loop that owns it ([`net::event_loop`]), its
+//!   behaviours ([`net::behaviour`]) and the hello protocol ([`net::hello`]).
+//!
+//! Beside them: [`wire`], the versioned CBOR encoding (the only `serde_cbor` user), [`cli`], the
+//! arguments, and [`logging`], the tracing set-up.
+
+pub mod cli;
+pub mod core;
+pub mod logging;
+pub mod net;
+pub mod ui;
+pub mod wire;
+
+use std::future::Future;
+use std::io::IsTerminal;
+
+use libp2p::identity::Keypair;
+use tokio::sync::mpsc;
+
+pub use cli::Config;
+pub use net::NetError;
+
+/// User commands waiting for the event loop.
+pub const COMMANDS_CAP: usize = 64;
+/// Events waiting for the ui to print them.
+pub const EVENTS_CAP: usize = 1024;
+
+/// Runs a node until it has left the room: after `/quit`, the end of input, or `shutdown`.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), NetError> {
+    let (cmd_tx, cmd_rx) = mpsc::channel(COMMANDS_CAP);
+    let (ev_tx, ev_rx) = mpsc::channel(EVENTS_CAP);
+    let node = net::NodeConfig {
+        keypair: Keypair::generate_ed25519(),
+        user: config.user,
+        room: config.room,
+        listen: config.listen,
+        connect: config.connect,
+        mdns: config.mdns,
+        history: config.history,
+        join_grace: config.join_grace,
+    };
+    let event_loop = net::EventLoop::new(node, cmd_rx, ev_tx)?;
+    let format = if config.json {
+        ui::render::Format::Json
+    } else {
+        ui::render::Format::Human
+    };
+    let line_editor = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let ui = tokio::spawn(ui::run(format, line_editor, cmd_tx, ev_rx));
+    let result = event_loop.run(shutdown).await;
+    // The event loop dropped its sender: the ui prints what is left and returns.
+    if let Err(e) = ui.await {
+        tracing::error!(error = %e, "ui task failed");
+    }
+    result
+}

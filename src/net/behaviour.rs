@@ -1,0 +1,148 @@
+//! The libp2p behaviours a node runs, and their configuration (docs/ARCHITECTURE.md, "Network").
+
+use std::time::Duration;
+
+use libp2p::identity::Keypair;
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::{gossipsub, identify, mdns, ping, request_response};
+
+use super::hello::{self, HelloCodec};
+
+/// How often mDNS asks the LAN who is there. libp2p's default (5 minutes, and no more queries
+/// once anyone answered) misses peers whose answers were lost or who started a moment later;
+/// asking every second finds every peer within about a second, at the cost of one small query
+/// a second per LAN (a query that gets answers resets every listener's timer).
+pub const MDNS_QUERY_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a hello may take before it is abandoned.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest gossipsub frame we send or accept. Chat events are at most 1 KiB.
+pub const GOSSIP_MAX_TRANSMIT: usize = 64 * 1024;
+/// The identify protocol version string.
+pub const IDENTIFY_PROTOCOL: &str = "/chitty-chat/id/1";
+
+/// Why the network could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum BehaviourError {
+    /// gossipsub refused its configuration.
+    #[error("gossipsub configuration: {0}")]
+    Gossipsub(String),
+    /// The mesh parameters break gossipsub's invariants (which its builder does not check).
+    #[error("gossipsub mesh parameters are inconsistent: {0}")]
+    Mesh(String),
+    /// mDNS could not start.
+    #[error("mDNS: {0}")]
+    Mdns(#[from] std::io::Error),
+}
+
+/// Everything a chat node speaks.
+#[derive(NetworkBehaviour)]
+pub struct ChatBehaviour {
+    /// The chat itself: one topic per room.
+    pub gossipsub: gossipsub::Behaviour,
+    /// LAN discovery; off with `--no-mdns`.
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+    /// The hello exchange on every new connection.
+    pub hello: request_response::Behaviour<HelloCodec>,
+    /// Learns peers' listen addresses, for re-dialling.
+    pub identify: identify::Behaviour,
+    /// Keeps idle connections alive through NATs and measures round trips.
+    pub ping: ping::Behaviour,
+}
+
+/// Checks what `gossipsub::ConfigBuilder::build` does not: the mesh invariants of the gossipsub
+/// v1.1 spec.
+fn check_mesh(c: &gossipsub::Config) -> Result<(), BehaviourError> {
+    let (lo, n, hi, out) = (
+        c.mesh_n_low(),
+        c.mesh_n(),
+        c.mesh_n_high(),
+        c.mesh_outbound_min(),
+    );
+    if !(lo <= n && n <= hi) {
+        return Err(BehaviourError::Mesh(format!(
+            "need mesh_n_low {lo} <= mesh_n {n} <= mesh_n_high {hi}"
+        )));
+    }
+    if out * 2 > n || out > lo {
+        return Err(BehaviourError::Mesh(format!(
+            "need mesh_outbound_min {out} <= mesh_n_low {lo} and 2 x {out} <= mesh_n {n}"
+        )));
+    }
+    Ok(())
+}
+
+/// The gossipsub configuration (docs/PROTOCOL.md, "Gossipsub").
+pub fn gossipsub_config() -> Result<gossipsub::Config, BehaviourError> {
+    let config = gossipsub::ConfigBuilder::default()
+        // Every message waits for our verdict before it is forwarded.
+        .validate_messages()
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        // Form the mesh soon after start instead of after libp2p's default 5 s.
+        .heartbeat_initial_delay(Duration::from_millis(100))
+        .max_transmit_size(GOSSIP_MAX_TRANSMIT)
+        // The default message id, source peer + sequence number, is unique per publish: two
+        // users typing "ok", or one user repeating a line, make distinct messages.
+        .build()
+        .map_err(|e| BehaviourError::Gossipsub(e.to_string()))?;
+    check_mesh(&config)?;
+    Ok(config)
+}
+
+impl ChatBehaviour {
+    /// Builds the behaviours for `key`.
+    pub fn new(key: &Keypair, mdns_on: bool) -> Result<Self, BehaviourError> {
+        let peer = key.public().to_peer_id();
+        let gossipsub = gossipsub::Behaviour::new(
+            gossipsub::MessageAuthenticity::Signed(key.clone()),
+            gossipsub_config()?,
+        )
+        .map_err(|e| BehaviourError::Gossipsub(e.to_owned()))?;
+        let mdns = if mdns_on {
+            let config = mdns::Config {
+                query_interval: MDNS_QUERY_INTERVAL,
+                ..Default::default()
+            };
+            Some(mdns::tokio::Behaviour::new(config, peer)?)
+        } else {
+            None
+        };
+        let hello = request_response::Behaviour::new(
+            [(hello::PROTOCOL, request_response::ProtocolSupport::Full)],
+            request_response::Config::default().with_request_timeout(HELLO_TIMEOUT),
+        );
+        let identify = identify::Behaviour::new(
+            identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), key.public())
+                .with_agent_version(format!("chitty-node/{}", env!("CARGO_PKG_VERSION"))),
+        );
+        Ok(Self {
+            gossipsub,
+            mdns: mdns.into(),
+            hello,
+            identify,
+            ping: ping::Behaviour::default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_gossipsub_config_passes_the_mesh_check() {
+        gossipsub_config().unwrap();
+    }
+
+    #[test]
+    fn inconsistent_mesh_parameters_are_caught() {
+        let bad = gossipsub::ConfigBuilder::default()
+            .mesh_n(4)
+            .mesh_n_low(5)
+            .mesh_n_high(12)
+            .mesh_outbound_min(1)
+            .build()
+            .unwrap();
+        assert!(matches!(check_mesh(&bad), Err(BehaviourError::Mesh(_))));
+    }
+}

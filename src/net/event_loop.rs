@@ -1,0 +1,812 @@
+//! The one task that owns the [`Swarm`] and the [`Room`] (docs/ARCHITECTURE.md, "Event loop").
+//!
+//! It `select!`s over shutdown, user commands, swarm events and its timers, turns each into calls
+//! on the IO-less room, and carries out what the room asks: publish an event, show something.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use libp2p::futures::StreamExt;
+use libp2p::identity::Keypair;
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{ConnectionId, DialError, SwarmEvent};
+use libp2p::{
+    Multiaddr, PeerId, Swarm, gossipsub, identify, mdns, noise, request_response, tcp, yamux,
+};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use super::behaviour::{BehaviourError, ChatBehaviour, ChatBehaviourEvent};
+use crate::core::event::{Body, ChatEvent, Event, RoomName, Username};
+use crate::core::room::{Hello, Output, Room, RoomConfig, UserCommand};
+use crate::wire;
+
+/// Most events waiting for a peer to subscribe before lines are refused.
+pub const OUTBOX_CAP: usize = 1024;
+/// How long a leaving node keeps the swarm running for its leave to reach its peers.
+pub const LEAVE_LINGER: Duration = Duration::from_millis(1500);
+/// First wait before re-dialling a `--connect` address.
+pub const REDIAL_MIN: Duration = Duration::from_millis(250);
+/// Longest wait between re-dials of a `--connect` address.
+pub const REDIAL_MAX: Duration = Duration::from_secs(10);
+/// How often a non-empty outbox is retried even without a subscription event.
+pub const OUTBOX_RETRY: Duration = Duration::from_millis(500);
+/// How long publishing waits for a newly connected peer to say hello and subscribe, so that a
+/// message sent the moment a peer connects still reaches it. Bounded: a silent peer delays
+/// the outbox this long at most.
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What the node needs to run.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Our identity.
+    pub keypair: Keypair,
+    /// Our username.
+    pub user: Username,
+    /// Our room.
+    pub room: RoomName,
+    /// Addresses to listen on.
+    pub listen: Vec<Multiaddr>,
+    /// Peers to dial at start and re-dial whenever the connection drops.
+    pub connect: Vec<Multiaddr>,
+    /// Whether mDNS discovery runs.
+    pub mdns: bool,
+    /// How many events the transcript keeps.
+    pub history: usize,
+    /// How long to wait for a first hello before joining alone.
+    pub join_grace: Duration,
+}
+
+/// Why the node stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// The behaviours could not be built.
+    #[error(transparent)]
+    Behaviour(#[from] BehaviourError),
+    /// The transport could not be built.
+    #[error("transport: {0}")]
+    Transport(String),
+    /// A listen address was refused.
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The address.
+        addr: Multiaddr,
+        /// Why.
+        reason: String,
+    },
+    /// The room's topic could not be subscribed.
+    #[error("cannot subscribe to {0}")]
+    Subscribe(String),
+    /// The ui stopped listening for events.
+    #[error("the output channel closed")]
+    OutputClosed,
+}
+
+/// A `--connect` address and the state of our link to it.
+#[derive(Debug)]
+struct Target {
+    addr: Multiaddr,
+    peer: Option<PeerId>,
+    dialing: Option<ConnectionId>,
+    connected: bool,
+    backoff: Duration,
+    retry_at: Option<Instant>,
+}
+
+/// What we know of a connected peer's room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HelloState {
+    /// No hello yet.
+    Pending,
+    /// Its hello named our room.
+    Room,
+    /// Another room, or no hello protocol: not a peer of this chat.
+    Other,
+}
+
+/// A connected peer.
+#[derive(Debug)]
+struct Link {
+    since: Instant,
+    hello: HelloState,
+}
+
+/// An event waiting for a subscribed peer.
+#[derive(Debug)]
+struct Queued {
+    bytes: Vec<u8>,
+    lamport: u64,
+    is_message: bool,
+}
+
+/// The event loop's state.
+pub struct EventLoop {
+    swarm: Swarm<ChatBehaviour>,
+    room: Room,
+    topic: gossipsub::IdentTopic,
+    commands: mpsc::Receiver<UserCommand>,
+    commands_open: bool,
+    events: mpsc::Sender<ChatEvent>,
+    me: PeerId,
+    user: Username,
+    mdns: bool,
+    listening: Vec<Multiaddr>,
+    ready_pending: bool,
+    started: bool,
+    targets: Vec<Target>,
+    outbox: VecDeque<Queued>,
+    outbox_retry_at: Option<Instant>,
+    links: HashMap<PeerId, Link>,
+    /// Whether the user was told that messages are queued (and so should hear when they go).
+    told_queued: bool,
+    /// Set once our leave is stamped: when we give up waiting, and who must still hang up.
+    leaving: Option<(Instant, HashSet<PeerId>)>,
+}
+
+fn build_swarm(config: &NodeConfig) -> Result<Swarm<ChatBehaviour>, NetError> {
+    let behaviour = ChatBehaviour::new(&config.keypair, config.mdns)?;
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| NetError::Transport(e.to_string()))?
+        .with_behaviour(|_| behaviour)
+        .map_err(|e| NetError::Transport(e.to_string()))?
+        // A chat may be silent for hours: never close a connection for being idle.
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::MAX))
+        .build();
+    Ok(swarm)
+}
+
+impl EventLoop {
+    /// Builds the swarm, starts listening and subscribes to the room's topic.
+    pub fn new(
+        config: NodeConfig,
+        commands: mpsc::Receiver<UserCommand>,
+        events: mpsc::Sender<ChatEvent>,
+    ) -> Result<Self, NetError> {
+        let mut swarm = build_swarm(&config)?;
+        let me = *swarm.local_peer_id();
+        for addr in &config.listen {
+            swarm
+                .listen_on(addr.clone())
+                .map_err(|e| NetError::Listen {
+                    addr: addr.clone(),
+                    reason: e.to_string(),
+                })?;
+        }
+        let room = Room::new(RoomConfig {
+            me,
+            user: config.user.clone(),
+            room: config.room.clone(),
+            history: config.history,
+            join_grace: config.join_grace,
+        });
+        let topic = gossipsub::IdentTopic::new(room.topic());
+        swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(&topic)
+            .map_err(|e| NetError::Subscribe(format!("{}: {e}", room.topic())))?;
+        let targets = config
+            .connect
+            .iter()
+            .map(|addr| Target {
+                peer: match addr.iter().last() {
+                    Some(Protocol::P2p(p)) => Some(p),
+                    _ => None,
+                },
+                addr: addr.clone(),
+                dialing: None,
+                connected: false,
+                backoff: REDIAL_MIN,
+                retry_at: Some(Instant::now()),
+            })
+            .collect();
+        Ok(Self {
+            swarm,
+            room,
+            topic,
+            commands,
+            commands_open: true,
+            events,
+            me,
+            user: config.user,
+            mdns: config.mdns,
+            listening: Vec::new(),
+            ready_pending: false,
+            started: false,
+            targets,
+            outbox: VecDeque::new(),
+            outbox_retry_at: None,
+            links: HashMap::new(),
+            told_queued: false,
+            leaving: None,
+        })
+    }
+
+    /// Runs until our leave has reached our peers (or [`LEAVE_LINGER`] ran out). A finished
+    /// `shutdown` future, or the command channel closing, means `/quit`.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), NetError> {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut shutdown_done = false;
+        loop {
+            self.drain_room().await?;
+            if self.leave_done() {
+                return Ok(());
+            }
+            let deadline = self.next_deadline();
+            let sleep = tokio::time::sleep_until(
+                deadline
+                    .map(tokio::time::Instant::from_std)
+                    .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600)),
+            );
+            tokio::select! {
+                biased;
+                _ = &mut shutdown, if !shutdown_done => {
+                    shutdown_done = true;
+                    info!("shutdown requested");
+                    self.quit();
+                }
+                cmd = self.commands.recv(), if self.commands_open && self.started => match cmd {
+                    Some(cmd) => self.room.handle_command(cmd),
+                    None => {
+                        self.commands_open = false;
+                        self.quit();
+                    }
+                },
+                event = self.swarm.select_next_some() => self.handle_swarm_event(event).await?,
+                _ = sleep => self.handle_timers(Instant::now()).await?,
+                // Lowest priority: runs only once the swarm has nothing more to say, so the
+                // ready event lists every listen address the first poll produced.
+                _ = std::future::ready(()), if self.ready_pending => self.announce_ready().await?,
+            }
+        }
+    }
+
+    /// Leaves, unless already gone (`/quit` followed by the end of input is one leave).
+    fn quit(&mut self) {
+        if !self.room.has_left() {
+            self.room.handle_command(UserCommand::Quit);
+        }
+    }
+
+    async fn emit(&self, event: ChatEvent) -> Result<(), NetError> {
+        self.events
+            .send(event)
+            .await
+            .map_err(|_| NetError::OutputClosed)
+    }
+
+    async fn announce_ready(&mut self) -> Result<(), NetError> {
+        self.ready_pending = false;
+        let listen = self
+            .listening
+            .iter()
+            .map(|a| a.clone().with(Protocol::P2p(self.me)).to_string())
+            .collect();
+        info!(peer = %self.me, "ready");
+        self.emit(ChatEvent::Ready {
+            peer: self.me.to_base58(),
+            user: self.user.as_str().to_owned(),
+            topic: self.room.topic().to_owned(),
+            listen,
+        })
+        .await?;
+        if !self.started {
+            self.started = true;
+            let expect_peers = self.mdns || !self.targets.is_empty();
+            self.room.start(Instant::now(), expect_peers);
+        }
+        Ok(())
+    }
+
+    /// Carries out everything the room asked for.
+    async fn drain_room(&mut self) -> Result<(), NetError> {
+        while let Some(out) = self.room.poll_output() {
+            match out {
+                Output::Show(ev) => self.emit(ev).await?,
+                Output::Publish(ev) => self.publish(&ev).await?,
+            }
+        }
+        if self.room.has_left() && self.leaving.is_none() {
+            // The leave goes to whoever is subscribed now, without waiting for newcomers.
+            self.flush_outbox(true).await?;
+            let waiting = if self.outbox.is_empty() {
+                self.subscribed_peers()
+            } else {
+                // Our leave never got out: nobody is in the room to tell.
+                let unsent = self.outbox.iter().filter(|q| q.is_message).count();
+                if unsent > 0 {
+                    self.emit(ChatEvent::Error(format!(
+                        "{unsent} queued message(s) were never sent: no one else joined the room"
+                    )))
+                    .await?;
+                }
+                HashSet::new()
+            };
+            debug!(waiting = waiting.len(), "leaving");
+            self.leaving = Some((Instant::now() + LEAVE_LINGER, waiting));
+        }
+        Ok(())
+    }
+
+    /// Whether we are leaving and either every peer that got our leave has hung up, or the linger
+    /// ran out.
+    fn leave_done(&self) -> bool {
+        match &self.leaving {
+            Some((deadline, waiting)) => {
+                Instant::now() >= *deadline || waiting.iter().all(|p| !self.swarm.is_connected(p))
+            }
+            None => false,
+        }
+    }
+
+    fn subscribed_peers(&self) -> HashSet<PeerId> {
+        let hash = self.topic.hash();
+        self.swarm
+            .behaviour()
+            .gossipsub
+            .all_peers()
+            .filter(|(_, topics)| topics.contains(&&hash))
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
+    async fn publish(&mut self, event: &Event) -> Result<(), NetError> {
+        let bytes = wire::encode_event(event);
+        let is_message = matches!(event.body, Body::Message(_));
+        if self.outbox.is_empty() && self.settled(Instant::now()) {
+            match self
+                .swarm
+                .behaviour_mut()
+                .gossipsub
+                .publish(self.topic.clone(), bytes.clone())
+            {
+                Ok(id) => {
+                    info!(lamport = event.lamport, seq = event.seq, %id, kind = ?event.body, "published");
+                    return Ok(());
+                }
+                Err(
+                    gossipsub::PublishError::NoPeersSubscribedToTopic
+                    | gossipsub::PublishError::AllQueuesFull(_),
+                ) => {}
+                Err(e) => {
+                    warn!(lamport = event.lamport, error = %e, "publish failed");
+                    return self
+                        .emit(ChatEvent::Error(format!(
+                            "could not send the event stamped {}: {e}",
+                            event.lamport
+                        )))
+                        .await;
+                }
+            }
+        }
+        if self.outbox.len() >= OUTBOX_CAP {
+            return self
+                .emit(ChatEvent::Error(format!(
+                    "not sent: {OUTBOX_CAP} messages are already waiting for someone to join"
+                )))
+                .await;
+        }
+        info!(
+            lamport = event.lamport,
+            queued = self.outbox.len() + 1,
+            "queued: no peer in the room"
+        );
+        self.outbox.push_back(Queued {
+            bytes,
+            lamport: event.lamport,
+            is_message,
+        });
+        self.outbox_retry_at = Some(Instant::now() + OUTBOX_RETRY);
+        if is_message && self.subscribed_peers().is_empty() {
+            self.told_queued = true;
+            let n = self.outbox.iter().filter(|q| q.is_message).count();
+            self.emit(ChatEvent::Notice(format!(
+                "no one else is in the room yet: message [{}] queued ({n} waiting), it goes out when someone joins",
+                event.lamport
+            )))
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Whether every connected peer of our room has said hello and subscribed (or had
+    /// [`SETTLE_TIMEOUT`] to do so), so that a publish now reaches all of them.
+    fn settled(&self, now: Instant) -> bool {
+        self.unsettled_until(now).is_none()
+    }
+
+    /// When the last unsettled peer stops counting, if any is unsettled now.
+    fn unsettled_until(&self, now: Instant) -> Option<Instant> {
+        let hash = self.topic.hash();
+        let gossip = &self.swarm.behaviour().gossipsub;
+        self.links
+            .iter()
+            .filter(|(peer, link)| match link.hello {
+                HelloState::Other => false,
+                HelloState::Pending => true,
+                HelloState::Room => !gossip
+                    .all_peers()
+                    .any(|(p, topics)| p == *peer && topics.contains(&&hash)),
+            })
+            .map(|(_, link)| link.since + SETTLE_TIMEOUT)
+            .filter(|t| *t > now)
+            .max()
+    }
+
+    /// Sends what waits in the outbox, in order, as far as gossipsub takes it; unless `force`,
+    /// only once every connected peer has settled.
+    async fn flush_outbox(&mut self, force: bool) -> Result<(), NetError> {
+        if self.outbox.is_empty() || (!force && !self.settled(Instant::now())) {
+            return Ok(());
+        }
+        let mut sent_messages = 0;
+        while let Some(front) = self.outbox.front() {
+            match self
+                .swarm
+                .behaviour_mut()
+                .gossipsub
+                .publish(self.topic.clone(), front.bytes.clone())
+            {
+                Ok(id) => {
+                    info!(lamport = front.lamport, %id, "published queued event");
+                    sent_messages += usize::from(front.is_message);
+                    self.outbox.pop_front();
+                }
+                Err(
+                    gossipsub::PublishError::NoPeersSubscribedToTopic
+                    | gossipsub::PublishError::AllQueuesFull(_),
+                ) => break,
+                Err(e) => {
+                    warn!(lamport = front.lamport, error = %e, "publish of a queued event failed");
+                    let lamport = front.lamport;
+                    self.outbox.pop_front();
+                    self.emit(ChatEvent::Error(format!(
+                        "could not send the event stamped {lamport}: {e}"
+                    )))
+                    .await?;
+                }
+            }
+        }
+        self.outbox_retry_at = (!self.outbox.is_empty()).then(|| Instant::now() + OUTBOX_RETRY);
+        if sent_messages > 0 && self.told_queued {
+            self.told_queued = false;
+            self.emit(ChatEvent::Notice(format!(
+                "{sent_messages} queued message(s) sent"
+            )))
+            .await?;
+        }
+        Ok(())
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        // A leaving node dials nobody, so redials must not wake it.
+        let redial = self
+            .targets
+            .iter()
+            .filter(|_| self.leaving.is_none())
+            .filter_map(|t| t.retry_at);
+        let settle = if self.outbox.is_empty() {
+            None
+        } else {
+            self.unsettled_until(Instant::now())
+        };
+        [
+            self.room.poll_timeout(),
+            self.outbox_retry_at,
+            self.leaving.as_ref().map(|l| l.0),
+            settle,
+        ]
+        .into_iter()
+        .flatten()
+        .chain(redial)
+        .min()
+    }
+
+    async fn handle_timers(&mut self, now: Instant) -> Result<(), NetError> {
+        if self.started {
+            self.room.handle_timeout(now);
+        }
+        if !self.outbox.is_empty() {
+            self.flush_outbox(false).await?;
+        }
+        if self.leaving.is_some() {
+            return Ok(());
+        }
+        for i in 0..self.targets.len() {
+            if self.targets[i].retry_at.is_some_and(|t| t <= now) {
+                self.targets[i].retry_at = None;
+                self.dial_target(i, now);
+            }
+        }
+        Ok(())
+    }
+
+    /// Dials `--connect` address number `i`.
+    fn dial_target(&mut self, i: usize, now: Instant) {
+        let t = &mut self.targets[i];
+        let opts = match t.peer {
+            Some(peer) => DialOpts::peer_id(peer)
+                .addresses(vec![t.addr.clone()])
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build(),
+            None => DialOpts::unknown_peer_id().address(t.addr.clone()).build(),
+        };
+        let id = opts.connection_id();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                debug!(addr = %t.addr, "dialling");
+                t.dialing = Some(id);
+            }
+            Err(DialError::DialPeerConditionFalse(_)) => {
+                // Already connected or being dialled: the connection events will tell.
+                t.connected = t.peer.is_some_and(|p| self.swarm.is_connected(&p));
+                if !t.connected {
+                    t.retry_at = Some(now + t.backoff);
+                }
+            }
+            Err(e) => {
+                warn!(addr = %t.addr, error = %e, "cannot dial");
+                t.retry_at = Some(now + t.backoff);
+                t.backoff = (t.backoff * 2).min(REDIAL_MAX);
+            }
+        }
+    }
+
+    async fn handle_swarm_event(
+        &mut self,
+        event: SwarmEvent<ChatBehaviourEvent>,
+    ) -> Result<(), NetError> {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                info!(%address, "listening");
+                self.listening.push(address);
+                if !self.started {
+                    self.ready_pending = true;
+                }
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.listening.retain(|a| a != &address);
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                info!(peer = %peer_id, addr = %endpoint.get_remote_address(), num_established, "connection established");
+                for t in &mut self.targets {
+                    if t.dialing == Some(connection_id) || t.peer == Some(peer_id) {
+                        t.peer = Some(peer_id);
+                        t.dialing = None;
+                        t.connected = true;
+                        t.retry_at = None;
+                        t.backoff = REDIAL_MIN;
+                    }
+                }
+                if num_established.get() == 1 {
+                    self.links.insert(
+                        peer_id,
+                        Link {
+                            since: Instant::now(),
+                            hello: HelloState::Pending,
+                        },
+                    );
+                }
+                if num_established.get() == 1 && self.leaving.is_none() {
+                    let hello = self.room.hello();
+                    self.swarm
+                        .behaviour_mut()
+                        .hello
+                        .send_request(&peer_id, hello);
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                cause,
+                ..
+            } => {
+                info!(peer = %peer_id, num_established, cause = ?cause, "connection closed");
+                if num_established == 0 {
+                    self.links.remove(&peer_id);
+                    self.flush_outbox(false).await?;
+                    let now = Instant::now();
+                    for t in &mut self.targets {
+                        if t.peer == Some(peer_id) && t.connected {
+                            t.connected = false;
+                            t.retry_at = Some(now + t.backoff);
+                        }
+                    }
+                }
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                peer_id,
+                error,
+            } => {
+                debug!(peer = ?peer_id, error = %error, "dial failed");
+                let now = Instant::now();
+                for t in &mut self.targets {
+                    if t.dialing == Some(connection_id) {
+                        t.dialing = None;
+                        t.retry_at = Some(now + t.backoff);
+                        t.backoff = (t.backoff * 2).min(REDIAL_MAX);
+                    }
+                }
+            }
+            SwarmEvent::Behaviour(ChatBehaviourEvent::Gossipsub(ev)) => {
+                self.handle_gossip(ev).await?
+            }
+            SwarmEvent::Behaviour(ChatBehaviourEvent::Mdns(ev)) => self.handle_mdns(ev),
+            SwarmEvent::Behaviour(ChatBehaviourEvent::Hello(ev)) => {
+                self.handle_hello(ev);
+                self.flush_outbox(false).await?;
+            }
+            SwarmEvent::Behaviour(ChatBehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                debug!(peer = %peer_id, agent = %info.agent_version, "identified");
+                for addr in info.listen_addrs {
+                    self.swarm.add_peer_address(peer_id, addr);
+                }
+            }
+            other => debug!(event = ?other, "swarm event"),
+        }
+        Ok(())
+    }
+
+    async fn handle_gossip(&mut self, event: gossipsub::Event) -> Result<(), NetError> {
+        match event {
+            gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            } => {
+                let verdict = match message.source {
+                    None => Err("unsigned message".to_owned()),
+                    Some(source) => wire::decode_event(&message.data)
+                        .map_err(|e| e.to_string())
+                        .and_then(|event| {
+                            let leave = matches!(event.body, Body::Leave(_));
+                            let lamport = event.lamport;
+                            self.room
+                                .handle_remote(source, event)
+                                .map(|new| (source, leave, lamport, new))
+                                .map_err(|e| e.to_string())
+                        }),
+                };
+                match verdict {
+                    Ok((source, leave, lamport, new)) => {
+                        info!(author = %source, via = %propagation_source, lamport, new, "received");
+                        self.swarm
+                            .behaviour_mut()
+                            .gossipsub
+                            .report_message_validation_result(
+                                &message_id,
+                                &propagation_source,
+                                gossipsub::MessageAcceptance::Accept,
+                            );
+                        if leave && new {
+                            // Hanging up tells the leaver its leave arrived (docs/PROTOCOL.md,
+                            // "Leaving"), so it can exit without waiting.
+                            let _ = self.swarm.disconnect_peer_id(source);
+                        }
+                    }
+                    Err(reason) => {
+                        warn!(source = ?message.source, via = %propagation_source, %reason, "rejected message");
+                        self.swarm
+                            .behaviour_mut()
+                            .gossipsub
+                            .report_message_validation_result(
+                                &message_id,
+                                &propagation_source,
+                                gossipsub::MessageAcceptance::Reject,
+                            );
+                    }
+                }
+            }
+            gossipsub::Event::Subscribed { peer_id, topic } => {
+                debug!(peer = %peer_id, %topic, "subscribed");
+                if topic == self.topic.hash() {
+                    self.flush_outbox(false).await?;
+                }
+            }
+            other => debug!(event = ?other, "gossipsub event"),
+        }
+        Ok(())
+    }
+
+    fn handle_mdns(&mut self, event: mdns::Event) {
+        match event {
+            mdns::Event::Discovered(found) => {
+                if self.leaving.is_some() {
+                    return;
+                }
+                let mut peers: Vec<(PeerId, Vec<Multiaddr>)> = Vec::new();
+                for (peer, addr) in found {
+                    self.swarm.add_peer_address(peer, addr.clone());
+                    match peers.iter_mut().find(|(p, _)| *p == peer) {
+                        Some((_, addrs)) => addrs.push(addr),
+                        None => peers.push((peer, vec![addr])),
+                    }
+                }
+                for (peer, addrs) in peers {
+                    if self.swarm.is_connected(&peer) {
+                        continue;
+                    }
+                    debug!(%peer, ?addrs, "discovered by mDNS; dialling");
+                    let opts = DialOpts::peer_id(peer)
+                        .addresses(addrs)
+                        .condition(PeerCondition::DisconnectedAndNotDialing)
+                        .build();
+                    if let Err(e) = self.swarm.dial(opts) {
+                        debug!(%peer, error = %e, "not dialling");
+                    }
+                }
+            }
+            // Expiry only means no record was refreshed: it is not a sign that the peer is gone.
+            mdns::Event::Expired(gone) => debug!(count = gone.len(), "mDNS records expired"),
+        }
+    }
+
+    fn merge_hello(&mut self, peer: PeerId, hello: Hello) {
+        let state = match self.room.handle_hello(peer, hello) {
+            Ok(()) => HelloState::Room,
+            Err(e) => {
+                debug!(%peer, reason = %e, "hello not merged");
+                HelloState::Other
+            }
+        };
+        if let Some(link) = self.links.get_mut(&peer) {
+            link.hello = state;
+        }
+    }
+
+    fn handle_hello(&mut self, event: request_response::Event<Hello, Hello>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    self.merge_hello(peer, request);
+                    let answer = self.room.hello();
+                    if self
+                        .swarm
+                        .behaviour_mut()
+                        .hello
+                        .send_response(channel, answer)
+                        .is_err()
+                    {
+                        debug!(%peer, "hello answer not sent: stream closed");
+                    }
+                }
+                request_response::Message::Response { response, .. } => {
+                    self.merge_hello(peer, response);
+                }
+            },
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "hello failed (is it a chitty-node?)");
+                if let Some(link) = self.links.get_mut(&peer)
+                    && link.hello == HelloState::Pending
+                {
+                    link.hello = HelloState::Other;
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "inbound hello failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! Keyboard and pipe input: lines become typed commands ([`parse_line`]), read on a thread of
+//! their own and handed to the async world over a bounded channel.
+//!
+//! With a terminal on stdin (and human output) a line editor owns the terminal: cursor keys,
+//! history, and incoming chat printed above the line being typed. Otherwise plain lines are read,
+//! with no prompt and no escape codes.
+
+use std::io::{BufRead, Read};
+
+use rustyline::error::ReadlineError;
+use rustyline::{DefaultEditor, ExternalPrinter};
+use tokio::sync::mpsc;
+
+use crate::core::event::{NameError, Text};
+use crate::core::room::UserCommand;
+
+/// Longest line read from a pipe; longer lines are refused, not cut.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// What one input line means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    /// Something for the room.
+    Command(UserCommand),
+    /// `/help`.
+    Help,
+    /// A blank line: ignored.
+    Empty,
+    /// Refused, with the reason to show; nothing is sent.
+    Invalid(String),
+}
+
+/// The commands, for `/help`.
+pub const HELP: &[(&str, &str)] = &[
+    ("/who", "list the participants with their short peer ids"),
+    ("/history", "print the transcript in total (Lamport) order"),
+    ("/help", "show this help"),
+    ("/quit", "leave the room and exit (also Ctrl-D, Ctrl-C)"),
+    ("//text", "send a message that starts with '/'"),
+];
+
+/// Parses one line (without its line ending).
+pub fn parse_line(line: &str) -> Parsed {
+    if line.trim().is_empty() {
+        return Parsed::Empty;
+    }
+    let text = match line.strip_prefix('/') {
+        Some(rest) if rest.starts_with('/') => rest,
+        Some(rest) => {
+            let mut words = rest.split_whitespace();
+            let name = words.next().unwrap_or_default();
+            let cmd = match name {
+                "quit" => Parsed::Command(UserCommand::Quit),
+                "who" => Parsed::Command(UserCommand::Who),
+                "history" => Parsed::Command(UserCommand::History),
+                "help" => Parsed::Help,
+                _ => {
+                    return Parsed::Invalid(format!(
+                        "unknown command /{name}; /help lists the commands (start a message with // to send a leading /)"
+                    ));
+                }
+            };
+            if words.next().is_some() {
+                return Parsed::Invalid(format!("/{name} takes no arguments"));
+            }
+            return cmd;
+        }
+        None => line,
+    };
+    match Text::new(text) {
+        Ok(t) => Parsed::Command(UserCommand::Say(t)),
+        Err(e @ NameError::TooLong { .. }) | Err(e @ NameError::Control { .. }) => {
+            Parsed::Invalid(format!("{e}; not sent"))
+        }
+        Err(e) => Parsed::Invalid(format!("{e}")),
+    }
+}
+
+/// One thing read from the user.
+#[derive(Debug)]
+pub enum Input {
+    /// A parsed line.
+    Line(Parsed),
+    /// End of input, or Ctrl-C / Ctrl-D at the prompt: leave.
+    End,
+}
+
+/// Where rendered lines go: stdout, or above the line editor's prompt.
+pub enum Sink {
+    /// Plain stdout.
+    Stdout,
+    /// The line editor's printer, which redraws the prompt below each line.
+    Editor(Box<dyn ExternalPrinter + Send>),
+}
+
+/// Starts reading input on its own thread; lines arrive on `tx`. Returns where output must be
+/// written so that it does not garble the line being typed.
+pub fn spawn(tx: mpsc::Sender<Input>, line_editor: bool) -> Sink {
+    if line_editor {
+        match DefaultEditor::new() {
+            Ok(mut editor) => match editor.create_external_printer() {
+                Ok(printer) => {
+                    std::thread::spawn(move || read_editor(editor, tx));
+                    return Sink::Editor(Box::new(printer));
+                }
+                Err(e) => tracing::warn!(error = %e, "no line editor printer; reading plain lines"),
+            },
+            Err(e) => tracing::warn!(error = %e, "no line editor; reading plain lines"),
+        }
+    }
+    std::thread::spawn(move || read_plain(std::io::stdin().lock(), tx));
+    Sink::Stdout
+}
+
+/// Sends `input`; false when the ui is gone or the user quit, so reading should stop.
+fn forward(tx: &mpsc::Sender<Input>, input: Input) -> bool {
+    let stop = matches!(
+        input,
+        Input::End | Input::Line(Parsed::Command(UserCommand::Quit))
+    );
+    tx.blocking_send(input).is_ok() && !stop
+}
+
+fn read_editor(mut editor: DefaultEditor, tx: mpsc::Sender<Input>) {
+    loop {
+        let input = match editor.readline("> ") {
+            Ok(line) => {
+                if !line.trim().is_empty() {
+                    let _ = editor.add_history_entry(line.as_str());
+                }
+                Input::Line(parse_line(&line))
+            }
+            Err(ReadlineError::Interrupted | ReadlineError::Eof) => Input::End,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the terminal failed");
+                Input::End
+            }
+        };
+        if !forward(&tx, input) {
+            return;
+        }
+    }
+}
+
+/// Reads lines from a pipe or file. Invalid UTF-8 and over-long lines are refused one by one.
+pub fn read_plain(mut reader: impl BufRead, tx: mpsc::Sender<Input>) {
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let read = (&mut reader)
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut buf);
+        let parsed = match read {
+            Ok(0) => {
+                let _ = forward(&tx, Input::End);
+                return;
+            }
+            Ok(_) if buf.len() > MAX_LINE_BYTES && buf.last() != Some(&b'\n') => {
+                // Skip the rest of the over-long line.
+                let mut rest = Vec::new();
+                let _ = reader.read_until(b'\n', &mut rest);
+                Parsed::Invalid(format!("line longer than {MAX_LINE_BYTES} bytes; not sent"))
+            }
+            Ok(_) => {
+                while matches!(buf.last(), Some(b'\n' | b'\r')) {
+                    buf.pop();
+                }
+                match std::str::from_utf8(&buf) {
+                    Ok(line) => parse_line(line),
+                    Err(_) => Parsed::Invalid("line is not valid UTF-8; not sent".to_owned()),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading stdin failed");
+                let _ = forward(&tx, Input::End);
+                return;
+            }
+        };
+        if !forward(&tx, Input::Line(parsed)) {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn say(s: &str) -> Parsed {
+        Parsed::Command(UserCommand::Say(Text::new(s).unwrap()))
+    }
+
+    #[test]
+    fn commands_and_messages() {
+        assert_eq!(parse_line("/quit"), Parsed::Command(UserCommand::Quit));
+        assert_eq!(parse_line("/who "), Parsed::Command(UserCommand::Who));
+        assert_eq!(
+            parse_line("/history"),
+            Parsed::Command(UserCommand::History)
+        );
+        assert_eq!(parse_line("/help"), Parsed::Help);
+        assert_eq!(parse_line("hello"), say("hello"));
+        assert_eq!(parse_line("//etc/passwd"), say("/etc/passwd"));
+        assert_eq!(parse_line("   "), Parsed::Empty);
+        assert_eq!(parse_line(""), Parsed::Empty);
+    }
+
+    #[test]
+    fn bad_lines_are_refused_with_a_reason() {
+        let Parsed::Invalid(m) = parse_line("/dance") else {
+            panic!()
+        };
+        assert!(m.contains("unknown command /dance"), "{m}");
+        let Parsed::Invalid(m) = parse_line("/who all") else {
+            panic!()
+        };
+        assert!(m.contains("takes no arguments"), "{m}");
+        let Parsed::Invalid(m) = parse_line(&"x".repeat(129)) else {
+            panic!()
+        };
+        assert!(m.contains("129 characters; the limit is 128"), "{m}");
+        assert_eq!(parse_line(&"é".repeat(128)), say(&"é".repeat(128)));
+        let Parsed::Invalid(m) = parse_line("\u{1b}[31mred") else {
+            panic!()
+        };
+        assert!(m.contains("control character"), "{m}");
+    }
+
+    #[test]
+    fn plain_reader_refuses_bad_utf8_and_long_lines_and_keeps_going() {
+        let mut data = b"one\r\n\xff\xfe\n".to_vec();
+        data.extend(vec![b'a'; MAX_LINE_BYTES + 10]);
+        data.extend(b"\ntwo");
+        let (tx, mut rx) = mpsc::channel(16);
+        read_plain(std::io::Cursor::new(data), tx);
+        let mut got = vec![];
+        while let Ok(i) = rx.try_recv() {
+            got.push(format!("{i:?}"));
+        }
+        assert_eq!(got.len(), 5, "{got:?}");
+        assert!(got[0].contains("\"one\""));
+        assert!(got[1].contains("UTF-8"));
+        assert!(got[2].contains("longer than"));
+        assert!(got[3].contains("\"two\""));
+        assert_eq!(got[4], "End");
+    }
+}

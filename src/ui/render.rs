@@ -1,0 +1,245 @@
+//! Renderers: the same [`ChatEvent`] stream as human lines or as NDJSON (README.md, "Output").
+
+use chrono::{DateTime, Local};
+use serde_json::{Value, json};
+
+use crate::core::event::{ChatEvent, EventKind, EventView};
+
+use super::input::HELP;
+
+/// How output looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Lines for people, prefixed with the local date and time as Go's log package prints it.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The last characters of a base58 peer id: enough to tell peers apart at a glance (every
+/// ed25519 peer id starts with the same `12D3KooW`).
+pub fn short_id(peer: &str) -> &str {
+    let start = peer.len().saturating_sub(6);
+    peer.get(start..).unwrap_or(peer)
+}
+
+fn human_event(v: &EventView) -> String {
+    match v.kind {
+        EventKind::Join => format!(
+            "[{l}] System: Participant {u} joined Chitty-Chat at Lamport time {l}",
+            l = v.lamport,
+            u = v.user
+        ),
+        EventKind::Leave => format!(
+            "[{l}] System: Participant {u} left Chitty-Chat at Lamport time {l}",
+            l = v.lamport,
+            u = v.user
+        ),
+        EventKind::Message => format!(
+            "[{}] {}: {}",
+            v.lamport,
+            v.user,
+            v.text.as_deref().unwrap_or_default()
+        ),
+    }
+}
+
+fn json_event(v: &EventView, ty: &str) -> Value {
+    let mut o = json!({
+        "type": ty,
+        "lamport": v.lamport,
+        "user": v.user,
+        "peer": v.peer,
+    });
+    if ty == "history" {
+        o["event"] = json!(v.kind.as_str());
+    }
+    if let Some(t) = &v.text {
+        o["text"] = json!(t);
+    }
+    if let Some(r) = v.reason {
+        o["reason"] = json!(r.as_str());
+    }
+    o
+}
+
+/// Renders `event` as output lines (without line endings), stamped with `now` in human mode.
+pub fn render(event: &ChatEvent, format: Format, now: DateTime<Local>) -> Vec<String> {
+    match format {
+        Format::Json => render_json(event).iter().map(Value::to_string).collect(),
+        Format::Human => {
+            let stamp = now.format("%Y/%m/%d %H:%M:%S");
+            render_human(event)
+                .into_iter()
+                .map(|l| format!("{stamp} {l}"))
+                .collect()
+        }
+    }
+}
+
+fn render_human(event: &ChatEvent) -> Vec<String> {
+    match event {
+        ChatEvent::Ready {
+            peer,
+            user,
+            topic,
+            listen,
+        } => {
+            let mut lines = vec![format!(
+                "System: {user} is peer {peer} in room {topic}; others can --connect to:"
+            )];
+            lines.extend(listen.iter().map(|a| format!("System:   {a}")));
+            lines
+        }
+        ChatEvent::Chat(v) => vec![human_event(v)],
+        ChatEvent::Who(list) => {
+            let names: Vec<String> = list
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}#{}{}",
+                        p.user,
+                        short_id(&p.peer),
+                        if p.me { " (you)" } else { "" }
+                    )
+                })
+                .collect();
+            vec![format!(
+                "System: {} in the room: {}",
+                list.len(),
+                names.join(", ")
+            )]
+        }
+        ChatEvent::History(events) => {
+            let mut lines = vec![format!(
+                "System: history, {} event(s) in Lamport order:",
+                events.len()
+            )];
+            lines.extend(events.iter().map(|v| format!("  {}", human_event(v))));
+            lines
+        }
+        ChatEvent::Notice(t) => vec![format!("System: {t}")],
+        ChatEvent::Error(t) => vec![format!("Error: {t}")],
+    }
+}
+
+fn render_json(event: &ChatEvent) -> Vec<Value> {
+    match event {
+        ChatEvent::Ready {
+            peer,
+            user,
+            topic,
+            listen,
+        } => vec![
+            json!({"type": "ready", "peer": peer, "user": user, "topic": topic, "listen": listen}),
+        ],
+        ChatEvent::Chat(v) => vec![json_event(v, v.kind.as_str())],
+        ChatEvent::Who(list) => vec![json!({
+            "type": "who",
+            "participants": list
+                .iter()
+                .map(|p| json!({"user": p.user, "peer": p.peer, "me": p.me}))
+                .collect::<Vec<_>>(),
+        })],
+        ChatEvent::History(events) => {
+            let mut out: Vec<Value> = events.iter().map(|v| json_event(v, "history")).collect();
+            out.push(json!({"type": "history_end", "count": events.len()}));
+            out
+        }
+        ChatEvent::Notice(t) => vec![json!({"type": "notice", "text": t})],
+        ChatEvent::Error(t) => vec![json!({"type": "error", "message": t})],
+    }
+}
+
+/// The `/help` text.
+pub fn help(format: Format, now: DateTime<Local>) -> Vec<String> {
+    match format {
+        Format::Json => vec![
+            json!({
+                "type": "help",
+                "commands": HELP.iter().map(|(c, d)| json!({"command": c, "description": d})).collect::<Vec<_>>(),
+            })
+            .to_string(),
+        ],
+        Format::Human => {
+            let mut lines = vec!["System: type a line to send it; commands:".to_owned()];
+            lines.extend(HELP.iter().map(|(c, d)| format!("System:   {c:<9} {d}")));
+            let stamp = now.format("%Y/%m/%d %H:%M:%S");
+            lines.into_iter().map(|l| format!("{stamp} {l}")).collect()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::event::LeaveReason;
+    use chrono::TimeZone;
+
+    fn at() -> DateTime<Local> {
+        Local.with_ymd_and_hms(2026, 11, 25, 14, 29, 31).unwrap()
+    }
+
+    fn view(kind: EventKind, lamport: u64) -> EventView {
+        EventView {
+            kind,
+            lamport,
+            user: "client1".into(),
+            peer: "12D3KooWabcdef".into(),
+            text: (kind == EventKind::Message).then(|| "hello".into()),
+            reason: (kind == EventKind::Leave).then_some(LeaveReason::Quit),
+        }
+    }
+
+    #[test]
+    fn human_lines_match_the_assignment() {
+        let r = |k, l| render(&ChatEvent::Chat(view(k, l)), Format::Human, at());
+        assert_eq!(
+            r(EventKind::Join, 2),
+            vec![
+                "2026/11/25 14:29:31 [2] System: Participant client1 joined Chitty-Chat at Lamport time 2"
+            ]
+        );
+        assert_eq!(
+            r(EventKind::Message, 5),
+            vec!["2026/11/25 14:29:31 [5] client1: hello"]
+        );
+        assert_eq!(
+            r(EventKind::Leave, 6),
+            vec![
+                "2026/11/25 14:29:31 [6] System: Participant client1 left Chitty-Chat at Lamport time 6"
+            ]
+        );
+    }
+
+    #[test]
+    fn json_lines_carry_every_field() {
+        let line = &render(
+            &ChatEvent::Chat(view(EventKind::Leave, 6)),
+            Format::Json,
+            at(),
+        )[0];
+        let v: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            v,
+            json!({"type":"leave","lamport":6,"user":"client1","peer":"12D3KooWabcdef","reason":"quit"})
+        );
+        let hist = render(
+            &ChatEvent::History(vec![view(EventKind::Message, 5)]),
+            Format::Json,
+            at(),
+        );
+        assert_eq!(hist.len(), 2);
+        let h: Value = serde_json::from_str(&hist[0]).unwrap();
+        assert_eq!(h["type"], "history");
+        assert_eq!(h["event"], "message");
+        assert_eq!(h["text"], "hello");
+        assert_eq!(hist[1], r#"{"type":"history_end","count":1}"#);
+    }
+
+    #[test]
+    fn short_ids_are_the_tail() {
+        assert_eq!(short_id("12D3KooWabcdef"), "abcdef");
+        assert_eq!(short_id("abc"), "abc");
+    }
+}

@@ -1,0 +1,268 @@
+//! End-to-end tests: real `chitty-node` processes on 127.0.0.1, joined with `--connect`, driven
+//! through `--json` on stdin and stdout.
+
+mod common;
+
+use common::{Node, without_peer_id};
+use serde_json::Value;
+
+const LOCAL: &[&str] = &["--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"];
+
+fn args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    LOCAL.iter().copied().chain(extra.iter().copied()).collect()
+}
+
+/// Starts the first node and returns it with its loopback address.
+fn first(name: &str, extra: &[&str]) -> (Node, String) {
+    let mut a = Node::spawn(name, &args(extra));
+    let addr = a.loopback_addr();
+    (a, addr)
+}
+
+fn messages_from<'a>(seen: &'a [Value], user: &str, text: &str) -> Vec<&'a Value> {
+    seen.iter()
+        .filter(|v| v["type"] == "message" && v["user"] == user && v["text"] == text)
+        .collect()
+}
+
+/// The assignment's scenario: three participants, each in its own process; joins, messages and
+/// leaves reach everyone with the same Lamport stamps, and causality holds.
+#[test]
+fn three_nodes_share_joins_messages_and_leaves_with_identical_stamps() {
+    let (mut a, addr) = first("alice", &[]);
+    let a_join = a.wait_join("alice");
+
+    let mut b = Node::spawn("bob", &args(&["--connect", &addr]));
+    let b_join = b.wait_join("bob");
+    assert!(
+        b_join > a_join,
+        "bob's join {b_join} must sort after alice's {a_join}"
+    );
+    assert_eq!(a.wait_join("bob"), b_join);
+
+    // An address without /p2p/ID works too.
+    let mut c = Node::spawn("carol", &args(&["--connect", &without_peer_id(&addr)]));
+    let c_join = c.wait_join("carol");
+    assert!(
+        c_join > b_join,
+        "carol merged alice's clock, which had seen bob's join"
+    );
+    assert_eq!(a.wait_join("carol"), c_join);
+    assert_eq!(b.wait_join("carol"), c_join);
+
+    a.send("hello from alice");
+    let t = a.wait_message("alice", "hello from alice");
+    assert_eq!(b.wait_message("alice", "hello from alice"), t);
+    assert_eq!(c.wait_message("alice", "hello from alice"), t);
+
+    // Causality: bob displayed alice's message before replying.
+    b.send("hi alice");
+    let r = b.wait_message("bob", "hi alice");
+    assert!(r > t, "reply {r} must follow {t}");
+    assert_eq!(a.wait_message("bob", "hi alice"), r);
+    assert_eq!(c.wait_message("bob", "hi alice"), r);
+
+    // Identical lines are distinct messages.
+    for _ in 0..3 {
+        c.send("ok");
+    }
+    for n in [&mut a, &mut b, &mut c] {
+        let oks = n.wait_count("three ok from carol", 3, |v| {
+            v["type"] == "message" && v["user"] == "carol" && v["text"] == "ok"
+        });
+        let mut stamps: Vec<u64> = oks.iter().filter_map(|v| v["lamport"].as_u64()).collect();
+        stamps.dedup();
+        assert_eq!(stamps.len(), 3, "{}: {oks:?}", n.name);
+    }
+
+    a.send("/who");
+    let who = a.wait_for("who", |v| v["type"] == "who");
+    let mut names: Vec<&str> = who["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["user"].as_str())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["alice", "bob", "carol"]);
+
+    // /quit: the others see bob leave, with one stamp, and bob exits cleanly.
+    b.send("/quit");
+    let leave = a.wait_leave("bob");
+    assert_eq!(leave["reason"], "quit");
+    assert_eq!(c.wait_leave("bob")["lamport"], leave["lamport"]);
+    assert!(b.wait_exit().success());
+    assert_eq!(b.wait_leave("bob")["lamport"], leave["lamport"]);
+
+    // End of input is a leave too.
+    c.close_stdin();
+    let c_leave = a.wait_leave("carol");
+    assert_eq!(c_leave["reason"], "quit");
+    assert!(c.wait_exit().success());
+
+    // Alice's transcript holds everything, in total order.
+    a.send("/history");
+    let end = a.wait_for("history_end", |v| v["type"] == "history_end");
+    let hist: Vec<&Value> = a.seen().iter().filter(|v| v["type"] == "history").collect();
+    assert_eq!(end["count"].as_u64(), Some(hist.len() as u64));
+    assert_eq!(
+        hist.len(),
+        3 + 2 + 3 + 2,
+        "joins, messages, oks, leaves: {hist:?}"
+    );
+    let stamps: Vec<u64> = hist.iter().filter_map(|v| v["lamport"].as_u64()).collect();
+    assert!(stamps.windows(2).all(|w| w[0] <= w[1]), "{stamps:?}");
+    // The same stamps everywhere: what alice shows matches what the authors showed.
+    assert!(
+        hist.iter()
+            .any(|v| v["event"] == "message" && v["lamport"] == r)
+    );
+}
+
+/// No typed line is lost: a line typed while alone waits, is reported queued, and reaches the
+/// first peer that comes.
+#[test]
+fn a_line_typed_while_alone_reaches_the_first_peer() {
+    let (mut a, addr) = first("alice", &[]);
+    a.wait_join("alice");
+    a.send("anyone here?");
+    let t = a.wait_message("alice", "anyone here?");
+    let notice = a.wait_for("queued notice", |v| v["type"] == "notice");
+    assert!(
+        notice["text"].as_str().unwrap().contains("queued"),
+        "{notice}"
+    );
+
+    let mut b = Node::spawn("bob", &args(&["--connect", &addr]));
+    assert_eq!(b.wait_message("alice", "anyone here?"), t);
+    let join = b.wait_join("bob");
+    assert!(
+        join > t,
+        "bob's join {join} sorts after what the room said ({t})"
+    );
+    a.wait_for("sent notice", |v| {
+        v["type"] == "notice" && v["text"].as_str().is_some_and(|t| t.contains("sent"))
+    });
+}
+
+/// Bad input gets an error line, sends nothing, and the node keeps working.
+#[test]
+fn bad_input_is_refused_and_the_node_keeps_chatting() {
+    let (mut a, addr) = first("alice", &[]);
+    let mut b = Node::spawn("bob", &args(&["--connect", &addr]));
+    b.wait_join("bob");
+    a.wait_join("bob");
+
+    let long = "x".repeat(129);
+    a.send(&long);
+    let e = a.wait_for("length error", |v| v["type"] == "error");
+    assert!(
+        e["message"].as_str().unwrap().contains("the limit is 128"),
+        "{e}"
+    );
+    a.send("/dance");
+    a.wait_for("unknown command error", |v| {
+        v["type"] == "error"
+            && v["message"]
+                .as_str()
+                .unwrap()
+                .contains("unknown command /dance")
+    });
+    a.send_bytes(b"bad \xff utf8\n");
+    a.wait_for("utf-8 error", |v| {
+        v["type"] == "error" && v["message"].as_str().unwrap().contains("UTF-8")
+    });
+    a.send("\u{1b}[2Jclear screen");
+    a.wait_for("control character error", |v| {
+        v["type"] == "error" && v["message"].as_str().unwrap().contains("control character")
+    });
+    a.send("");
+    a.send("/help");
+    a.wait_for("help", |v| v["type"] == "help");
+    let max = "é".repeat(128);
+    a.send(&max);
+    a.send("still here");
+    b.wait_message("alice", &max);
+    b.wait_message("alice", "still here");
+    let from_alice: Vec<&Value> = b
+        .seen()
+        .iter()
+        .filter(|v| v["type"] == "message" && v["user"] == "alice")
+        .collect();
+    assert_eq!(
+        from_alice.len(),
+        2,
+        "only the valid lines arrive: {from_alice:?}"
+    );
+    assert!(messages_from(b.seen(), "alice", &long).is_empty());
+}
+
+/// SIGTERM leaves like /quit.
+#[test]
+fn sigterm_sends_the_leave() {
+    let (mut a, addr) = first("alice", &[]);
+    let mut b = Node::spawn("bob", &args(&["--connect", &addr]));
+    a.wait_join("bob");
+    b.wait_join("bob");
+    b.signal("TERM");
+    assert_eq!(a.wait_leave("bob")["reason"], "quit");
+    assert!(b.wait_exit().success());
+}
+
+/// Rooms are separate topics: connected nodes in different rooms never see each other's chat.
+#[test]
+fn rooms_never_see_each_other() {
+    let (mut a, addr) = first("alice", &["--room", "x"]);
+    let mut c = Node::spawn("carol", &args(&["--room", "x", "--connect", &addr]));
+    let mut b = Node::spawn("bob", &args(&["--room", "y", "--connect", &addr]));
+    let b_addr = b.loopback_addr();
+    // Dave reaches bob directly: alice, in room x, relays nothing of room y.
+    let mut d = Node::spawn(
+        "dave",
+        &args(&["--room", "y", "--connect", &addr, "--connect", &b_addr]),
+    );
+    c.wait_join("carol");
+    b.wait_join("bob");
+    d.wait_join("dave");
+    a.wait_join("carol");
+    b.wait_join("dave");
+
+    a.send("for room x");
+    c.wait_message("alice", "for room x");
+    b.send("for room y");
+    d.wait_message("bob", "for room y");
+    // Both rooms have delivered; nothing crossed.
+    for n in [&a, &c] {
+        assert!(
+            n.seen()
+                .iter()
+                .all(|v| v["user"] != "bob" && v["user"] != "dave"),
+            "{}",
+            n.name
+        );
+    }
+    for n in [&b, &d] {
+        assert!(
+            n.seen()
+                .iter()
+                .all(|v| v["user"] != "alice" && v["user"] != "carol"),
+            "{}",
+            n.name
+        );
+    }
+}
+
+/// Invalid usernames are refused with a clear message and exit code 2.
+#[test]
+fn invalid_usernames_exit_with_code_2() {
+    for bad in ["", "two words", &"x".repeat(33), "bell\u{7}"] {
+        let out = std::process::Command::new(common::bin())
+            .args(["--username", bad, "--no-mdns"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--username"), "{bad:?}: {err}");
+        assert!(out.stdout.is_empty());
+    }
+}

@@ -1,0 +1,163 @@
+//! A small network lab: hosts in Linux network namespaces, joined by a bridge that lives in a
+//! namespace of its own, with a 224.0.0.0/4 route on each host's veth so mDNS works as on a LAN.
+//! Needs root and `ip`; [`Lab::unavailable`] says why not otherwise. Everything a lab made is
+//! removed when it is dropped, also when the test panics.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::{Node, bin};
+
+static LABS: AtomicU32 = AtomicU32::new(0);
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip {}: {e}", args.join(" ")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// A bridge and the hosts on it.
+pub struct Lab {
+    bridge: String,
+    hosts: Vec<String>,
+}
+
+impl Lab {
+    /// Why labs cannot run here, if they cannot.
+    pub fn unavailable() -> Option<String> {
+        let uid = Command::new("id").arg("-u").output().ok()?;
+        if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+            return Some("not running as root".into());
+        }
+        match Command::new("ip").args(["netns", "list"]).output() {
+            Ok(o) if o.status.success() => None,
+            Ok(o) => Some(format!(
+                "`ip netns` fails: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            )),
+            Err(e) => Some(format!("no `ip` command: {e}")),
+        }
+    }
+
+    /// `n` hosts, 10.77.0.1 to 10.77.0.n, on one bridge.
+    pub fn bridge(n: usize) -> Result<Lab, String> {
+        let prefix = format!(
+            "chl{}x{}",
+            std::process::id(),
+            LABS.fetch_add(1, Ordering::SeqCst)
+        );
+        let mut lab = Lab {
+            bridge: format!("{prefix}br"),
+            hosts: Vec::new(),
+        };
+        // On error the lab is dropped, which removes what was made so far.
+        ip(&["netns", "add", &lab.bridge])?;
+        ip(&[
+            "-n",
+            &lab.bridge,
+            "link",
+            "add",
+            "br0",
+            "type",
+            "bridge",
+            "mcast_snooping",
+            "0",
+        ])?;
+        ip(&["-n", &lab.bridge, "link", "set", "br0", "up"])?;
+        for i in 1..=n {
+            let host = format!("{prefix}h{i}");
+            ip(&["netns", "add", &host])?;
+            lab.hosts.push(host.clone());
+            let port = format!("p{i}");
+            ip(&[
+                "link",
+                "add",
+                "eth0",
+                "netns",
+                &host,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &port,
+                "netns",
+                &lab.bridge,
+            ])?;
+            ip(&[
+                "-n",
+                &lab.bridge,
+                "link",
+                "set",
+                &port,
+                "master",
+                "br0",
+                "up",
+            ])?;
+            ip(&[
+                "-n",
+                &host,
+                "addr",
+                "add",
+                &format!("10.77.0.{i}/24"),
+                "dev",
+                "eth0",
+            ])?;
+            ip(&["-n", &host, "link", "set", "eth0", "up"])?;
+            ip(&["-n", &host, "link", "set", "lo", "up"])?;
+            ip(&["-n", &host, "route", "add", "224.0.0.0/4", "dev", "eth0"])?;
+        }
+        Ok(lab)
+    }
+
+    /// Runs `chitty-node --json --username NAME ARGS...` on host `i` (from 1).
+    pub fn spawn(&self, i: usize, name: &str, args: &[&str]) -> Node {
+        let mut cmd = Command::new("ip");
+        cmd.args([
+            "netns",
+            "exec",
+            &self.hosts[i - 1],
+            bin(),
+            "--json",
+            "--username",
+            name,
+        ])
+        .args(args);
+        Node::start(name, cmd)
+    }
+
+    /// Cuts host `i` off the bridge (`up = false`) or reconnects it.
+    pub fn set_link(&self, i: usize, up: bool) -> Result<(), String> {
+        ip(&[
+            "-n",
+            &self.bridge,
+            "link",
+            "set",
+            &format!("p{i}"),
+            if up { "up" } else { "down" },
+        ])
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for ns in self.hosts.iter().chain(std::iter::once(&self.bridge)) {
+            // Kill whatever still runs in the namespace, then remove it.
+            if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
+                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    let _ = Command::new("kill").args(["-9", pid]).status();
+                }
+            }
+            let _ = ip(&["netns", "del", ns]);
+        }
+    }
+}

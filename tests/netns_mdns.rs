@@ -1,0 +1,44 @@
+//! Multi-host: three network namespaces on one bridge, discovery by mDNS alone (no --connect).
+
+mod common;
+
+use common::netns::Lab;
+
+#[test]
+fn three_hosts_find_each_other_by_mdns_and_chat() {
+    if let Some(why) = Lab::unavailable() {
+        eprintln!("skipped: network namespaces unavailable: {why}");
+        return;
+    }
+    let lab = Lab::bridge(3).expect("lab set-up");
+    let mut nodes: Vec<_> = ["ann", "ben", "cat"]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| lab.spawn(i + 1, name, &[]))
+        .collect();
+    // Everyone sees every join, with the same stamp.
+    let mut stamps = Vec::new();
+    for who in ["ann", "ben", "cat"] {
+        let s: Vec<u64> = nodes.iter_mut().map(|n| n.wait_join(who)).collect();
+        assert!(
+            s.windows(2).all(|w| w[0] == w[1]),
+            "{who}'s join stamps differ: {s:?}"
+        );
+        stamps.push(s[0]);
+    }
+    nodes[1].send("hello over mDNS");
+    let t: Vec<u64> = nodes
+        .iter_mut()
+        .map(|n| n.wait_message("ben", "hello over mDNS"))
+        .collect();
+    assert!(t.windows(2).all(|w| w[0] == w[1]), "{t:?}");
+    assert!(t[0] > *stamps.iter().max().unwrap());
+
+    nodes[2].send("/quit");
+    for n in &mut nodes[..2] {
+        assert_eq!(n.wait_leave("cat")["reason"], "quit");
+    }
+    assert!(nodes[2].wait_exit().success());
+    drop(nodes);
+    drop(lab);
+}
