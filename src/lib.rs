@@ -27,6 +27,7 @@ use std::io::IsTerminal;
 
 use libp2p::identity::Keypair;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 pub use cli::Config;
 pub use net::NetError;
@@ -50,6 +51,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         history: config.history,
         join_grace: config.join_grace,
     };
+    let span =
+        tracing::info_span!("node", user = %node.user, peer = %node.keypair.public().to_peer_id());
     let event_loop = net::EventLoop::new(node, cmd_rx, ev_tx)?;
     let format = if config.json {
         ui::render::Format::Json
@@ -58,7 +61,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     };
     let line_editor = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let ui = tokio::spawn(ui::run(format, line_editor, cmd_tx, ev_rx));
-    let result = event_loop.run(shutdown).await;
+    let result = event_loop.run(shutdown).instrument(span).await;
     // The event loop dropped its sender: the ui prints what is left and returns.
     if let Err(e) = ui.await {
         tracing::error!(error = %e, "ui task failed");

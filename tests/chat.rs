@@ -266,3 +266,69 @@ fn invalid_usernames_exit_with_code_2() {
         assert!(out.stdout.is_empty());
     }
 }
+
+/// A free TCP port on 127.0.0.1 (bound, then released for the node to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// `--connect` keeps the link: when the peer behind the address dies and comes back (with a new
+/// key, so the address has no /p2p/ID), the node dials again by itself and the chat goes on.
+#[test]
+fn connect_redials_a_peer_that_comes_back() {
+    let port = free_port();
+    let listen = format!("/ip4/127.0.0.1/tcp/{port}");
+    let mut a = Node::spawn("alice", &["--no-mdns", "--listen", &listen]);
+    a.wait_join("alice");
+    let mut b = Node::spawn("bob", &args(&["--connect", &listen]));
+    a.wait_join("bob");
+    b.wait_join("bob");
+
+    a.signal("KILL");
+    a.wait_exit();
+    let mut a2 = Node::spawn("alice2", &["--no-mdns", "--listen", &listen]);
+    // Alice2 joined alone or after bob's redial: either way bob shows her join.
+    b.wait_join("alice2");
+    a2.send("back again");
+    b.wait_message("alice2", "back again");
+    b.send("welcome back");
+    a2.wait_message("bob", "welcome back");
+}
+
+/// `--log-file` writes the service log: joins, messages and leaves with their stamps and peer
+/// ids, and connection events.
+#[test]
+fn log_file_records_the_service_log() {
+    let dir = std::env::temp_dir().join(format!("chitty-log-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("alice.log");
+    let (mut a, addr) = first("alice", &["--log-file", path.to_str().unwrap()]);
+    let mut b = Node::spawn("bob", &args(&["--connect", &addr]));
+    b.wait_join("bob");
+    b.send("logged line");
+    a.wait_message("bob", "logged line");
+    b.send("/quit");
+    a.wait_leave("bob");
+    a.send("/quit");
+    assert!(a.wait_exit().success());
+    let log = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    for needle in [
+        "connection established",
+        "event=\"join\"",
+        "event=\"message\"",
+        "text=\"logged line\"",
+        "event=\"leave\"",
+        "published",
+        "received",
+    ] {
+        assert!(log.contains(needle), "log lacks {needle:?}:\n{log}");
+    }
+    assert!(
+        log.lines().all(|l| l.starts_with("20")),
+        "every line is timestamped:\n{log}"
+    );
+}

@@ -88,6 +88,10 @@ pub enum NetError {
 #[derive(Debug)]
 struct Target {
     addr: Multiaddr,
+    /// The peer id the address names (`/p2p/ID`); the dial must reach that peer.
+    named: Option<PeerId>,
+    /// The peer last reached at this address. Without `/p2p/ID` it may change: a restarted
+    /// peer with a new key at the same address is still the one to keep connected to.
     peer: Option<PeerId>,
     dialing: Option<ConnectionId>,
     connected: bool,
@@ -197,10 +201,11 @@ impl EventLoop {
             .connect
             .iter()
             .map(|addr| Target {
-                peer: match addr.iter().last() {
+                named: match addr.iter().last() {
                     Some(Protocol::P2p(p)) => Some(p),
                     _ => None,
                 },
+                peer: None,
                 addr: addr.clone(),
                 dialing: None,
                 connected: false,
@@ -310,7 +315,20 @@ impl EventLoop {
     async fn drain_room(&mut self) -> Result<(), NetError> {
         while let Some(out) = self.room.poll_output() {
             match out {
-                Output::Show(ev) => self.emit(ev).await?,
+                Output::Show(ev) => {
+                    if let ChatEvent::Chat(v) = &ev {
+                        // The service log: every join, message and leave shown, with its stamp.
+                        info!(
+                            event = v.kind.as_str(),
+                            lamport = v.lamport,
+                            user = %v.user,
+                            author = %v.peer,
+                            text = v.text.as_deref().unwrap_or_default(),
+                            "chat"
+                        );
+                    }
+                    self.emit(ev).await?
+                }
                 Output::Publish(ev) => self.publish(&ev).await?,
             }
         }
@@ -396,8 +414,9 @@ impl EventLoop {
         }
         info!(
             lamport = event.lamport,
+            kind = ?event.body,
             queued = self.outbox.len() + 1,
-            "queued: no peer in the room"
+            "queued until peers subscribe"
         );
         self.outbox.push_back(Queued {
             bytes,
@@ -532,7 +551,7 @@ impl EventLoop {
     /// Dials `--connect` address number `i`.
     fn dial_target(&mut self, i: usize, now: Instant) {
         let t = &mut self.targets[i];
-        let opts = match t.peer {
+        let opts = match t.named {
             Some(peer) => DialOpts::peer_id(peer)
                 .addresses(vec![t.addr.clone()])
                 .condition(PeerCondition::DisconnectedAndNotDialing)
@@ -547,7 +566,7 @@ impl EventLoop {
             }
             Err(DialError::DialPeerConditionFalse(_)) => {
                 // Already connected or being dialled: the connection events will tell.
-                t.connected = t.peer.is_some_and(|p| self.swarm.is_connected(&p));
+                t.connected = t.named.is_some_and(|p| self.swarm.is_connected(&p));
                 if !t.connected {
                     t.retry_at = Some(now + t.backoff);
                 }
@@ -584,7 +603,10 @@ impl EventLoop {
             } => {
                 info!(peer = %peer_id, addr = %endpoint.get_remote_address(), num_established, "connection established");
                 for t in &mut self.targets {
-                    if t.dialing == Some(connection_id) || t.peer == Some(peer_id) {
+                    let ours = t.dialing == Some(connection_id)
+                        || t.named == Some(peer_id)
+                        || t.peer == Some(peer_id);
+                    if ours {
                         t.peer = Some(peer_id);
                         t.dialing = None;
                         t.connected = true;
