@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use libp2p::core::transport::TransportError;
 use libp2p::futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
@@ -79,6 +80,9 @@ pub enum NetError {
     /// The room's topic could not be subscribed.
     #[error("cannot subscribe to {0}")]
     Subscribe(String),
+    /// Every listener failed after it started (the address went away, for instance).
+    #[error("no address left to listen on: {0}")]
+    ListenersClosed(String),
     /// The ui stopped listening for events.
     #[error("the output channel closed")]
     OutputClosed,
@@ -137,6 +141,8 @@ pub struct EventLoop {
     user: Username,
     mdns: bool,
     listening: Vec<Multiaddr>,
+    /// Listeners not yet closed; the node stops when the last one fails.
+    listeners_open: usize,
     ready_pending: bool,
     started: bool,
     targets: Vec<Target>,
@@ -147,6 +153,18 @@ pub struct EventLoop {
     told_queued: bool,
     /// Set once our leave is stamped: when we give up waiting, and who must still hang up.
     leaving: Option<(Instant, HashSet<PeerId>)>,
+}
+
+/// Words for the user instead of libp2p's error names.
+fn describe_publish_error(e: &gossipsub::PublishError) -> &'static str {
+    match e {
+        gossipsub::PublishError::Duplicate => "it was already sent",
+        gossipsub::PublishError::SigningError(_) => "it could not be signed",
+        gossipsub::PublishError::MessageTooLarge => "it is too large for the network",
+        gossipsub::PublishError::TransformFailed(_) => "it could not be encoded",
+        gossipsub::PublishError::NoPeersSubscribedToTopic => "no one else is in the room",
+        gossipsub::PublishError::AllQueuesFull(_) => "every peer's send queue is full",
+    }
 }
 
 fn build_swarm(config: &NodeConfig) -> Result<Swarm<ChatBehaviour>, NetError> {
@@ -181,7 +199,13 @@ impl EventLoop {
                 .listen_on(addr.clone())
                 .map_err(|e| NetError::Listen {
                     addr: addr.clone(),
-                    reason: e.to_string(),
+                    reason: match e {
+                        TransportError::MultiaddrNotSupported(_) => {
+                            "not a TCP address (expected /ip4/ADDR/tcp/PORT or /ip6/ADDR/tcp/PORT)"
+                                .to_owned()
+                        }
+                        TransportError::Other(io) => io.to_string(),
+                    },
                 })?;
         }
         let room = Room::new(RoomConfig {
@@ -224,6 +248,7 @@ impl EventLoop {
             user: config.user,
             mdns: config.mdns,
             listening: Vec::new(),
+            listeners_open: config.listen.len(),
             ready_pending: false,
             started: false,
             targets,
@@ -398,8 +423,9 @@ impl EventLoop {
                     warn!(lamport = event.lamport, error = %e, "publish failed");
                     return self
                         .emit(ChatEvent::Error(format!(
-                            "could not send the event stamped {}: {e}",
-                            event.lamport
+                            "could not send the event stamped {}: {}",
+                            event.lamport,
+                            describe_publish_error(&e)
                         )))
                         .await;
                 }
@@ -488,7 +514,8 @@ impl EventLoop {
                     let lamport = front.lamport;
                     self.outbox.pop_front();
                     self.emit(ChatEvent::Error(format!(
-                        "could not send the event stamped {lamport}: {e}"
+                        "could not send the event stamped {lamport}: {}",
+                        describe_publish_error(&e)
                     )))
                     .await?;
                 }
@@ -593,6 +620,19 @@ impl EventLoop {
             }
             SwarmEvent::ExpiredListenAddr { address, .. } => {
                 self.listening.retain(|a| a != &address);
+            }
+            SwarmEvent::ListenerClosed {
+                reason, addresses, ..
+            } => {
+                warn!(?addresses, ?reason, "listener closed");
+                self.listeners_open = self.listeners_open.saturating_sub(1);
+                if self.listeners_open == 0 {
+                    let why = match reason {
+                        Err(e) => e.to_string(),
+                        Ok(()) => "the listener closed".to_owned(),
+                    };
+                    return Err(NetError::ListenersClosed(why));
+                }
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
