@@ -95,8 +95,21 @@ pub enum ConfigError {
     #[error("--history must be at least 1")]
     History,
     /// A `--connect` address names no transport we can dial.
-    #[error("--connect {0}: expected an address like /ip4/192.0.2.7/tcp/4001[/p2p/ID]")]
+    #[error(
+        "--connect {0}: expected an IP address and TCP port, like /ip4/192.0.2.7/tcp/4001 or /ip6/::1/tcp/4001, optionally followed by /p2p/ID"
+    )]
     Connect(Multiaddr),
+}
+
+/// Whether we can dial `addr`: an IP address, a TCP port, optionally the peer id. (Names are not
+/// resolved: the node has no DNS transport.)
+fn dialable(addr: &Multiaddr) -> bool {
+    use libp2p::multiaddr::Protocol;
+    let mut parts = addr.iter();
+    matches!(parts.next(), Some(Protocol::Ip4(_) | Protocol::Ip6(_)))
+        && matches!(parts.next(), Some(Protocol::Tcp(_)))
+        && matches!(parts.next(), None | Some(Protocol::P2p(_)))
+        && parts.next().is_none()
 }
 
 impl TryFrom<Args> for Config {
@@ -111,13 +124,8 @@ impl TryFrom<Args> for Config {
         if a.history == 0 {
             return Err(ConfigError::History);
         }
-        for addr in &a.connect {
-            if !addr
-                .iter()
-                .any(|p| matches!(p, libp2p::multiaddr::Protocol::Tcp(_)))
-            {
-                return Err(ConfigError::Connect(addr.clone()));
-            }
+        if let Some(bad) = a.connect.iter().find(|addr| !dialable(addr)) {
+            return Err(ConfigError::Connect(bad.clone()));
         }
         let listen = if a.listen.is_empty() {
             vec![
@@ -186,6 +194,9 @@ mod tests {
                 .contains("--connect")
         );
         assert!(parse(&["--username", "a", "--connect", "nonsense"]).is_err());
+        assert!(parse(&["--username", "a", "--connect", "/dns4/example.org/tcp/1"]).is_err());
+        assert!(parse(&["--username", "a", "--connect", "/ip4/1.2.3.4/tcp/1/ws"]).is_err());
+        assert!(parse(&["--username", "a", "--connect", "/ip6/::1/tcp/1"]).is_ok());
         assert!(parse(&["--username", "a", "--history", "0"]).is_err());
     }
 }

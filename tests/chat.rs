@@ -222,16 +222,23 @@ fn rooms_never_see_each_other() {
         &args(&["--room", "y", "--connect", &addr, "--connect", &b_addr]),
     );
     c.wait_join("carol");
-    b.wait_join("bob");
     d.wait_join("dave");
     a.wait_join("carol");
     b.wait_join("dave");
 
     a.send("for room x");
-    c.wait_message("alice", "for room x");
     b.send("for room y");
+    // Then a last line in each room, sent after the first ones, seen by everyone in that room.
+    c.wait_message("alice", "for room x");
     d.wait_message("bob", "for room y");
-    // Both rooms have delivered; nothing crossed.
+    c.send("x done");
+    d.send("y done");
+    for n in [&mut a, &mut c] {
+        n.wait_message("carol", "x done");
+    }
+    for n in [&mut b, &mut d] {
+        n.wait_message("dave", "y done");
+    }
     for n in [&a, &c] {
         assert!(
             n.seen()
@@ -250,6 +257,66 @@ fn rooms_never_see_each_other() {
             n.name
         );
     }
+}
+
+/// `echo hi | chitty-node --connect X`: input ends before any peer answered, yet the node
+/// joins, says its line and leaves, and X sees all three.
+#[test]
+fn a_piped_line_and_immediate_end_of_input_still_reach_the_peer() {
+    let (mut a, addr) = first("alice", &[]);
+    a.wait_join("alice");
+    let mut b = Node::spawn("bob", &args(&["--connect", &addr]));
+    b.send("hi and bye");
+    b.close_stdin();
+    let join = a.wait_join("bob");
+    let msg = a.wait_message("bob", "hi and bye");
+    let leave = a.wait_leave("bob")["lamport"].as_u64().unwrap();
+    assert!(join < msg && msg < leave, "{join} {msg} {leave}");
+    assert!(b.wait_exit().success());
+}
+
+/// A flood of piped lines while alone neither blocks the node nor loses a line silently: each
+/// line is either queued and shown, or refused with an error; commands still answer.
+#[test]
+fn a_flood_of_lines_while_alone_is_bounded_and_answered() {
+    let (mut a, _) = first("alice", &[]);
+    a.wait_join("alice");
+    let n = 1500;
+    let mut input = String::new();
+    for i in 0..n {
+        input.push_str(&format!("line {i}\n"));
+    }
+    input.push_str("/who\n");
+    a.send_bytes(input.as_bytes());
+    a.wait_for("who after the flood", |v| v["type"] == "who");
+    let shown = a.seen().iter().filter(|v| v["type"] == "message").count();
+    let refused = a
+        .seen()
+        .iter()
+        .filter(|v| {
+            v["type"] == "error"
+                && v["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("not sent"))
+        })
+        .count();
+    assert_eq!(shown + refused, n, "every line is either shown or refused");
+    assert!(refused > 0, "the outbox is bounded");
+    a.close_stdin();
+    let e = a.wait_for("undelivered report", |v| {
+        v["type"] == "error"
+            && v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("never delivered"))
+    });
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(&shown.to_string()),
+        "{e}"
+    );
+    assert!(a.wait_exit().success());
 }
 
 /// Invalid usernames are refused with a clear message and exit code 2.

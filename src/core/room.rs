@@ -23,6 +23,9 @@ pub const JOIN_GRACE: Duration = Duration::from_millis(1500);
 pub const PENDING_COMMANDS_CAP: usize = 256;
 /// How many peers the roster tracks at most.
 pub const ROSTER_CAP: usize = 4096;
+/// After `/quit` during the join wait, how much longer the join may wait for a first hello (the
+/// node must be gone within 2 s of the quit, leave linger included).
+pub const QUIT_JOIN_WAIT: Duration = Duration::from_millis(300);
 /// A received stamp may be at most this far ahead of the local clock.
 pub const MAX_CLOCK_JUMP: u64 = 1 << 32;
 /// No stamp may reach this value: it leaves the clock room for centuries of honest chat.
@@ -249,7 +252,7 @@ impl Room {
         self.check_stamp(hello.lamport)?;
         self.clock.merge(hello.lamport);
         for p in hello.participants {
-            if p.peer == self.cfg.me || p.lamport >= MAX_STAMP {
+            if p.peer == self.cfg.me || self.check_stamp(p.lamport).is_err() {
                 continue;
             }
             if p.peer == from {
@@ -268,34 +271,37 @@ impl Room {
             }
         }
         tracing::debug!(%from, lamport = hello.lamport, "merged hello");
-        if matches!(self.phase, Phase::Waiting { .. }) {
-            self.join();
-        }
+        // Only a participant's clock holds the room's past: a hello from another newcomer that
+        // has not joined yet does not end the wait. (A joined sender's own entry went through
+        // handle_remote above, which ends it.)
         Ok(())
     }
 
-    /// A user command. Lines typed before the join is stamped wait for it; `/quit` stamps the
-    /// join at once so that leaving is never delayed.
-    pub fn handle_command(&mut self, cmd: UserCommand) {
+    /// A user command. Lines typed before the join is stamped wait for it; `/quit` shortens the
+    /// wait to [`QUIT_JOIN_WAIT`] so that leaving is never delayed much.
+    pub fn handle_command(&mut self, cmd: UserCommand, now: Instant) {
         match cmd {
             UserCommand::Who => self.show_who(),
-            UserCommand::History => {
-                let events = self.transcript.iter().map(Event::view).collect();
-                self.outputs
-                    .push_back(Output::Show(ChatEvent::History(events)));
-            }
+            UserCommand::History => self.show_history(),
             UserCommand::Say(_) | UserCommand::Quit => match self.phase {
                 Phase::Created | Phase::Waiting { .. } => {
-                    if self.pending.len() >= PENDING_COMMANDS_CAP {
+                    let quit = cmd == UserCommand::Quit;
+                    if self.pending.len() >= PENDING_COMMANDS_CAP && !quit {
                         self.show_error(
-                            "too many lines typed before joining; this one was dropped",
+                            "too many lines typed before joining; this one was not sent",
                         );
                         return;
                     }
-                    let quit = cmd == UserCommand::Quit;
                     self.pending.push_back(cmd);
-                    if quit {
-                        self.join();
+                    match self.phase {
+                        Phase::Waiting { deadline } if quit => {
+                            self.phase = Phase::Waiting {
+                                deadline: deadline.min(now + QUIT_JOIN_WAIT),
+                            };
+                        }
+                        // Not started: nobody can have heard of us; join and leave at once.
+                        Phase::Created if quit => self.join(),
+                        _ => {}
                     }
                 }
                 Phase::Joined => self.act(cmd),
@@ -320,6 +326,8 @@ impl Room {
             return Ok(false);
         }
         self.clock.receive(event.lamport);
+        // A participant's event carries its clock: the room's past is merged, the wait is over.
+        let ends_wait = matches!(self.phase, Phase::Waiting { .. });
         match &event.body {
             Body::Join => self.update_presence(
                 event.author,
@@ -340,6 +348,9 @@ impl Room {
         self.outputs
             .push_back(Output::Show(ChatEvent::Chat(event.view())));
         self.transcript.insert(event);
+        if ends_wait {
+            self.join();
+        }
         Ok(true)
     }
 
@@ -370,7 +381,8 @@ impl Room {
                 self.phase = Phase::Left;
                 self.pending.clear();
             }
-            UserCommand::Who | UserCommand::History => self.handle_command(cmd),
+            UserCommand::Who => self.show_who(),
+            UserCommand::History => self.show_history(),
         }
     }
 
@@ -428,6 +440,12 @@ impl Room {
             return;
         }
         self.roster.insert(peer, new);
+    }
+
+    fn show_history(&mut self) {
+        let events = self.transcript.iter().map(Event::view).collect();
+        self.outputs
+            .push_back(Output::Show(ChatEvent::History(events)));
     }
 
     fn show_who(&mut self) {
@@ -504,7 +522,7 @@ mod tests {
         let mut a = room("a");
         a.start(now, false);
         for _ in 0..5 {
-            a.handle_command(say("x"));
+            a.handle_command(say("x"), Instant::now());
         }
         drain(&mut a);
         let mut b = room("b");
@@ -523,7 +541,7 @@ mod tests {
             p[0].lamport,
             a.clock()
         );
-        b.handle_command(UserCommand::Who);
+        b.handle_command(UserCommand::Who, Instant::now());
         let (_, s) = drain(&mut b);
         let ChatEvent::Who(list) = &s[0] else {
             panic!("{s:?}")
@@ -536,7 +554,7 @@ mod tests {
         let now = Instant::now();
         let mut b = room("b");
         b.start(now, true);
-        b.handle_command(say("early"));
+        b.handle_command(say("early"), Instant::now());
         b.handle_timeout(now + Duration::from_millis(10));
         assert!(drain(&mut b).0.is_empty());
         b.handle_timeout(now + JOIN_GRACE);
@@ -546,11 +564,15 @@ mod tests {
     }
 
     #[test]
-    fn quit_while_waiting_joins_then_leaves_at_once() {
+    fn quit_while_waiting_shortens_the_wait_then_joins_says_and_leaves() {
+        let now = Instant::now();
         let mut b = room("b");
-        b.start(Instant::now(), true);
-        b.handle_command(say("hi"));
-        b.handle_command(UserCommand::Quit);
+        b.start(now, true);
+        b.handle_command(say("hi"), now);
+        b.handle_command(UserCommand::Quit, now);
+        assert!(drain(&mut b).0.is_empty(), "still waiting for a hello");
+        assert_eq!(b.poll_timeout(), Some(now + QUIT_JOIN_WAIT));
+        b.handle_timeout(now + QUIT_JOIN_WAIT);
         let (p, _) = drain(&mut b);
         let bodies: Vec<_> = p.iter().map(|e| e.body.clone()).collect();
         assert_eq!(
@@ -565,13 +587,59 @@ mod tests {
     }
 
     #[test]
+    fn a_hello_from_another_newcomer_does_not_end_the_wait() {
+        let now = Instant::now();
+        let mut b = room("b");
+        let mut c = room("c");
+        b.start(now, true);
+        c.start(now, true);
+        b.handle_hello(c.cfg.me, c.hello()).unwrap();
+        assert!(
+            !b.has_joined(),
+            "c has not joined: its clock is not the room's"
+        );
+        // A joined participant's event ends it.
+        let mut a = room("a");
+        a.start(now, false);
+        let (pa, _) = drain(&mut a);
+        b.handle_remote(pa[0].author, pa[0].clone()).unwrap();
+        assert!(b.has_joined());
+        let (pb, _) = drain(&mut b);
+        assert!(pb[0].lamport > pa[0].lamport);
+    }
+
+    #[test]
+    fn hello_entries_with_wild_stamps_are_ignored() {
+        let mut b = room("b");
+        b.start(Instant::now(), false);
+        let liar = PeerId::random();
+        let hello = Hello {
+            topic: "chitty-chat".into(),
+            lamport: 3,
+            participants: vec![Participant {
+                peer: PeerId::random(),
+                user: Username::new("ghost").unwrap(),
+                lamport: MAX_STAMP - 1,
+                seq: 1,
+            }],
+        };
+        b.handle_hello(liar, hello).unwrap();
+        b.handle_command(UserCommand::Who, Instant::now());
+        let (_, s) = drain(&mut b);
+        let ChatEvent::Who(list) = s.last().unwrap() else {
+            panic!("{s:?}")
+        };
+        assert!(list.iter().all(|p| p.user != "ghost"), "{list:?}");
+    }
+
+    #[test]
     fn received_events_keep_their_origin_stamp_and_causality_holds() {
         let mut a = room("a");
         let mut b = room("b");
         a.start(Instant::now(), false);
         b.start(Instant::now(), false);
         for _ in 0..10 {
-            a.handle_command(say("tick"));
+            a.handle_command(say("tick"), Instant::now());
         }
         let (pa, _) = drain(&mut a);
         drain(&mut b);
@@ -585,7 +653,7 @@ mod tests {
             })
             .collect();
         assert_eq!(stamps, pa.iter().map(|e| e.lamport).collect::<Vec<_>>());
-        b.handle_command(say("reply"));
+        b.handle_command(say("reply"), Instant::now());
         let (pb, _) = drain(&mut b);
         assert!(pb[0].lamport > pa.last().unwrap().lamport);
     }
@@ -596,8 +664,8 @@ mod tests {
         let mut b = room("b");
         a.start(Instant::now(), false);
         b.start(Instant::now(), false);
-        a.handle_command(say("ok"));
-        a.handle_command(say("ok"));
+        a.handle_command(say("ok"), Instant::now());
+        a.handle_command(say("ok"), Instant::now());
         let (pa, _) = drain(&mut a);
         drain(&mut b);
         deliver(&pa, &mut b);
@@ -634,7 +702,7 @@ mod tests {
         let (pa, _) = drain(&mut a);
         let mut b = room("b");
         b.start(Instant::now(), true);
-        a.handle_command(say("after the join"));
+        a.handle_command(say("after the join"), Instant::now());
         drain(&mut a);
         let listed = a.hello().participants;
         assert_eq!(
@@ -675,12 +743,12 @@ mod tests {
         let mut b = room("b");
         a.start(Instant::now(), false);
         b.start(Instant::now(), false);
-        a.handle_command(UserCommand::Quit);
+        a.handle_command(UserCommand::Quit, Instant::now());
         let (pa, _) = drain(&mut a);
         drain(&mut b);
         deliver(&pa, &mut b);
-        b.handle_command(UserCommand::Who);
-        b.handle_command(UserCommand::History);
+        b.handle_command(UserCommand::Who, Instant::now());
+        b.handle_command(UserCommand::History, Instant::now());
         let (_, s) = drain(&mut b);
         let who = s.iter().find_map(|c| match c {
             ChatEvent::Who(l) => Some(l.clone()),

@@ -1,7 +1,7 @@
 //! The transcript: every event this node knows, deduplicated by `(author, seq)`, kept in total
 //! order `(lamport, author, seq)` and bounded to the newest `cap` events.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use libp2p::PeerId;
 
@@ -16,6 +16,9 @@ pub struct Transcript {
     cap: usize,
     events: BTreeMap<OrderKey, Event>,
     ids: HashSet<(PeerId, u64)>,
+    /// Per author, the highest sequence number evicted: anything at or below it counts as known,
+    /// so an evicted event arriving again is not shown twice.
+    floor: HashMap<PeerId, u64>,
 }
 
 impl Transcript {
@@ -25,24 +28,28 @@ impl Transcript {
             cap: cap.max(1),
             events: BTreeMap::new(),
             ids: HashSet::new(),
+            floor: HashMap::new(),
         }
     }
 
     /// Whether the event `(author, seq)` is already known.
     pub fn contains(&self, author: &PeerId, seq: u64) -> bool {
-        self.ids.contains(&(*author, seq))
+        self.ids.contains(&(*author, seq)) || self.floor.get(author).is_some_and(|f| seq <= *f)
     }
 
     /// Stores `event`; returns false (and stores nothing) when it is already known.
     /// When the transcript is full, the oldest event in total order is dropped.
     pub fn insert(&mut self, event: Event) -> bool {
-        if !self.ids.insert((event.author, event.seq)) {
+        if self.contains(&event.author, event.seq) {
             return false;
         }
+        self.ids.insert((event.author, event.seq));
         self.events.insert(event.order_key(), event);
         while self.events.len() > self.cap {
             if let Some((_, old)) = self.events.pop_first() {
                 self.ids.remove(&(old.author, old.seq));
+                let f = self.floor.entry(old.author).or_default();
+                *f = (*f).max(old.seq);
             }
         }
         true
@@ -105,5 +112,7 @@ mod tests {
         }
         assert_eq!(t.len(), 2);
         assert_eq!(t.iter().map(|e| e.lamport).collect::<Vec<_>>(), vec![4, 5]);
+        assert!(t.contains(&a, 1), "an evicted event still counts as known");
+        assert!(!t.insert(ev(a, 2, 2)));
     }
 }

@@ -21,7 +21,7 @@ use tracing::{debug, info, warn};
 
 use super::behaviour::{BehaviourError, ChatBehaviour, ChatBehaviourEvent};
 use crate::core::event::{Body, ChatEvent, Event, RoomName, Username};
-use crate::core::room::{Hello, Output, Room, RoomConfig, UserCommand};
+use crate::core::room::{Hello, Output, PENDING_COMMANDS_CAP, Room, RoomConfig, UserCommand};
 use crate::wire;
 
 /// Most events waiting for a peer to subscribe before lines are refused.
@@ -32,6 +32,10 @@ pub const LEAVE_LINGER: Duration = Duration::from_millis(1500);
 pub const REDIAL_MIN: Duration = Duration::from_millis(250);
 /// Longest wait between re-dials of a `--connect` address.
 pub const REDIAL_MAX: Duration = Duration::from_secs(10);
+/// Most peers found by mDNS that are remembered for re-dialling.
+pub const MDNS_PEERS_CAP: usize = 1024;
+/// Most addresses remembered per peer found by mDNS.
+pub const MDNS_ADDRS_CAP: usize = 8;
 /// How often a non-empty outbox is retried even without a subscription event.
 pub const OUTBOX_RETRY: Duration = Duration::from_millis(500);
 /// How long publishing waits for a newly connected peer to say hello and subscribe, so that a
@@ -121,6 +125,25 @@ struct Link {
     hello: HelloState,
 }
 
+/// A peer found by mDNS, kept connected while its record lives.
+#[derive(Debug)]
+struct Neighbour {
+    addrs: Vec<Multiaddr>,
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    /// It said goodbye: do not dial it again (if it comes back, it dials us).
+    left: bool,
+}
+
+/// Where our departure stands.
+#[derive(Debug)]
+struct Leaving {
+    /// When we give up and exit anyway.
+    deadline: Instant,
+    /// Once the leave is out: the peers that had it sent to them and must still hang up.
+    waiting: Option<HashSet<PeerId>>,
+}
+
 /// An event waiting for a subscribed peer.
 #[derive(Debug)]
 struct Queued {
@@ -151,8 +174,11 @@ pub struct EventLoop {
     links: HashMap<PeerId, Link>,
     /// Whether the user was told that messages are queued (and so should hear when they go).
     told_queued: bool,
-    /// Set once our leave is stamped: when we give up waiting, and who must still hang up.
-    leaving: Option<(Instant, HashSet<PeerId>)>,
+    neighbours: HashMap<PeerId, Neighbour>,
+    /// Set once our leave is stamped.
+    leaving: Option<Leaving>,
+    /// An error that ends the node once the leave is out.
+    fatal: Option<NetError>,
 }
 
 /// Words for the user instead of libp2p's error names.
@@ -256,7 +282,9 @@ impl EventLoop {
             outbox_retry_at: None,
             links: HashMap::new(),
             told_queued: false,
+            neighbours: HashMap::new(),
             leaving: None,
+            fatal: None,
         })
     }
 
@@ -267,8 +295,11 @@ impl EventLoop {
         let mut shutdown_done = false;
         loop {
             self.drain_room().await?;
-            if self.leave_done() {
-                return Ok(());
+            if self.room.has_left() {
+                self.progress_leave().await?;
+                if self.leave_done() {
+                    return self.fatal.take().map_or(Ok(()), Err);
+                }
             }
             let deadline = self.next_deadline();
             let sleep = tokio::time::sleep_until(
@@ -284,7 +315,7 @@ impl EventLoop {
                     self.quit();
                 }
                 cmd = self.commands.recv(), if self.commands_open && self.started => match cmd {
-                    Some(cmd) => self.room.handle_command(cmd),
+                    Some(cmd) => self.handle_command(cmd).await?,
                     None => {
                         self.commands_open = false;
                         self.quit();
@@ -302,8 +333,22 @@ impl EventLoop {
     /// Leaves, unless already gone (`/quit` followed by the end of input is one leave).
     fn quit(&mut self) {
         if !self.room.has_left() {
-            self.room.handle_command(UserCommand::Quit);
+            self.room.handle_command(UserCommand::Quit, Instant::now());
         }
+    }
+
+    /// A command from the ui. A line is refused before it is stamped when the outbox is full,
+    /// so nothing is shown as said that cannot be sent.
+    async fn handle_command(&mut self, cmd: UserCommand) -> Result<(), NetError> {
+        if matches!(cmd, UserCommand::Say(_)) && self.outbox.len() >= OUTBOX_CAP {
+            return self
+                .emit(ChatEvent::Error(format!(
+                    "not sent: {OUTBOX_CAP} messages are already waiting for someone to join"
+                )))
+                .await;
+        }
+        self.room.handle_command(cmd, Instant::now());
+        Ok(())
     }
 
     async fn emit(&self, event: ChatEvent) -> Result<(), NetError> {
@@ -357,24 +402,46 @@ impl EventLoop {
                 Output::Publish(ev) => self.publish(&ev).await?,
             }
         }
-        if self.room.has_left() && self.leaving.is_none() {
-            // The leave goes to whoever is subscribed now, without waiting for newcomers.
-            self.flush_outbox(true).await?;
-            let waiting = if self.outbox.is_empty() {
-                self.subscribed_peers()
-            } else {
-                // Our leave never got out: nobody is in the room to tell.
-                let unsent = self.outbox.iter().filter(|q| q.is_message).count();
-                if unsent > 0 {
-                    self.emit(ChatEvent::Error(format!(
-                        "{unsent} queued message(s) were never sent: no one else joined the room"
-                    )))
-                    .await?;
-                }
-                HashSet::new()
-            };
-            debug!(waiting = waiting.len(), "leaving");
-            self.leaving = Some((Instant::now() + LEAVE_LINGER, waiting));
+        Ok(())
+    }
+
+    /// Gets our leave out: it waits in the outbox like any event while connected peers settle,
+    /// then goes to whoever is subscribed; at the linger deadline, or with nobody connected at
+    /// all, the outbox is pushed out as it is and what cannot go is reported.
+    async fn progress_leave(&mut self) -> Result<(), NetError> {
+        let now = Instant::now();
+        let leaving = self.leaving.get_or_insert(Leaving {
+            deadline: now + LEAVE_LINGER,
+            waiting: None,
+        });
+        if leaving.waiting.is_some() {
+            return Ok(());
+        }
+        let deadline = leaving.deadline;
+        let nobody = self.links.values().all(|l| l.hello == HelloState::Other);
+        let force = now >= deadline || nobody;
+        self.flush_outbox(force).await?;
+        if self.outbox.is_empty() {
+            let peers = self.subscribed_peers();
+            debug!(
+                waiting = peers.len(),
+                "leave sent; waiting for peers to hang up"
+            );
+            if let Some(l) = &mut self.leaving {
+                l.waiting = Some(peers);
+            }
+        } else if force {
+            let unsent = self.outbox.iter().filter(|q| q.is_message).count();
+            if unsent > 0 {
+                self.emit(ChatEvent::Error(format!(
+                    "{unsent} queued message(s) were never delivered: no one else was in the room"
+                )))
+                .await?;
+            }
+            self.outbox.clear();
+            if let Some(l) = &mut self.leaving {
+                l.waiting = Some(HashSet::new());
+            }
         }
         Ok(())
     }
@@ -383,8 +450,11 @@ impl EventLoop {
     /// ran out.
     fn leave_done(&self) -> bool {
         match &self.leaving {
-            Some((deadline, waiting)) => {
-                Instant::now() >= *deadline || waiting.iter().all(|p| !self.swarm.is_connected(p))
+            Some(l) => {
+                Instant::now() >= l.deadline
+                    || l.waiting
+                        .as_ref()
+                        .is_some_and(|w| w.iter().all(|p| !self.swarm.is_connected(p)))
             }
             None => false,
         }
@@ -431,10 +501,14 @@ impl EventLoop {
                 }
             }
         }
-        if self.outbox.len() >= OUTBOX_CAP {
+        // Lines are refused before they are stamped once OUTBOX_CAP is reached (handle_command);
+        // only a join, a leave and lines typed before the join can come on top.
+        if self.outbox.len() >= OUTBOX_CAP + PENDING_COMMANDS_CAP + 2 {
+            warn!(lamport = event.lamport, "outbox full; event dropped");
             return self
                 .emit(ChatEvent::Error(format!(
-                    "not sent: {OUTBOX_CAP} messages are already waiting for someone to join"
+                    "the event stamped {} was not sent: too many events are waiting",
+                    event.lamport
                 )))
                 .await;
         }
@@ -450,11 +524,11 @@ impl EventLoop {
             is_message,
         });
         self.outbox_retry_at = Some(Instant::now() + OUTBOX_RETRY);
-        if is_message && self.subscribed_peers().is_empty() {
+        if is_message && !self.told_queued && self.subscribed_peers().is_empty() {
+            // Once per wait, not once per line.
             self.told_queued = true;
-            let n = self.outbox.iter().filter(|q| q.is_message).count();
             self.emit(ChatEvent::Notice(format!(
-                "no one else is in the room yet: message [{}] queued ({n} waiting), it goes out when someone joins",
+                "no one else is in the room yet: your messages (from [{}]) are queued and go out when someone joins",
                 event.lamport
             )))
             .await?;
@@ -489,7 +563,12 @@ impl EventLoop {
     /// Sends what waits in the outbox, in order, as far as gossipsub takes it; unless `force`,
     /// only once every connected peer has settled.
     async fn flush_outbox(&mut self, force: bool) -> Result<(), NetError> {
-        if self.outbox.is_empty() || (!force && !self.settled(Instant::now())) {
+        if self.outbox.is_empty() {
+            return Ok(());
+        }
+        if !force && !self.settled(Instant::now()) {
+            // The settle deadline wakes us; this keeps the retry time in the future.
+            self.outbox_retry_at = Some(Instant::now() + OUTBOX_RETRY);
             return Ok(());
         }
         let mut sent_messages = 0;
@@ -537,8 +616,9 @@ impl EventLoop {
         let redial = self
             .targets
             .iter()
-            .filter(|_| self.leaving.is_none())
-            .filter_map(|t| t.retry_at);
+            .filter_map(|t| t.retry_at)
+            .chain(self.neighbours.values().filter_map(|n| n.retry_at))
+            .filter(|_| self.leaving.is_none());
         let settle = if self.outbox.is_empty() {
             None
         } else {
@@ -547,7 +627,7 @@ impl EventLoop {
         [
             self.room.poll_timeout(),
             self.outbox_retry_at,
-            self.leaving.as_ref().map(|l| l.0),
+            self.leaving.as_ref().map(|l| l.deadline),
             settle,
         ]
         .into_iter()
@@ -572,7 +652,41 @@ impl EventLoop {
                 self.dial_target(i, now);
             }
         }
+        let due: Vec<PeerId> = self
+            .neighbours
+            .iter()
+            .filter(|(_, n)| n.retry_at.is_some_and(|t| t <= now))
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in due {
+            self.dial_neighbour(peer, now);
+        }
         Ok(())
+    }
+
+    /// Dials a peer found by mDNS, unless connected; a failure is retried with backoff while
+    /// its record lives (libp2p-mdns reports a peer once per record, not once per query).
+    fn dial_neighbour(&mut self, peer: PeerId, now: Instant) {
+        let Some(n) = self.neighbours.get_mut(&peer) else {
+            return;
+        };
+        n.retry_at = None;
+        if n.left || self.swarm.is_connected(&peer) {
+            return;
+        }
+        let opts = DialOpts::peer_id(peer)
+            .addresses(n.addrs.clone())
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        match self.swarm.dial(opts) {
+            Ok(()) => debug!(%peer, "dialling a neighbour"),
+            Err(DialError::DialPeerConditionFalse(_)) => {}
+            Err(e) => {
+                debug!(%peer, error = %e, "cannot dial a neighbour");
+                n.retry_at = Some(now + n.backoff);
+                n.backoff = (n.backoff * 2).min(REDIAL_MAX);
+            }
+        }
     }
 
     /// Dials `--connect` address number `i`.
@@ -626,12 +740,14 @@ impl EventLoop {
             } => {
                 warn!(?addresses, ?reason, "listener closed");
                 self.listeners_open = self.listeners_open.saturating_sub(1);
-                if self.listeners_open == 0 {
+                if self.listeners_open == 0 && self.fatal.is_none() {
                     let why = match reason {
                         Err(e) => e.to_string(),
                         Ok(()) => "the listener closed".to_owned(),
                     };
-                    return Err(NetError::ListenersClosed(why));
+                    // Say goodbye over the connections we still have, then stop with the error.
+                    self.fatal = Some(NetError::ListenersClosed(why));
+                    self.quit();
                 }
             }
             SwarmEvent::ConnectionEstablished {
@@ -653,6 +769,10 @@ impl EventLoop {
                         t.retry_at = None;
                         t.backoff = REDIAL_MIN;
                     }
+                }
+                if let Some(n) = self.neighbours.get_mut(&peer_id) {
+                    n.retry_at = None;
+                    n.backoff = REDIAL_MIN;
                 }
                 if num_established.get() == 1 {
                     self.links.insert(
@@ -688,6 +808,11 @@ impl EventLoop {
                             t.retry_at = Some(now + t.backoff);
                         }
                     }
+                    if let Some(n) = self.neighbours.get_mut(&peer_id)
+                        && !n.left
+                    {
+                        n.retry_at = Some(now + n.backoff);
+                    }
                 }
             }
             SwarmEvent::OutgoingConnectionError {
@@ -703,6 +828,13 @@ impl EventLoop {
                         t.retry_at = Some(now + t.backoff);
                         t.backoff = (t.backoff * 2).min(REDIAL_MAX);
                     }
+                }
+                if let Some(n) = peer_id.and_then(|p| self.neighbours.get_mut(&p))
+                    && !n.left
+                    && n.retry_at.is_none()
+                {
+                    n.retry_at = Some(now + n.backoff);
+                    n.backoff = (n.backoff * 2).min(REDIAL_MAX);
                 }
             }
             SwarmEvent::Behaviour(ChatBehaviourEvent::Gossipsub(ev)) => {
@@ -759,6 +891,13 @@ impl EventLoop {
                                 &propagation_source,
                                 gossipsub::MessageAcceptance::Accept,
                             );
+                        if leave
+                            && new
+                            && let Some(n) = self.neighbours.get_mut(&source)
+                        {
+                            n.left = true;
+                            n.retry_at = None;
+                        }
                         if leave && new {
                             // Hanging up tells the leaver its leave arrived (docs/PROTOCOL.md,
                             // "Leaving"), so it can exit without waiting.
@@ -792,33 +931,55 @@ impl EventLoop {
     fn handle_mdns(&mut self, event: mdns::Event) {
         match event {
             mdns::Event::Discovered(found) => {
+                let now = Instant::now();
+                let mut fresh = Vec::new();
+                for (peer, addr) in found {
+                    self.swarm.add_peer_address(peer, addr.clone());
+                    if !self.neighbours.contains_key(&peer) {
+                        if self.neighbours.len() >= MDNS_PEERS_CAP {
+                            debug!(%peer, "too many mDNS neighbours; not remembered");
+                            continue;
+                        }
+                        self.neighbours.insert(
+                            peer,
+                            Neighbour {
+                                addrs: Vec::new(),
+                                retry_at: None,
+                                backoff: REDIAL_MIN,
+                                left: false,
+                            },
+                        );
+                    }
+                    if let Some(n) = self.neighbours.get_mut(&peer) {
+                        // A fresh record means the peer is (back) on the LAN.
+                        n.left = false;
+                        if !n.addrs.contains(&addr) && n.addrs.len() < MDNS_ADDRS_CAP {
+                            n.addrs.push(addr);
+                        }
+                    }
+                    if !fresh.contains(&peer) {
+                        fresh.push(peer);
+                    }
+                }
                 if self.leaving.is_some() {
                     return;
                 }
-                let mut peers: Vec<(PeerId, Vec<Multiaddr>)> = Vec::new();
-                for (peer, addr) in found {
-                    self.swarm.add_peer_address(peer, addr.clone());
-                    match peers.iter_mut().find(|(p, _)| *p == peer) {
-                        Some((_, addrs)) => addrs.push(addr),
-                        None => peers.push((peer, vec![addr])),
-                    }
+                for peer in fresh {
+                    self.dial_neighbour(peer, now);
                 }
-                for (peer, addrs) in peers {
-                    if self.swarm.is_connected(&peer) {
-                        continue;
-                    }
-                    debug!(%peer, ?addrs, "discovered by mDNS; dialling");
-                    let opts = DialOpts::peer_id(peer)
-                        .addresses(addrs)
-                        .condition(PeerCondition::DisconnectedAndNotDialing)
-                        .build();
-                    if let Err(e) = self.swarm.dial(opts) {
-                        debug!(%peer, error = %e, "not dialling");
+            }
+            // Expiry only means no record was refreshed: it is not a sign that the peer is gone
+            // from the chat, but there is no address left to dial it at.
+            mdns::Event::Expired(gone) => {
+                for (peer, addr) in gone {
+                    if let Some(n) = self.neighbours.get_mut(&peer) {
+                        n.addrs.retain(|a| a != &addr);
+                        if n.addrs.is_empty() {
+                            self.neighbours.remove(&peer);
+                        }
                     }
                 }
             }
-            // Expiry only means no record was refreshed: it is not a sign that the peer is gone.
-            mdns::Event::Expired(gone) => debug!(count = gone.len(), "mDNS records expired"),
         }
     }
 

@@ -121,6 +121,29 @@ fn forward(tx: &mpsc::Sender<Input>, input: Input) -> bool {
     tx.blocking_send(input).is_ok() && !stop
 }
 
+/// The line editor's thread must never block outside `readline`: rustyline's printer waits for
+/// `readline` to draw what the ui prints, and the ui may be waiting for this thread. So a line
+/// that finds the channel full is refused on the spot, visibly.
+fn forward_now(tx: &mpsc::Sender<Input>, input: Input) -> bool {
+    let stop = matches!(
+        input,
+        Input::End | Input::Line(Parsed::Command(UserCommand::Quit))
+    );
+    match tx.try_send(input) {
+        Ok(()) => !stop,
+        Err(mpsc::error::TrySendError::Full(Input::End)) => {
+            // Leaving must not be lost: wait for room, the ui is draining.
+            let _ = tx.blocking_send(Input::End);
+            false
+        }
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            println!("Error: typing faster than the chat can send; that line was not sent");
+            !stop
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+    }
+}
+
 fn read_editor(mut editor: DefaultEditor, tx: mpsc::Sender<Input>) {
     loop {
         let input = match editor.readline("> ") {
@@ -136,7 +159,7 @@ fn read_editor(mut editor: DefaultEditor, tx: mpsc::Sender<Input>) {
                 Input::End
             }
         };
-        if !forward(&tx, input) {
+        if !forward_now(&tx, input) {
             return;
         }
     }

@@ -7,6 +7,7 @@
 pub mod input;
 pub mod render;
 
+use std::collections::VecDeque;
 use std::io::Write;
 
 use tokio::sync::mpsc;
@@ -39,8 +40,16 @@ fn write_lines(sink: &mut Sink, lines: Vec<String>) {
     }
 }
 
+/// Lines parsed but not yet taken by the event loop. The ui keeps rendering while it waits for
+/// the event loop (which may itself be waiting for the ui to take events); when this many wait,
+/// it stops reading input, which holds back a pipe (the line editor's thread refuses lines
+/// instead of blocking, see `input::forward_now`).
+pub const BACKLOG_CAP: usize = 256;
+
 /// Runs the ui until the network layer has finished (it closes `events` after our leave).
 /// `line_editor` asks for the interactive line editor (stdin is a terminal).
+///
+/// Input is held back until the node is `ready`, so that `ready` is always the first line.
 pub async fn run(
     format: Format,
     line_editor: bool,
@@ -50,13 +59,42 @@ pub async fn run(
     let (input_tx, mut input_rx) = mpsc::channel(INPUT_CAP);
     let mut sink = input::spawn(input_tx, line_editor && format == Format::Human);
     let mut commands = Some(commands);
+    let mut backlog: VecDeque<UserCommand> = VecDeque::new();
+    let mut ready = false;
+    let mut input_open = true;
     loop {
+        // A permit to send the oldest backlog entry, when there is one.
+        let sender = commands.clone();
+        let send_slot = async move {
+            match sender {
+                Some(tx) => tx.reserve_owned().await.ok(),
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             event = events.recv() => match event {
-                Some(event) => write_lines(&mut sink, render::render(&event, format, chrono::Local::now())),
+                Some(event) => {
+                    ready |= matches!(event, ChatEvent::Ready { .. });
+                    write_lines(&mut sink, render::render(&event, format, chrono::Local::now()));
+                }
                 None => return,
             },
-            input = input_rx.recv(), if commands.is_some() => {
+            permit = send_slot, if !backlog.is_empty() => match (permit, backlog.pop_front()) {
+                (Some(permit), Some(cmd)) => {
+                    let quit = cmd == UserCommand::Quit;
+                    permit.send(cmd);
+                    if quit {
+                        // Nothing more goes down after /quit.
+                        commands = None;
+                        backlog.clear();
+                    }
+                }
+                _ => {
+                    commands = None;
+                    backlog.clear();
+                }
+            },
+            input = input_rx.recv(), if ready && input_open && commands.is_some() && backlog.len() < BACKLOG_CAP => {
                 let cmd = match input {
                     Some(Input::Line(Parsed::Command(cmd))) => Some(cmd),
                     Some(Input::Line(Parsed::Help)) => {
@@ -69,14 +107,14 @@ pub async fn run(
                         write_lines(&mut sink, lines);
                         None
                     }
-                    Some(Input::End) | None => Some(UserCommand::Quit),
-                };
-                if let (Some(cmd), Some(tx)) = (cmd, &commands) {
-                    let quit = cmd == UserCommand::Quit;
-                    if tx.send(cmd).await.is_err() || quit {
-                        // Dropping the sender after /quit: nothing more goes down.
-                        commands = None;
+                    Some(Input::End) | None => {
+                        input_open = false;
+                        Some(UserCommand::Quit)
                     }
+                };
+                if let Some(cmd) = cmd {
+                    input_open &= cmd != UserCommand::Quit;
+                    backlog.push_back(cmd);
                 }
             }
         }

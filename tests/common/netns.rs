@@ -35,9 +35,10 @@ pub struct Lab {
 impl Lab {
     /// Why labs cannot run here, if they cannot.
     pub fn unavailable() -> Option<String> {
-        let uid = Command::new("id").arg("-u").output().ok()?;
-        if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-            return Some("not running as root".into());
+        match Command::new("id").arg("-u").output() {
+            Ok(o) if String::from_utf8_lossy(&o.stdout).trim() == "0" => {}
+            Ok(_) => return Some("not running as root".into()),
+            Err(e) => return Some(format!("cannot tell whether we are root: {e}")),
         }
         match Command::new("ip").args(["netns", "list"]).output() {
             Ok(o) if o.status.success() => None,
@@ -133,18 +134,6 @@ impl Lab {
         ])
         .args(args);
         Node::start(name, cmd)
-    }
-
-    /// Cuts host `i` off the bridge (`up = false`) or reconnects it.
-    pub fn set_link(&self, i: usize, up: bool) -> Result<(), String> {
-        ip(&[
-            "-n",
-            &self.bridge,
-            "link",
-            "set",
-            &format!("p{i}"),
-            if up { "up" } else { "down" },
-        ])
     }
 }
 
