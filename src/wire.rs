@@ -1,24 +1,43 @@
-//! The wire format: versioned CBOR for chat events and hellos (docs/PROTOCOL.md, "Messages").
+//! The wire format: versioned CBOR for signed chat events, hellos and sync messages
+//! (docs/PROTOCOL.md, "Events", "Hello", "Sync").
 //!
 //! This is the only module that knows the encoding (the only user of `serde_cbor`), so it could be
 //! swapped without touching the rest. Decoding is strict: a size cap before parsing, no unknown
-//! or missing fields, no trailing bytes, a known version, and every name and text validated by
-//! the core's constructors. Every failure is a typed [`WireError`]; nothing here panics on input.
+//! or missing fields, no trailing bytes, a known version, a valid author signature, and every
+//! name and text validated by the core's constructors. Every failure is a typed [`WireError`];
+//! nothing here panics on input.
+
+use std::sync::Arc;
 
 use libp2p::PeerId;
+use libp2p::identity::{Keypair, PublicKey};
 use serde::{Deserialize, Serialize};
 
-use crate::core::event::{Body, Event, LeaveReason, Text, Username};
+use crate::core::event::{Body, Event, SignedEvent, Text, Username};
 use crate::core::room::{Hello, Participant};
+use crate::core::sync::{AuthorHave, SyncRequest, SyncResponse};
 
 /// The protocol version this node speaks; events and hellos of any other version are refused.
 pub const PROTOCOL_VERSION: u8 = 1;
-/// Largest encoded event accepted (a 128-character message of 4-byte characters is ~650 bytes).
-pub const MAX_EVENT_BYTES: usize = 1024;
+/// Largest event body (a 128-character message of 4-byte characters is ~650 bytes).
+pub const MAX_BODY_BYTES: usize = 1024;
+/// Largest signed event accepted: the body, a 64-byte signature and the envelope.
+pub const MAX_EVENT_BYTES: usize = MAX_BODY_BYTES + 128;
 /// Largest encoded hello accepted.
 pub const MAX_HELLO_BYTES: usize = 256 * 1024;
 /// Most participants a hello may list.
 pub const MAX_HELLO_PARTICIPANTS: usize = 2048;
+/// Largest sync request or response accepted.
+pub const MAX_SYNC_BYTES: usize = 1024 * 1024;
+/// Most authors a sync request may list.
+pub const MAX_SYNC_AUTHORS: usize = 4096;
+/// Most sequence numbers listed above `upto` for one author in a sync request.
+pub const MAX_SYNC_EXTRA: usize = 256;
+/// Most events in one sync response.
+pub const MAX_SYNC_EVENTS: usize = 512;
+/// What an author signs: this context, then the body bytes (domain separation, so a signature
+/// made for a chat event cannot be replayed as anything else).
+const SIGNING_CONTEXT: &[u8] = b"chitty-chat/event/1:";
 
 /// Why bytes from a peer could not be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +57,9 @@ pub enum WireError {
     /// A protocol version this node does not speak.
     #[error("unsupported protocol version {0}")]
     Version(u8),
+    /// The signature does not verify against the author's key.
+    #[error("bad signature by {0}")]
+    Signature(PeerId),
     /// Well-formed CBOR whose content breaks a rule.
     #[error("invalid {field}: {why}")]
     Invalid {
@@ -55,6 +77,27 @@ fn invalid(field: &'static str, why: impl ToString) -> WireError {
     }
 }
 
+fn check_len(bytes: &[u8], max: usize) -> Result<(), WireError> {
+    if bytes.len() > max {
+        return Err(WireError::TooLarge {
+            len: bytes.len(),
+            max,
+        });
+    }
+    Ok(())
+}
+
+fn check_version(v: u8) -> Result<(), WireError> {
+    if v != PROTOCOL_VERSION {
+        return Err(WireError::Version(v));
+    }
+    Ok(())
+}
+
+fn peer(field: &'static str, bytes: &[u8]) -> Result<PeerId, WireError> {
+    PeerId::from_bytes(bytes).map_err(|e| invalid(field, e))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 enum Kind {
@@ -65,8 +108,17 @@ enum Kind {
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct WireEvent {
+struct WireEnvelope {
     v: u8,
+    #[serde(with = "serde_bytes")]
+    body: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    sig: Vec<u8>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireBody {
     kind: Kind,
     #[serde(with = "serde_bytes")]
     author: Vec<u8>,
@@ -77,6 +129,26 @@ struct WireEvent {
     text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_bytes")]
+    subject: Option<Vec<u8>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    subject_user: Option<String>,
+}
+
+/// `Option<Vec<u8>>` as an optional CBOR byte string.
+mod opt_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => serde_bytes::serialize(b, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        Option::<serde_bytes::ByteBuf>::deserialize(d).map(|o| o.map(|b| b.into_vec()))
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -98,20 +170,66 @@ struct WireHello {
     participants: Vec<WireParticipant>,
 }
 
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireHave {
+    #[serde(with = "serde_bytes")]
+    author: Vec<u8>,
+    upto: u64,
+    extra: Vec<u64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireSyncRequest {
+    v: u8,
+    topic: String,
+    have: Vec<WireHave>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireSyncResponse {
+    v: u8,
+    events: Vec<serde_bytes::ByteBuf>,
+    more: bool,
+}
+
 fn to_vec<T: Serialize>(value: &T) -> Vec<u8> {
     // Serialising plain structs of strings, integers and byte strings into a Vec cannot fail.
     serde_cbor::to_vec(value).expect("CBOR encoding of an in-memory struct into a Vec")
 }
 
-/// Encodes one of our events.
-pub fn encode_event(event: &Event) -> Vec<u8> {
-    let (kind, text, reason) = match &event.body {
-        Body::Join => (Kind::Join, None, None),
-        Body::Message(t) => (Kind::Message, Some(t.as_str().to_owned()), None),
-        Body::Leave(r) => (Kind::Leave, None, Some(r.as_str().to_owned())),
+/// The public key inside an ed25519 (identity-multihash) peer id.
+fn public_key(author: &PeerId) -> Option<PublicKey> {
+    let mh = author.as_ref();
+    (mh.code() == 0)
+        .then(|| PublicKey::try_decode_protobuf(mh.digest()).ok())
+        .flatten()
+}
+
+fn signed_message(body: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(SIGNING_CONTEXT.len() + body.len());
+    m.extend_from_slice(SIGNING_CONTEXT);
+    m.extend_from_slice(body);
+    m
+}
+
+/// Encodes and signs one of our events. `key` must be the author's key.
+pub fn sign_event(event: Event, key: &Keypair) -> SignedEvent {
+    let (kind, text, reason, subject, subject_user) = match &event.body {
+        Body::Join => (Kind::Join, None, None, None, None),
+        Body::Message(t) => (Kind::Message, Some(t.as_str().to_owned()), None, None, None),
+        Body::Leave => (Kind::Leave, None, Some("quit".to_owned()), None, None),
+        Body::Lost { subject, user } => (
+            Kind::Leave,
+            None,
+            Some("lost".to_owned()),
+            Some(subject.to_bytes()),
+            Some(user.as_str().to_owned()),
+        ),
     };
-    to_vec(&WireEvent {
-        v: PROTOCOL_VERSION,
+    let body = to_vec(&WireBody {
         kind,
         author: event.author.to_bytes(),
         seq: event.seq,
@@ -119,56 +237,76 @@ pub fn encode_event(event: &Event) -> Vec<u8> {
         user: event.user.as_str().to_owned(),
         text,
         reason,
-    })
+        subject,
+        subject_user,
+    });
+    // Signing with an ed25519 key cannot fail (only RSA signing can).
+    let sig = key
+        .sign(&signed_message(&body))
+        .expect("ed25519 signing is infallible");
+    let bytes = to_vec(&WireEnvelope {
+        v: PROTOCOL_VERSION,
+        body,
+        sig,
+    });
+    SignedEvent {
+        event,
+        bytes: Arc::from(bytes),
+    }
 }
 
-/// Decodes and validates an event from a peer.
-pub fn decode_event(bytes: &[u8]) -> Result<Event, WireError> {
-    if bytes.len() > MAX_EVENT_BYTES {
-        return Err(WireError::TooLarge {
-            len: bytes.len(),
-            max: MAX_EVENT_BYTES,
-        });
+/// Decodes a signed event from a peer, verifies the author's signature and validates it.
+pub fn decode_event(bytes: &[u8]) -> Result<SignedEvent, WireError> {
+    check_len(bytes, MAX_EVENT_BYTES)?;
+    let env: WireEnvelope = serde_cbor::from_slice(bytes)?;
+    check_version(env.v)?;
+    check_len(&env.body, MAX_BODY_BYTES)?;
+    let w: WireBody = serde_cbor::from_slice(&env.body)?;
+    let author = peer("author", &w.author)?;
+    let key = public_key(&author)
+        .ok_or_else(|| invalid("author", "not an ed25519 peer id with an inline key"))?;
+    if !key.verify(&signed_message(&env.body), &env.sig) {
+        return Err(WireError::Signature(author));
     }
-    let w: WireEvent = serde_cbor::from_slice(bytes)?;
-    if w.v != PROTOCOL_VERSION {
-        return Err(WireError::Version(w.v));
-    }
-    let author = PeerId::from_bytes(&w.author).map_err(|e| invalid("author", e))?;
     let user = Username::new(w.user).map_err(|e| invalid("user", e))?;
     if w.seq == 0 {
         return Err(invalid("seq", "sequence numbers start at 1"));
     }
-    let body = match (w.kind, w.text, w.reason) {
-        (Kind::Join, None, None) => Body::Join,
-        (Kind::Message, Some(text), None) => {
+    let body = match (
+        w.kind,
+        w.text,
+        w.reason.as_deref(),
+        w.subject,
+        w.subject_user,
+    ) {
+        (Kind::Join, None, None, None, None) => Body::Join,
+        (Kind::Message, Some(text), None, None, None) => {
             Body::Message(Text::new(text).map_err(|e| invalid("text", e))?)
         }
-        (Kind::Leave, None, Some(reason)) => match reason.as_str() {
-            "quit" => Body::Leave(LeaveReason::Quit),
-            other => return Err(invalid("reason", format!("unknown reason {other:?}"))),
+        (Kind::Leave, None, Some("quit"), None, None) => Body::Leave,
+        (Kind::Leave, None, Some("lost"), Some(subject), Some(subject_user)) => Body::Lost {
+            subject: peer("subject", &subject)?,
+            user: Username::new(subject_user).map_err(|e| invalid("subject_user", e))?,
         },
-        (kind, text, reason) => {
+        (Kind::Leave, None, Some(other), None, None) if other != "lost" => {
+            return Err(invalid("reason", format!("unknown reason {other:?}")));
+        }
+        (kind, ..) => {
             return Err(invalid(
                 "kind",
-                format!(
-                    "{kind:?} with text {} and reason {}",
-                    if text.is_some() { "present" } else { "absent" },
-                    if reason.is_some() {
-                        "present"
-                    } else {
-                        "absent"
-                    }
-                ),
+                format!("{kind:?} with fields that do not belong to it"),
             ));
         }
     };
-    Ok(Event {
-        author,
-        seq: w.seq,
-        lamport: w.lamport,
-        user,
-        body,
+    Ok(SignedEvent {
+        event: Event {
+            author,
+            seq: w.seq,
+            lamport: w.lamport,
+            user,
+            body,
+        },
+        bytes: Arc::from(bytes),
     })
 }
 
@@ -194,16 +332,9 @@ pub fn encode_hello(hello: &Hello) -> Vec<u8> {
 
 /// Decodes and validates a hello from a peer.
 pub fn decode_hello(bytes: &[u8]) -> Result<Hello, WireError> {
-    if bytes.len() > MAX_HELLO_BYTES {
-        return Err(WireError::TooLarge {
-            len: bytes.len(),
-            max: MAX_HELLO_BYTES,
-        });
-    }
+    check_len(bytes, MAX_HELLO_BYTES)?;
     let w: WireHello = serde_cbor::from_slice(bytes)?;
-    if w.v != PROTOCOL_VERSION {
-        return Err(WireError::Version(w.v));
-    }
+    check_version(w.v)?;
     if w.participants.len() > MAX_HELLO_PARTICIPANTS {
         return Err(invalid(
             "participants",
@@ -215,7 +346,7 @@ pub fn decode_hello(bytes: &[u8]) -> Result<Hello, WireError> {
         .into_iter()
         .map(|p| {
             Ok(Participant {
-                peer: PeerId::from_bytes(&p.peer).map_err(|e| invalid("peer", e))?,
+                peer: peer("peer", &p.peer)?,
                 user: Username::new(p.user).map_err(|e| invalid("user", e))?,
                 lamport: p.lamport,
                 seq: p.seq,
@@ -229,16 +360,101 @@ pub fn decode_hello(bytes: &[u8]) -> Result<Hello, WireError> {
     })
 }
 
+/// Encodes a sync request.
+pub fn encode_sync_request(req: &SyncRequest) -> Vec<u8> {
+    to_vec(&WireSyncRequest {
+        v: PROTOCOL_VERSION,
+        topic: req.topic.clone(),
+        have: req
+            .have
+            .iter()
+            .take(MAX_SYNC_AUTHORS)
+            .map(|h| WireHave {
+                author: h.author.to_bytes(),
+                upto: h.upto,
+                extra: h.extra.iter().copied().take(MAX_SYNC_EXTRA).collect(),
+            })
+            .collect(),
+    })
+}
+
+/// Decodes and validates a sync request.
+pub fn decode_sync_request(bytes: &[u8]) -> Result<SyncRequest, WireError> {
+    check_len(bytes, MAX_SYNC_BYTES)?;
+    let w: WireSyncRequest = serde_cbor::from_slice(bytes)?;
+    check_version(w.v)?;
+    if w.have.len() > MAX_SYNC_AUTHORS {
+        return Err(invalid("have", format!("{} authors", w.have.len())));
+    }
+    let have = w
+        .have
+        .into_iter()
+        .map(|h| {
+            if h.extra.len() > MAX_SYNC_EXTRA {
+                return Err(invalid("extra", format!("{} entries", h.extra.len())));
+            }
+            Ok(AuthorHave {
+                author: peer("author", &h.author)?,
+                upto: h.upto,
+                extra: h.extra,
+            })
+        })
+        .collect::<Result<_, WireError>>()?;
+    Ok(SyncRequest {
+        topic: w.topic,
+        have,
+    })
+}
+
+/// Encodes a sync response.
+pub fn encode_sync_response(resp: &SyncResponse) -> Vec<u8> {
+    to_vec(&WireSyncResponse {
+        v: PROTOCOL_VERSION,
+        events: resp
+            .events
+            .iter()
+            .take(MAX_SYNC_EVENTS)
+            .map(|e| serde_bytes::ByteBuf::from(e.bytes.to_vec()))
+            .collect(),
+        more: resp.more,
+    })
+}
+
+/// Decodes a sync response. Each event is verified and validated on its own: a bad one is
+/// reported in `rejected` and the others are kept.
+pub fn decode_sync_response(bytes: &[u8]) -> Result<(SyncResponse, Vec<WireError>), WireError> {
+    check_len(bytes, MAX_SYNC_BYTES)?;
+    let w: WireSyncResponse = serde_cbor::from_slice(bytes)?;
+    check_version(w.v)?;
+    if w.events.len() > MAX_SYNC_EVENTS {
+        return Err(invalid("events", format!("{} events", w.events.len())));
+    }
+    let mut events = Vec::with_capacity(w.events.len());
+    let mut rejected = Vec::new();
+    for raw in &w.events {
+        match decode_event(raw) {
+            Ok(e) => events.push(e),
+            Err(e) => rejected.push(e),
+        }
+    }
+    Ok((
+        SyncResponse {
+            events,
+            more: w.more,
+        },
+        rejected,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use libp2p::identity::Keypair;
     use proptest::prelude::*;
+    use serde_cbor::Value as V;
 
-    /// The peer of the examples in docs/PROTOCOL.md: the ed25519 key whose secret is 32 bytes of 1.
-    fn example_peer() -> PeerId {
-        let kp = Keypair::ed25519_from_bytes([1u8; 32]).expect("32 bytes make an ed25519 key");
-        kp.public().to_peer_id()
+    /// The key of the examples in docs/PROTOCOL.md: the ed25519 secret of 32 bytes of 1.
+    fn example_key() -> Keypair {
+        Keypair::ed25519_from_bytes([1u8; 32]).expect("32 bytes make an ed25519 key")
     }
 
     fn hex(bytes: &[u8]) -> String {
@@ -247,7 +463,7 @@ mod tests {
 
     fn example_message() -> Event {
         Event {
-            author: example_peer(),
+            author: example_key().public().to_peer_id(),
             seq: 2,
             lamport: 5,
             user: Username::new("client1").unwrap(),
@@ -255,43 +471,88 @@ mod tests {
         }
     }
 
+    /// Re-signs an edited body with the example key, so that body rules can be tested.
+    fn signed_body(edit: impl Fn(&mut std::collections::BTreeMap<V, V>)) -> Vec<u8> {
+        let good = sign_event(example_message(), &example_key());
+        let env: WireEnvelope = serde_cbor::from_slice(&good.bytes).unwrap();
+        let mut body: V = serde_cbor::from_slice(&env.body).unwrap();
+        if let V::Map(m) = &mut body {
+            edit(m);
+        }
+        let body = serde_cbor::to_vec(&body).unwrap();
+        let sig = example_key().sign(&signed_message(&body)).unwrap();
+        to_vec(&WireEnvelope { v: 1, body, sig })
+    }
+
+    fn set(key: &'static str, val: V) -> impl Fn(&mut std::collections::BTreeMap<V, V>) {
+        move |m| {
+            m.insert(V::Text(key.into()), val.clone());
+        }
+    }
+
     #[test]
     fn examples_in_protocol_md_match_the_encoder() {
         let doc = include_str!("../docs/PROTOCOL.md");
-        let msg = hex(&encode_event(&example_message()));
+        let key = example_key();
+        let peer = key.public().to_peer_id();
+        let msg = hex(&sign_event(example_message(), &key).bytes);
         let mut leave = example_message();
         leave.seq = 3;
         leave.lamport = 6;
-        leave.body = Body::Leave(LeaveReason::Quit);
-        let leave = hex(&encode_event(&leave));
+        leave.body = Body::Leave;
+        let leave = hex(&sign_event(leave, &key).bytes);
         let hello = hex(&encode_hello(&Hello {
             topic: "chitty-chat".into(),
             lamport: 6,
             participants: vec![Participant {
-                peer: example_peer(),
+                peer,
                 user: Username::new("client1").unwrap(),
                 lamport: 2,
                 seq: 1,
             }],
         }));
-        for (name, h) in [("message", msg), ("leave", leave), ("hello", hello)] {
+        let sync = hex(&encode_sync_request(&SyncRequest {
+            topic: "chitty-chat".into(),
+            have: vec![AuthorHave {
+                author: peer,
+                upto: 2,
+                extra: vec![4],
+            }],
+        }));
+        for (name, h) in [
+            ("message", msg),
+            ("leave", leave),
+            ("hello", hello),
+            ("sync request", sync),
+        ] {
             assert!(
                 doc.contains(&h),
                 "docs/PROTOCOL.md lacks the {name} example {h}"
             );
         }
-        assert!(doc.contains(&example_peer().to_base58()));
+        assert!(doc.contains(&peer.to_base58()));
+        assert!(doc.contains(&hex(&peer.to_bytes())));
     }
 
     #[test]
-    fn events_round_trip() {
-        let e = example_message();
-        assert_eq!(decode_event(&encode_event(&e)).unwrap(), e);
+    fn events_round_trip_and_verify() {
+        let s = sign_event(example_message(), &example_key());
+        let back = decode_event(&s.bytes).unwrap();
+        assert_eq!(back, s);
+        let lost = Event {
+            body: Body::Lost {
+                subject: PeerId::random(),
+                user: Username::new("gone").unwrap(),
+            },
+            ..example_message()
+        };
+        let s = sign_event(lost, &example_key());
+        assert_eq!(decode_event(&s.bytes).unwrap(), s);
     }
 
     #[test]
     fn malformed_events_give_typed_errors() {
-        let good = encode_event(&example_message());
+        let good = sign_event(example_message(), &example_key()).bytes.to_vec();
         assert!(matches!(
             decode_event(&[0xff, 0x00]),
             Err(WireError::Cbor(_))
@@ -303,67 +564,59 @@ mod tests {
             decode_event(&vec![0u8; MAX_EVENT_BYTES + 1]),
             Err(WireError::TooLarge { .. })
         ));
-        let value = |f: &dyn Fn(&mut serde_cbor::value::Value)| {
-            let mut v: serde_cbor::Value = serde_cbor::from_slice(&good).unwrap();
-            f(&mut v);
-            serde_cbor::to_vec(&v).unwrap()
-        };
-        let set = |key: &str, val: serde_cbor::Value| {
-            let key = key.to_owned();
-            value(&move |v| {
-                if let serde_cbor::Value::Map(m) = v {
-                    m.insert(serde_cbor::Value::Text(key.clone()), val.clone());
-                }
-            })
-        };
-        use serde_cbor::Value as V;
+        // The envelope: version, signature.
+        let mut env: WireEnvelope = serde_cbor::from_slice(&good).unwrap();
+        env.v = 2;
         assert!(matches!(
-            decode_event(&set("v", V::Integer(2))),
+            decode_event(&to_vec(&env)),
             Err(WireError::Version(2))
         ));
+        env.v = 1;
+        env.sig[0] ^= 1;
         assert!(matches!(
-            decode_event(&set("lamport", V::Text("5".into()))),
-            Err(WireError::Cbor(_))
+            decode_event(&to_vec(&env)),
+            Err(WireError::Signature(_))
         ));
+        // A body signed by someone else than its author.
+        let mut env: WireEnvelope = serde_cbor::from_slice(&good).unwrap();
+        env.sig = Keypair::generate_ed25519()
+            .sign(&signed_message(&env.body))
+            .unwrap();
         assert!(matches!(
-            decode_event(&set("extra", V::Bool(true))),
-            Err(WireError::Cbor(_))
+            decode_event(&to_vec(&env)),
+            Err(WireError::Signature(_))
         ));
-        assert!(matches!(
-            decode_event(&set("kind", V::Text("shout".into()))),
-            Err(WireError::Cbor(_))
-        ));
-        assert!(matches!(
-            decode_event(&set("text", V::Text("x".repeat(129)))),
-            Err(WireError::Invalid { field: "text", .. })
-        ));
-        assert!(matches!(
-            decode_event(&set("text", V::Text("\u{1b}[2J".into()))),
-            Err(WireError::Invalid { field: "text", .. })
-        ));
-        assert!(matches!(
-            decode_event(&set("user", V::Text("two words".into()))),
-            Err(WireError::Invalid { field: "user", .. })
-        ));
-        assert!(matches!(
-            decode_event(&set("author", V::Bytes(vec![1, 2, 3]))),
-            Err(WireError::Invalid {
-                field: "author",
-                ..
-            })
-        ));
-        assert!(matches!(
-            decode_event(&set("reason", V::Text("quit".into()))),
-            Err(WireError::Invalid { field: "kind", .. })
-        ));
-        assert!(matches!(
-            decode_event(&set("seq", V::Integer(0))),
-            Err(WireError::Invalid { field: "seq", .. })
-        ));
-        assert!(matches!(
-            decode_event(&set("seq", V::Integer(-1))),
-            Err(WireError::Cbor(_))
-        ));
+        // The body's fields.
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (signed_body(set("lamport", V::Text("5".into()))), "cbor"),
+            (signed_body(set("extra", V::Bool(true))), "cbor"),
+            (signed_body(set("kind", V::Text("shout".into()))), "cbor"),
+            (signed_body(set("seq", V::Integer(-1))), "cbor"),
+            (signed_body(set("text", V::Text("x".repeat(129)))), "text"),
+            (
+                signed_body(set("text", V::Text("\u{1b}[2J".into()))),
+                "text",
+            ),
+            (
+                signed_body(set("user", V::Text("two words".into()))),
+                "user",
+            ),
+            (signed_body(set("reason", V::Text("quit".into()))), "kind"),
+            (signed_body(set("seq", V::Integer(0))), "seq"),
+            (
+                signed_body(set("author", V::Bytes(vec![1, 2, 3]))),
+                "author",
+            ),
+        ];
+        for (bytes, want) in cases {
+            let got = decode_event(&bytes);
+            let ok = match (&got, want) {
+                (Err(WireError::Cbor(_)), "cbor") => true,
+                (Err(WireError::Invalid { field, .. }), f) => *field == f,
+                _ => false,
+            };
+            assert!(ok, "wanted {want}, got {got:?}");
+        }
     }
 
     #[test]
@@ -379,17 +632,46 @@ mod tests {
             }],
         };
         assert_eq!(decode_hello(&encode_hello(&h)).unwrap(), h);
-        let mut v: serde_cbor::Value = serde_cbor::from_slice(&encode_hello(&h)).unwrap();
-        if let serde_cbor::Value::Map(m) = &mut v {
-            m.insert(
-                serde_cbor::Value::Text("v".into()),
-                serde_cbor::Value::Integer(9),
-            );
+        let mut v: V = serde_cbor::from_slice(&encode_hello(&h)).unwrap();
+        if let V::Map(m) = &mut v {
+            m.insert(V::Text("v".into()), V::Integer(9));
         }
         assert!(matches!(
             decode_hello(&serde_cbor::to_vec(&v).unwrap()),
             Err(WireError::Version(9))
         ));
+    }
+
+    #[test]
+    fn sync_messages_round_trip_and_bad_events_are_singled_out() {
+        let req = SyncRequest {
+            topic: "chitty-chat".into(),
+            have: vec![AuthorHave {
+                author: PeerId::random(),
+                upto: 7,
+                extra: vec![9, 12],
+            }],
+        };
+        assert_eq!(
+            decode_sync_request(&encode_sync_request(&req)).unwrap(),
+            req
+        );
+        let good = sign_event(example_message(), &example_key());
+        let mut forged = good.bytes.to_vec();
+        let n = forged.len();
+        forged[n - 1] ^= 1;
+        let raw = to_vec(&WireSyncResponse {
+            v: 1,
+            events: vec![
+                serde_bytes::ByteBuf::from(good.bytes.to_vec()),
+                serde_bytes::ByteBuf::from(forged),
+            ],
+            more: true,
+        });
+        let (resp, rejected) = decode_sync_response(&raw).unwrap();
+        assert_eq!(resp.events, vec![good]);
+        assert!(resp.more);
+        assert_eq!(rejected.len(), 1);
     }
 
     proptest! {
@@ -398,6 +680,8 @@ mod tests {
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
             let _ = decode_event(&bytes);
             let _ = decode_hello(&bytes);
+            let _ = decode_sync_request(&bytes);
+            let _ = decode_sync_response(&bytes);
         }
 
         /// Every valid event round-trips.
@@ -407,15 +691,18 @@ mod tests {
             lamport in any::<u64>(),
             user in "[a-zA-Z0-9_\\-é]{1,32}",
             text in "[^\\p{Cc}]{1,128}",
-            kind in 0u8..3,
+            kind in 0u8..4,
         ) {
+            let key = Keypair::generate_ed25519();
             let body = match kind {
                 0 => Body::Join,
                 1 => Body::Message(Text::new(text).unwrap()),
-                _ => Body::Leave(LeaveReason::Quit),
+                2 => Body::Leave,
+                _ => Body::Lost { subject: PeerId::random(), user: Username::new(user.clone()).unwrap() },
             };
-            let e = Event { author: PeerId::random(), seq, lamport, user: Username::new(user).unwrap(), body };
-            prop_assert_eq!(decode_event(&encode_event(&e)).unwrap(), e);
+            let e = Event { author: key.public().to_peer_id(), seq, lamport, user: Username::new(user).unwrap(), body };
+            let s = sign_event(e, &key);
+            prop_assert_eq!(decode_event(&s.bytes).unwrap(), s);
         }
     }
 }

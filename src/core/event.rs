@@ -152,6 +152,8 @@ impl Text {
 pub enum LeaveReason {
     /// The participant left on purpose (`/quit`, end of input, Ctrl-C, SIGTERM).
     Quit,
+    /// The participant's node vanished (crashed, frozen, cut off); announced by another node.
+    Lost,
 }
 
 impl LeaveReason {
@@ -159,6 +161,7 @@ impl LeaveReason {
     pub fn as_str(self) -> &'static str {
         match self {
             LeaveReason::Quit => "quit",
+            LeaveReason::Lost => "lost",
         }
     }
 }
@@ -170,8 +173,25 @@ pub enum Body {
     Join,
     /// The author said something.
     Message(Text),
-    /// The author left the room.
-    Leave(LeaveReason),
+    /// The author left the room (`/quit` and the like).
+    Leave,
+    /// The author announces that another participant is gone: its node vanished.
+    Lost {
+        /// The participant that is gone.
+        subject: PeerId,
+        /// Its username.
+        user: Username,
+    },
+}
+
+/// An event with its signed encoding, exactly as its author produced it: what is published,
+/// stored and served to peers catching up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedEvent {
+    /// The decoded event.
+    pub event: Event,
+    /// The signed envelope (docs/PROTOCOL.md, "Events").
+    pub bytes: std::sync::Arc<[u8]>,
 }
 
 /// One entry of the chat: authored by a peer, stamped with the author's Lamport time.
@@ -211,19 +231,32 @@ impl Event {
     }
 
     /// The ui's view of this event.
-    pub fn view(&self) -> EventView {
+    /// The participant the event is about: the author, or the subject of a `Lost`.
+    pub fn participant(&self) -> (PeerId, &Username) {
+        match &self.body {
+            Body::Lost { subject, user } => (*subject, user),
+            _ => (self.author, &self.user),
+        }
+    }
+
+    /// The ui's view of this event; `sync` tells whether it arrived by catching up.
+    pub fn view(&self, sync: bool) -> EventView {
         let (kind, text, reason) = match &self.body {
             Body::Join => (EventKind::Join, None, None),
             Body::Message(t) => (EventKind::Message, Some(t.as_str().to_owned()), None),
-            Body::Leave(r) => (EventKind::Leave, None, Some(*r)),
+            Body::Leave => (EventKind::Leave, None, Some(LeaveReason::Quit)),
+            Body::Lost { .. } => (EventKind::Leave, None, Some(LeaveReason::Lost)),
         };
+        let (peer, user) = self.participant();
         EventView {
             kind,
             lamport: self.lamport,
-            user: self.user.as_str().to_owned(),
-            peer: self.author.to_base58(),
+            user: user.as_str().to_owned(),
+            peer: peer.to_base58(),
             text,
             reason,
+            by: matches!(self.body, Body::Lost { .. }).then(|| self.author.to_base58()),
+            sync,
         }
     }
 }
@@ -257,14 +290,18 @@ pub struct EventView {
     pub kind: EventKind,
     /// The origin Lamport stamp.
     pub lamport: u64,
-    /// The author's username.
+    /// The participant's username (the author's, or for a `lost` leave the one who is gone).
     pub user: String,
-    /// The author's base58 peer id.
+    /// The participant's base58 peer id.
     pub peer: String,
     /// The message text (messages only).
     pub text: Option<String>,
-    /// Why the author left (leaves only).
+    /// Why the participant left (leaves only).
     pub reason: Option<LeaveReason>,
+    /// For a `lost` leave: the base58 peer id of the node that announced it.
+    pub by: Option<String>,
+    /// Whether the event arrived by catching up (history sync) rather than live.
+    pub sync: bool,
 }
 
 /// A participant as `/who` shows it.

@@ -6,4 +6,5 @@
 pub mod clock;
 pub mod event;
 pub mod room;
+pub mod sync;
 pub mod transcript;

@@ -1,35 +1,42 @@
-//! The room: one participant's IO-less state machine (docs/PROTOCOL.md, "Clock rules" and
-//! "Join, message, leave").
+//! The room: one participant's IO-less state machine (docs/PROTOCOL.md, "Clock rules", "Join,
+//! message, leave", "Sync" and "Lost participants").
 //!
 //! It is driven by calls that each carry the input and, where time matters, `now`; it never reads
 //! a clock, a socket or a terminal. What it wants done comes out of [`Room::poll_output`]: events
-//! to publish and things to show. Its only timer, the join grace, is exposed by
-//! [`Room::poll_timeout`] and fired by [`Room::handle_timeout`].
+//! to publish and things to show. Its timers (the join grace, staggered `lost` announcements)
+//! are exposed by [`Room::poll_timeout`] and fired by [`Room::handle_timeout`].
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
+use libp2p::identity::Keypair;
 
 use super::clock::LamportClock;
 use super::event::{
-    Body, ChatEvent, Event, LeaveReason, ParticipantView, RoomName, Text, Username,
+    Body, ChatEvent, Event, ParticipantView, RoomName, SignedEvent, Text, Username,
 };
+use super::sync::{SyncRequest, SyncResponse};
 use super::transcript::Transcript;
+use crate::wire;
 
-/// How long a node that expects peers waits for a first hello before it joins alone.
+/// How long a node that expects peers waits to catch up with a participant before it joins alone.
 pub const JOIN_GRACE: Duration = Duration::from_millis(1500);
 /// How many typed lines are held while the join is not yet stamped.
 pub const PENDING_COMMANDS_CAP: usize = 256;
 /// How many peers the roster tracks at most.
 pub const ROSTER_CAP: usize = 4096;
-/// After `/quit` during the join wait, how much longer the join may wait for a first hello (the
-/// node must be gone within 2 s of the quit, leave linger included).
+/// After `/quit` during the join wait, how much longer the join may wait (the node must be gone
+/// within 2 s of the quit, leave linger included).
 pub const QUIT_JOIN_WAIT: Duration = Duration::from_millis(300);
 /// A received stamp may be at most this far ahead of the local clock.
 pub const MAX_CLOCK_JUMP: u64 = 1 << 32;
 /// No stamp may reach this value: it leaves the clock room for centuries of honest chat.
 pub const MAX_STAMP: u64 = 1 << 62;
+/// When a participant vanishes, the present participant with the lowest peer id announces it at
+/// once; the next waits this long, the next twice as long, and so on, each standing down if the
+/// announcement arrives first. One announcement, one stamp, everywhere.
+pub const LOST_STAGGER: Duration = Duration::from_millis(150);
 
 /// What a user asked for that needs the room's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +80,7 @@ pub struct Hello {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
     /// Send this event to every participant.
-    Publish(Event),
+    Publish(SignedEvent),
     /// Show this to the user.
     Show(ChatEvent),
 }
@@ -81,7 +88,7 @@ pub enum Output {
 /// Why an event or hello from a peer was refused. The peer is at fault; nothing is shown.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
-    /// The event claims an author other than the peer that signed it.
+    /// The event claims an author other than the peer that signed the gossipsub message.
     #[error("event claims author {claimed}, not its signer")]
     ForgedAuthor {
         /// The author named in the event.
@@ -95,26 +102,27 @@ pub enum Rejection {
         /// Our clock.
         local: u64,
     },
-    /// The event claims to be ours.
+    /// The event claims to be ours but we do not know it (a peer cannot forge our signature,
+    /// so this is an event from an earlier run with the same key).
     #[error("event claims to be our own")]
     OwnEvent,
-    /// The hello is from a node in another room.
-    #[error("hello from topic {0:?}, another room")]
+    /// The hello or sync message is from a node in another room.
+    #[error("topic {0:?} is another room")]
     OtherRoom(String),
 }
 
 /// Room settings.
 #[derive(Debug, Clone)]
 pub struct RoomConfig {
-    /// Our peer id.
-    pub me: PeerId,
+    /// Our key: it signs our events.
+    pub keypair: Keypair,
     /// Our username.
     pub user: Username,
     /// Our room.
     pub room: RoomName,
     /// How many events the transcript keeps.
     pub history: usize,
-    /// How long to wait for a first hello before joining alone.
+    /// How long to wait to catch up with a participant before joining alone.
     pub join_grace: Duration,
 }
 
@@ -138,6 +146,7 @@ struct Presence {
 #[derive(Debug)]
 pub struct Room {
     cfg: RoomConfig,
+    me: PeerId,
     topic: String,
     clock: LamportClock,
     seq: u64,
@@ -145,6 +154,10 @@ pub struct Room {
     pending: VecDeque<UserCommand>,
     roster: BTreeMap<PeerId, Presence>,
     transcript: Transcript,
+    /// Peers that had joined when they said hello: catching up with one ends the join wait.
+    historians: HashSet<PeerId>,
+    /// Participants we saw vanish, and when we announce it unless someone else does first.
+    lost: HashMap<PeerId, Instant>,
     outputs: VecDeque<Output>,
 }
 
@@ -152,6 +165,7 @@ impl Room {
     /// A room not yet started: call [`Room::start`].
     pub fn new(cfg: RoomConfig) -> Self {
         Self {
+            me: cfg.keypair.public().to_peer_id(),
             topic: cfg.room.topic(),
             transcript: Transcript::new(cfg.history),
             cfg,
@@ -160,13 +174,15 @@ impl Room {
             phase: Phase::Created,
             pending: VecDeque::new(),
             roster: BTreeMap::new(),
+            historians: HashSet::new(),
+            lost: HashMap::new(),
             outputs: VecDeque::new(),
         }
     }
 
     /// Starts the room. A node that expects peers (mDNS on, or `--connect` given) waits up to the
-    /// join grace for a first hello so that its join is stamped after the room's past; a node
-    /// that cannot meet anyone joins at once.
+    /// join grace to catch up with a participant, so that its join is stamped after the room's
+    /// past and shown after it; a node that cannot meet anyone joins at once.
     pub fn start(&mut self, now: Instant, expect_peers: bool) {
         if self.phase != Phase::Created {
             return;
@@ -178,6 +194,11 @@ impl Room {
         } else {
             self.join();
         }
+    }
+
+    /// Our peer id.
+    pub fn me(&self) -> PeerId {
+        self.me
     }
 
     /// Our gossipsub topic.
@@ -200,20 +221,41 @@ impl Room {
         self.phase == Phase::Left
     }
 
-    /// When [`Room::handle_timeout`] should next be called.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        match self.phase {
-            Phase::Waiting { deadline } => Some(deadline),
-            _ => None,
-        }
+    /// Whether `peer` is a present participant.
+    pub fn is_present(&self, peer: &PeerId) -> bool {
+        self.roster.get(peer).is_some_and(|p| p.present)
     }
 
-    /// Fires the join grace if it has run out.
+    /// The events we know, in total order.
+    pub fn transcript(&self) -> &Transcript {
+        &self.transcript
+    }
+
+    /// When [`Room::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let join = match self.phase {
+            Phase::Waiting { deadline } => Some(deadline),
+            _ => None,
+        };
+        join.into_iter().chain(self.lost.values().copied()).min()
+    }
+
+    /// Fires what is due: the end of the join wait, `lost` announcements.
     pub fn handle_timeout(&mut self, now: Instant) {
         if let Phase::Waiting { deadline } = self.phase
             && now >= deadline
         {
             self.join();
+        }
+        let due: Vec<PeerId> = self
+            .lost
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in due {
+            self.lost.remove(&peer);
+            self.announce_lost(peer);
         }
     }
 
@@ -241,10 +283,9 @@ impl Room {
         }
     }
 
-    /// Takes a peer's hello: merges its clock and learns who is present. The sender's own entry
-    /// is its join event, authenticated by the connection: shown if we had not seen it (it was
-    /// published before we were connected). The first hello from our room ends the wait for the
-    /// join.
+    /// Takes a peer's hello: merges its clock and learns who is present. If the sender lists
+    /// itself it is a participant, whose history the join waits for (see
+    /// [`Room::handle_sync_response`]).
     pub fn handle_hello(&mut self, from: PeerId, hello: Hello) -> Result<(), Rejection> {
         if hello.topic != self.topic {
             return Err(Rejection::OtherRoom(hello.topic));
@@ -252,29 +293,56 @@ impl Room {
         self.check_stamp(hello.lamport)?;
         self.clock.merge(hello.lamport);
         for p in hello.participants {
-            if p.peer == self.cfg.me || self.check_stamp(p.lamport).is_err() {
+            if p.peer == self.me || self.check_stamp(p.lamport).is_err() {
                 continue;
             }
             if p.peer == from {
-                let join = Event {
-                    author: from,
-                    seq: p.seq,
-                    lamport: p.lamport,
-                    user: p.user,
-                    body: Body::Join,
-                };
-                if let Err(e) = self.handle_remote(from, join) {
-                    tracing::debug!(%from, reason = %e, "join in hello refused");
-                }
-            } else {
-                self.update_presence(p.peer, p.user, p.lamport, p.seq, true);
+                self.historians.insert(from);
             }
+            self.update_presence(p.peer, p.user, p.lamport, p.seq, true);
         }
         tracing::debug!(%from, lamport = hello.lamport, "merged hello");
-        // Only a participant's clock holds the room's past: a hello from another newcomer that
-        // has not joined yet does not end the wait. (A joined sender's own entry went through
-        // handle_remote above, which ends it.)
         Ok(())
+    }
+
+    /// What we have, for a peer to send us what we lack.
+    pub fn sync_request(&self) -> SyncRequest {
+        SyncRequest {
+            topic: self.topic.clone(),
+            have: self.transcript.summary(),
+        }
+    }
+
+    /// Answers a peer's sync request with the oldest page of what it lacks.
+    pub fn handle_sync_request(&self, req: &SyncRequest) -> SyncResponse {
+        if req.topic != self.topic {
+            return SyncResponse {
+                events: Vec::new(),
+                more: false,
+            };
+        }
+        let (events, more) = self.transcript.missing(&req.have);
+        SyncResponse { events, more }
+    }
+
+    /// Takes a page of history from `from`: each event is merged and shown like a live one, marked
+    /// as caught up. Returns whether to ask for the next page. Catching up completely with a
+    /// participant ends the join wait: its past is now ours, and our join follows it.
+    pub fn handle_sync_response(&mut self, from: PeerId, resp: SyncResponse) -> bool {
+        let mut new = 0;
+        for e in resp.events {
+            match self.accept(e, true) {
+                Ok(true) => new += 1,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(%from, reason = %e, "sync event refused"),
+            }
+        }
+        // A page that taught us nothing cannot lead anywhere new.
+        let more = resp.more && new > 0;
+        if !more && self.historians.contains(&from) && matches!(self.phase, Phase::Waiting { .. }) {
+            self.join();
+        }
+        more
     }
 
     /// A user command. Lines typed before the join is stamped wait for it; `/quit` shortens the
@@ -310,48 +378,56 @@ impl Room {
         }
     }
 
-    /// A chat event from the network, signed by `source`. Returns whether it was new (and shown);
-    /// a duplicate is accepted but shown once only.
-    pub fn handle_remote(&mut self, source: PeerId, event: Event) -> Result<bool, Rejection> {
-        if event.author != source {
+    /// A live chat event from gossipsub, whose message was signed by `source`. Returns whether it
+    /// was new (and shown); a duplicate is accepted but shown once.
+    pub fn handle_remote(&mut self, source: PeerId, event: SignedEvent) -> Result<bool, Rejection> {
+        if event.event.author != source {
             return Err(Rejection::ForgedAuthor {
-                claimed: event.author,
+                claimed: event.event.author,
             });
         }
-        if event.author == self.cfg.me {
-            return Err(Rejection::OwnEvent);
+        self.accept(event, false)
+    }
+
+    /// The last connection to `peer` closed without a leave from it. If it is a participant, the
+    /// room says so: at once if we rank first among the present participants (by peer id), a
+    /// little later otherwise, unless someone else's announcement arrives first.
+    pub fn peer_gone(&mut self, peer: PeerId, now: Instant) {
+        if peer == self.me || !self.is_present(&peer) || self.phase != Phase::Joined {
+            return;
         }
-        self.check_stamp(event.lamport)?;
-        if self.transcript.contains(&event.author, event.seq) {
-            return Ok(false);
+        let mut ranks: Vec<Vec<u8>> = self
+            .roster
+            .iter()
+            .filter(|(p, pr)| pr.present && **p != peer)
+            .map(|(p, _)| p.to_bytes())
+            .collect();
+        ranks.sort();
+        let mine = self.me.to_bytes();
+        let rank = ranks.iter().position(|p| *p == mine).unwrap_or(0);
+        let rank = u32::try_from(rank).unwrap_or(u32::MAX);
+        self.lost
+            .insert(peer, now + LOST_STAGGER.saturating_mul(rank));
+        self.handle_timeout(now);
+    }
+
+    /// A connection to `peer` exists again: no need to announce it lost.
+    pub fn peer_back(&mut self, peer: &PeerId) {
+        self.lost.remove(peer);
+    }
+
+    fn announce_lost(&mut self, peer: PeerId) {
+        if self.phase != Phase::Joined {
+            return;
         }
-        self.clock.receive(event.lamport);
-        // A participant's event carries its clock: the room's past is merged, the wait is over.
-        let ends_wait = matches!(self.phase, Phase::Waiting { .. });
-        match &event.body {
-            Body::Join => self.update_presence(
-                event.author,
-                event.user.clone(),
-                event.lamport,
-                event.seq,
-                true,
-            ),
-            Body::Leave(_) => self.update_presence(
-                event.author,
-                event.user.clone(),
-                event.lamport,
-                event.seq,
-                false,
-            ),
-            Body::Message(_) => {}
-        }
-        self.outputs
-            .push_back(Output::Show(ChatEvent::Chat(event.view())));
-        self.transcript.insert(event);
-        if ends_wait {
-            self.join();
-        }
-        Ok(true)
+        let Some(p) = self.roster.get(&peer).filter(|p| p.present) else {
+            return;
+        };
+        let user = p.user.clone();
+        self.emit(Body::Lost {
+            subject: peer,
+            user,
+        });
     }
 
     fn check_stamp(&self, stamp: u64) -> Result<(), Rejection> {
@@ -360,6 +436,46 @@ impl Room {
             return Err(Rejection::StampTooFar { stamp, local });
         }
         Ok(())
+    }
+
+    /// Takes a validated, signed event (live or caught up): merges the clock, updates the
+    /// roster and the transcript, shows it.
+    fn accept(&mut self, signed: SignedEvent, sync: bool) -> Result<bool, Rejection> {
+        let event = &signed.event;
+        if event.author == self.me {
+            // Our own events come back by sync: known, or from an earlier run with our key.
+            return if self.transcript.contains(&event.author, event.seq) {
+                Ok(false)
+            } else {
+                Err(Rejection::OwnEvent)
+            };
+        }
+        self.check_stamp(event.lamport)?;
+        if self.transcript.contains(&event.author, event.seq) {
+            return Ok(false);
+        }
+        self.clock.receive(event.lamport);
+        let (who, user) = event.participant();
+        let user = user.clone();
+        match &event.body {
+            Body::Join => self.update_presence(who, user, event.lamport, event.seq, true),
+            Body::Leave => self.update_presence(who, user, event.lamport, event.seq, false),
+            Body::Lost { subject, .. } => {
+                self.lost.remove(subject);
+                self.update_presence(who, user, event.lamport, 0, false);
+            }
+            Body::Message(_) => {}
+        }
+        let view = event.view(sync);
+        let declared_lost =
+            matches!(&event.body, Body::Lost { subject, .. } if *subject == self.me);
+        self.outputs.push_back(Output::Show(ChatEvent::Chat(view)));
+        self.transcript.insert(signed);
+        if declared_lost && self.phase == Phase::Joined && !self.is_present(&self.me) {
+            // Someone thought we were gone (a partition, a frozen process): we are back.
+            self.emit(Body::Join);
+        }
+        Ok(true)
     }
 
     fn join(&mut self) {
@@ -377,41 +493,46 @@ impl Room {
         match cmd {
             UserCommand::Say(text) => self.emit(Body::Message(text)),
             UserCommand::Quit => {
-                self.emit(Body::Leave(LeaveReason::Quit));
+                self.emit(Body::Leave);
                 self.phase = Phase::Left;
                 self.pending.clear();
+                self.lost.clear();
             }
             UserCommand::Who => self.show_who(),
             UserCommand::History => self.show_history(),
         }
     }
 
-    /// Stamps, records, publishes and shows one of our own events.
+    /// Stamps, signs, records, shows and publishes one of our own events.
     fn emit(&mut self, body: Body) {
         let lamport = self.clock.tick();
         self.seq += 1;
         let event = Event {
-            author: self.cfg.me,
+            author: self.me,
             seq: self.seq,
             lamport,
             user: self.cfg.user.clone(),
             body,
         };
         // Presence changes with joins and leaves only: a hello lists each participant's join.
-        match event.body {
+        match &event.body {
             Body::Join => {
-                self.update_presence(self.cfg.me, self.cfg.user.clone(), lamport, self.seq, true)
+                self.update_presence(self.me, self.cfg.user.clone(), lamport, self.seq, true)
             }
-            Body::Leave(_) => {
-                self.update_presence(self.cfg.me, self.cfg.user.clone(), lamport, self.seq, false)
+            Body::Leave => {
+                self.update_presence(self.me, self.cfg.user.clone(), lamport, self.seq, false)
+            }
+            Body::Lost { subject, user } => {
+                self.update_presence(*subject, user.clone(), lamport, 0, false)
             }
             Body::Message(_) => {}
         }
+        let signed = wire::sign_event(event, &self.cfg.keypair);
         // Shown first, so that whatever publishing reports (a queued notice) follows the line.
         self.outputs
-            .push_back(Output::Show(ChatEvent::Chat(event.view())));
-        self.outputs.push_back(Output::Publish(event.clone()));
-        self.transcript.insert(event);
+            .push_back(Output::Show(ChatEvent::Chat(signed.event.view(false))));
+        self.outputs.push_back(Output::Publish(signed.clone()));
+        self.transcript.insert(signed);
     }
 
     /// Last writer wins, by Lamport stamp.
@@ -443,7 +564,11 @@ impl Room {
     }
 
     fn show_history(&mut self) {
-        let events = self.transcript.iter().map(Event::view).collect();
+        let events = self
+            .transcript
+            .iter()
+            .map(|e| e.event.view(false))
+            .collect();
         self.outputs
             .push_back(Output::Show(ChatEvent::History(events)));
     }
@@ -456,7 +581,7 @@ impl Room {
             .map(|(peer, p)| ParticipantView {
                 user: p.user.as_str().to_owned(),
                 peer: peer.to_base58(),
-                me: *peer == self.cfg.me,
+                me: *peer == self.me,
             })
             .collect();
         list.sort_by(|a, b| (&a.user, &a.peer).cmp(&(&b.user, &b.peer)));
@@ -472,19 +597,19 @@ impl Room {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::event::EventKind;
+    use crate::core::event::{EventKind, LeaveReason};
 
     fn room(name: &str) -> Room {
         Room::new(RoomConfig {
-            me: PeerId::random(),
+            keypair: Keypair::generate_ed25519(),
             user: Username::new(name).unwrap(),
             room: RoomName::lobby(),
-            history: 100,
+            history: 10_000,
             join_grace: JOIN_GRACE,
         })
     }
 
-    fn drain(r: &mut Room) -> (Vec<Event>, Vec<ChatEvent>) {
+    fn drain(r: &mut Room) -> (Vec<SignedEvent>, Vec<ChatEvent>) {
         let (mut p, mut s) = (vec![], vec![]);
         while let Some(o) = r.poll_output() {
             match o {
@@ -499,11 +624,38 @@ mod tests {
         UserCommand::Say(Text::new(s).unwrap())
     }
 
-    /// Delivers every event `from` published to `to`, as gossipsub would.
-    fn deliver(events: &[Event], to: &mut Room) {
+    fn chats(shown: &[ChatEvent]) -> Vec<crate::core::event::EventView> {
+        shown
+            .iter()
+            .filter_map(|c| match c {
+                ChatEvent::Chat(v) => Some(v.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Delivers events to `to`, as gossipsub would.
+    fn deliver(events: &[SignedEvent], to: &mut Room) {
         for e in events {
-            to.handle_remote(e.author, e.clone()).unwrap();
+            to.handle_remote(e.event.author, e.clone()).unwrap();
         }
+    }
+
+    /// Runs a full sync: `to` asks `from` until it has everything.
+    fn sync(from: &Room, to: &mut Room) {
+        loop {
+            let resp = from.handle_sync_request(&to.sync_request());
+            if !to.handle_sync_response(from.me(), resp) {
+                break;
+            }
+        }
+    }
+
+    fn key(r: &Room) -> Vec<(PeerId, u64, u64)> {
+        r.transcript()
+            .iter()
+            .map(|e| (e.event.author, e.event.seq, e.event.lamport))
+            .collect()
     }
 
     #[test]
@@ -512,41 +664,39 @@ mod tests {
         a.start(Instant::now(), false);
         let (p, s) = drain(&mut a);
         assert_eq!(p.len(), 1);
-        assert_eq!((p[0].lamport, &p[0].body), (1, &Body::Join));
-        assert!(matches!(&s[0], ChatEvent::Chat(v) if v.kind == EventKind::Join && v.lamport == 1));
+        assert_eq!((p[0].event.lamport, &p[0].event.body), (1, &Body::Join));
+        assert!(
+            matches!(&s[0], ChatEvent::Chat(v) if v.kind == EventKind::Join && v.lamport == 1 && !v.sync)
+        );
     }
 
     #[test]
-    fn join_waits_for_a_hello_and_sorts_after_the_rooms_past() {
+    fn a_late_joiner_catches_up_in_order_before_its_own_join() {
         let now = Instant::now();
         let mut a = room("a");
         a.start(now, false);
-        for _ in 0..5 {
-            a.handle_command(say("x"), Instant::now());
+        for i in 0..5 {
+            a.handle_command(say(&format!("m{i}")), now);
         }
         drain(&mut a);
         let mut b = room("b");
         b.start(now, true);
-        assert!(
-            drain(&mut b).0.is_empty(),
-            "no join before the hello or the grace"
+        b.handle_hello(a.me(), a.hello()).unwrap();
+        assert!(!b.has_joined(), "the join waits for the history");
+        sync(&a, &mut b);
+        let (p, shown) = drain(&mut b);
+        let views = chats(&shown);
+        assert_eq!(
+            views.len(),
+            7,
+            "a's join, five messages, then b's join: {views:?}"
         );
-        assert_eq!(b.poll_timeout(), Some(now + JOIN_GRACE));
-        b.handle_hello(a.cfg.me, a.hello()).unwrap();
-        let (p, _) = drain(&mut b);
-        assert_eq!(p[0].body, Body::Join);
-        assert!(
-            p[0].lamport > a.clock(),
-            "join {} must follow {}",
-            p[0].lamport,
-            a.clock()
-        );
-        b.handle_command(UserCommand::Who, Instant::now());
-        let (_, s) = drain(&mut b);
-        let ChatEvent::Who(list) = &s[0] else {
-            panic!("{s:?}")
-        };
-        assert_eq!(list.len(), 2, "{list:?}");
+        assert!(views[..6].iter().all(|v| v.sync && v.user == "a"));
+        let stamps: Vec<u64> = views.iter().map(|v| v.lamport).collect();
+        assert!(stamps.windows(2).all(|w| w[0] < w[1]), "{stamps:?}");
+        assert_eq!(views[6].kind, EventKind::Join);
+        assert_eq!(p[0].event.body, Body::Join);
+        assert!(p[0].event.lamport > a.clock());
     }
 
     #[test]
@@ -554,13 +704,17 @@ mod tests {
         let now = Instant::now();
         let mut b = room("b");
         b.start(now, true);
-        b.handle_command(say("early"), Instant::now());
+        b.handle_command(say("early"), now);
         b.handle_timeout(now + Duration::from_millis(10));
         assert!(drain(&mut b).0.is_empty());
+        assert_eq!(b.poll_timeout(), Some(now + JOIN_GRACE));
         b.handle_timeout(now + JOIN_GRACE);
         let (p, _) = drain(&mut b);
-        assert_eq!(p.iter().map(|e| e.lamport).collect::<Vec<_>>(), vec![1, 2]);
-        assert_eq!(p[1].body, Body::Message(Text::new("early").unwrap()));
+        assert_eq!(
+            p.iter().map(|e| e.event.lamport).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        assert_eq!(p[1].event.body, Body::Message(Text::new("early").unwrap()));
     }
 
     #[test]
@@ -570,66 +724,35 @@ mod tests {
         b.start(now, true);
         b.handle_command(say("hi"), now);
         b.handle_command(UserCommand::Quit, now);
-        assert!(drain(&mut b).0.is_empty(), "still waiting for a hello");
+        assert!(drain(&mut b).0.is_empty(), "still waiting");
         assert_eq!(b.poll_timeout(), Some(now + QUIT_JOIN_WAIT));
         b.handle_timeout(now + QUIT_JOIN_WAIT);
         let (p, _) = drain(&mut b);
-        let bodies: Vec<_> = p.iter().map(|e| e.body.clone()).collect();
+        let bodies: Vec<_> = p.iter().map(|e| e.event.body.clone()).collect();
         assert_eq!(
             bodies,
             vec![
                 Body::Join,
                 Body::Message(Text::new("hi").unwrap()),
-                Body::Leave(LeaveReason::Quit)
+                Body::Leave
             ]
         );
         assert!(b.has_left());
     }
 
     #[test]
-    fn a_hello_from_another_newcomer_does_not_end_the_wait() {
+    fn catching_up_with_another_newcomer_does_not_end_the_wait() {
         let now = Instant::now();
         let mut b = room("b");
         let mut c = room("c");
         b.start(now, true);
         c.start(now, true);
-        b.handle_hello(c.cfg.me, c.hello()).unwrap();
+        b.handle_hello(c.me(), c.hello()).unwrap();
+        sync(&c, &mut b);
         assert!(
             !b.has_joined(),
-            "c has not joined: its clock is not the room's"
+            "c has not joined: its history is not the room's"
         );
-        // A joined participant's event ends it.
-        let mut a = room("a");
-        a.start(now, false);
-        let (pa, _) = drain(&mut a);
-        b.handle_remote(pa[0].author, pa[0].clone()).unwrap();
-        assert!(b.has_joined());
-        let (pb, _) = drain(&mut b);
-        assert!(pb[0].lamport > pa[0].lamport);
-    }
-
-    #[test]
-    fn hello_entries_with_wild_stamps_are_ignored() {
-        let mut b = room("b");
-        b.start(Instant::now(), false);
-        let liar = PeerId::random();
-        let hello = Hello {
-            topic: "chitty-chat".into(),
-            lamport: 3,
-            participants: vec![Participant {
-                peer: PeerId::random(),
-                user: Username::new("ghost").unwrap(),
-                lamport: MAX_STAMP - 1,
-                seq: 1,
-            }],
-        };
-        b.handle_hello(liar, hello).unwrap();
-        b.handle_command(UserCommand::Who, Instant::now());
-        let (_, s) = drain(&mut b);
-        let ChatEvent::Who(list) = s.last().unwrap() else {
-            panic!("{s:?}")
-        };
-        assert!(list.iter().all(|p| p.user != "ghost"), "{list:?}");
     }
 
     #[test]
@@ -645,17 +768,14 @@ mod tests {
         drain(&mut b);
         deliver(&pa, &mut b);
         let (_, shown) = drain(&mut b);
-        let stamps: Vec<u64> = shown
-            .iter()
-            .filter_map(|c| match c {
-                ChatEvent::Chat(v) => Some(v.lamport),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(stamps, pa.iter().map(|e| e.lamport).collect::<Vec<_>>());
+        let stamps: Vec<u64> = chats(&shown).iter().map(|v| v.lamport).collect();
+        assert_eq!(
+            stamps,
+            pa.iter().map(|e| e.event.lamport).collect::<Vec<_>>()
+        );
         b.handle_command(say("reply"), Instant::now());
         let (pb, _) = drain(&mut b);
-        assert!(pb[0].lamport > pa.last().unwrap().lamport);
+        assert!(pb[0].event.lamport > pa.last().unwrap().event.lamport);
     }
 
     #[test]
@@ -669,7 +789,10 @@ mod tests {
         let (pa, _) = drain(&mut a);
         drain(&mut b);
         deliver(&pa, &mut b);
-        assert_eq!(b.handle_remote(pa[1].author, pa[1].clone()), Ok(false));
+        assert_eq!(
+            b.handle_remote(pa[1].event.author, pa[1].clone()),
+            Ok(false)
+        );
         let (_, shown) = drain(&mut b);
         assert_eq!(shown.len(), 3, "join + two distinct ok messages: {shown:?}");
     }
@@ -687,41 +810,16 @@ mod tests {
             Err(Rejection::ForgedAuthor { .. })
         ));
         let mut wild = pa[0].clone();
-        wild.lamport = u64::MAX;
+        wild.event.lamport = u64::MAX;
         assert!(matches!(
-            b.handle_remote(wild.author, wild),
+            b.handle_remote(wild.event.author, wild),
             Err(Rejection::StampTooFar { .. })
         ));
         assert!(b.clock() < 10);
     }
 
     #[test]
-    fn a_join_published_before_we_connected_arrives_with_the_senders_hello() {
-        let mut a = room("a");
-        a.start(Instant::now(), false);
-        let (pa, _) = drain(&mut a);
-        let mut b = room("b");
-        b.start(Instant::now(), true);
-        a.handle_command(say("after the join"), Instant::now());
-        drain(&mut a);
-        let listed = a.hello().participants;
-        assert_eq!(
-            (listed[0].lamport, listed[0].seq),
-            (pa[0].lamport, pa[0].seq),
-            "the hello lists the join, not the latest event"
-        );
-        b.handle_hello(a.cfg.me, a.hello()).unwrap();
-        let (pb, shown) = drain(&mut b);
-        assert!(
-            matches!(&shown[0], ChatEvent::Chat(v) if v.kind == EventKind::Join && v.user == "a" && v.lamport == pa[0].lamport)
-        );
-        assert!(pb[0].lamport > a.clock());
-        // The same join arriving later by gossip is not shown twice.
-        assert_eq!(b.handle_remote(pa[0].author, pa[0].clone()), Ok(false));
-    }
-
-    #[test]
-    fn hellos_from_other_rooms_change_nothing() {
+    fn hellos_and_syncs_from_other_rooms_change_nothing() {
         let mut b = room("b");
         b.start(Instant::now(), true);
         let other = Hello {
@@ -734,7 +832,11 @@ mod tests {
             Err(Rejection::OtherRoom(_))
         ));
         assert_eq!(b.clock(), 0);
-        assert!(!b.has_joined());
+        let req = SyncRequest {
+            topic: "chitty-chat/elsewhere".into(),
+            have: vec![],
+        };
+        assert_eq!(b.handle_sync_request(&req).events, vec![]);
     }
 
     #[test]
@@ -770,5 +872,272 @@ mod tests {
         sorted.sort();
         assert_eq!(keys, sorted);
         assert_eq!(keys.len(), 3);
+    }
+
+    #[test]
+    fn hello_entries_with_wild_stamps_are_ignored() {
+        let mut b = room("b");
+        b.start(Instant::now(), false);
+        let hello = Hello {
+            topic: "chitty-chat".into(),
+            lamport: 3,
+            participants: vec![Participant {
+                peer: PeerId::random(),
+                user: Username::new("ghost").unwrap(),
+                lamport: MAX_STAMP - 1,
+                seq: 1,
+            }],
+        };
+        b.handle_hello(PeerId::random(), hello).unwrap();
+        b.handle_command(UserCommand::Who, Instant::now());
+        let (_, s) = drain(&mut b);
+        let ChatEvent::Who(list) = s.last().unwrap() else {
+            panic!("{s:?}")
+        };
+        assert!(list.iter().all(|p| p.user != "ghost"), "{list:?}");
+    }
+
+    /// Three participants who all know each other.
+    fn trio() -> Vec<Room> {
+        let mut rooms = vec![room("a"), room("b"), room("c")];
+        for r in &mut rooms {
+            r.start(Instant::now(), false);
+        }
+        let out: Vec<Vec<SignedEvent>> = rooms.iter_mut().map(|r| drain(r).0).collect();
+        for (i, r) in rooms.iter_mut().enumerate() {
+            for (j, events) in out.iter().enumerate() {
+                if i != j {
+                    deliver(events, r);
+                }
+            }
+            drain(r);
+        }
+        rooms
+    }
+
+    #[test]
+    fn a_vanished_participant_is_announced_once_with_one_stamp() {
+        let now = Instant::now();
+        let mut rooms = trio();
+        let gone = rooms.pop().unwrap();
+        let (mut x, mut y) = (rooms.remove(0), rooms.remove(0));
+        x.peer_gone(gone.me(), now);
+        y.peer_gone(gone.me(), now);
+        let (px, _) = drain(&mut x);
+        let (py, _) = drain(&mut y);
+        assert_eq!(px.len() + py.len(), 1, "exactly one announces at once");
+        let (announcer, other, lost) = if px.is_empty() {
+            (&mut y, &mut x, py[0].clone())
+        } else {
+            (&mut x, &mut y, px[0].clone())
+        };
+        assert!(matches!(&lost.event.body, Body::Lost { subject, .. } if *subject == gone.me()));
+        let _ = announcer;
+        deliver(std::slice::from_ref(&lost), other);
+        let (_, shown) = drain(other);
+        let v = &chats(&shown)[0];
+        assert_eq!(
+            (v.kind, v.reason, v.user.as_str()),
+            (EventKind::Leave, Some(LeaveReason::Lost), "c")
+        );
+        assert_eq!(v.lamport, lost.event.lamport);
+        other.handle_timeout(now + Duration::from_secs(5));
+        assert!(drain(other).0.is_empty(), "the second in line stood down");
+    }
+
+    #[test]
+    fn a_participant_declared_lost_joins_again() {
+        let now = Instant::now();
+        let mut rooms = trio();
+        let (mut x, mut y) = (rooms.remove(0), rooms.remove(0));
+        // x and y lose each other (a partition); each sees the other vanish.
+        x.peer_gone(y.me(), now);
+        y.peer_gone(x.me(), now);
+        x.handle_timeout(now + Duration::from_secs(5));
+        y.handle_timeout(now + Duration::from_secs(5));
+        let (px, _) = drain(&mut x);
+        let (py, _) = drain(&mut y);
+        deliver(&px, &mut y);
+        deliver(&py, &mut x);
+        let (px2, _) = drain(&mut x);
+        let (py2, _) = drain(&mut y);
+        assert_eq!(
+            px2.iter().map(|e| &e.event.body).collect::<Vec<_>>(),
+            vec![&Body::Join]
+        );
+        assert_eq!(
+            py2.iter().map(|e| &e.event.body).collect::<Vec<_>>(),
+            vec![&Body::Join]
+        );
+        deliver(&px2, &mut y);
+        deliver(&py2, &mut x);
+        assert!(x.is_present(&y.me()) && y.is_present(&x.me()));
+        assert_eq!(
+            key(&x)[..],
+            key(&y)[..x.transcript().len().min(y.transcript().len())]
+        );
+    }
+
+    /// A tiny deterministic generator for the simulation (xorshift64*).
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n.max(1)
+        }
+    }
+
+    /// Whole conversations under random delays, duplicates, reordering, partitions and crashes:
+    /// once the network is whole again and anti-entropy has run, every surviving node holds the
+    /// same transcript, every event with its original stamp, in the same order.
+    #[test]
+    fn simulation_every_survivor_ends_with_the_same_transcript() {
+        for seed in 1..=60u64 {
+            simulate(seed);
+        }
+    }
+
+    fn simulate(seed: u64) {
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let t0 = Instant::now();
+        let n = 3 + rng.below(4) as usize;
+        let mut nodes: Vec<Option<Room>> = (0..n).map(|i| Some(room(&format!("n{i}")))).collect();
+        for r in nodes.iter_mut().flatten() {
+            r.start(t0, false);
+        }
+        // In flight: (due step, to, event).
+        let mut wire: Vec<(u64, usize, SignedEvent)> = Vec::new();
+        let mut side: Vec<bool> = vec![false; n];
+        let mut split = false;
+        let reachable =
+            |side: &[bool], split: bool, a: usize, b: usize| !split || side[a] == side[b];
+        let steps = 300;
+        for step in 0..steps {
+            let now = t0 + Duration::from_millis(step * 10);
+            // Collect what every node published this step.
+            for (i, node) in nodes.iter_mut().enumerate() {
+                let Some(r) = node.as_mut() else { continue };
+                r.handle_timeout(now);
+                let (published, _) = drain(r);
+                for e in published {
+                    for j in 0..n {
+                        if j != i && reachable(&side, split, i, j) {
+                            wire.push((step + rng.below(8), j, e.clone()));
+                            if rng.below(10) == 0 {
+                                wire.push((step + rng.below(20), j, e.clone()));
+                            }
+                        }
+                    }
+                }
+            }
+            match rng.below(20) {
+                0..=7 => {
+                    let i = rng.below(n as u64) as usize;
+                    if let Some(r) = nodes[i].as_mut() {
+                        r.handle_command(say(&format!("s{step}")), now);
+                    }
+                }
+                8 => {
+                    split = !split;
+                    for s in side.iter_mut() {
+                        *s = rng.below(2) == 0;
+                    }
+                    if split {
+                        // Each side sees the other vanish.
+                        let ids: Vec<Option<PeerId>> =
+                            nodes.iter().map(|r| r.as_ref().map(|r| r.me())).collect();
+                        for i in 0..n {
+                            for j in 0..n {
+                                if side[i] != side[j]
+                                    && let (Some(r), Some(gone)) = (nodes[i].as_mut(), ids[j])
+                                {
+                                    r.peer_gone(gone, now);
+                                }
+                            }
+                        }
+                    }
+                }
+                9 if step > 100 && nodes.iter().filter(|r| r.is_some()).count() > 2 => {
+                    let k = rng.below(n as u64) as usize;
+                    if let Some(dead) = nodes[k].take() {
+                        for r in nodes.iter_mut().flatten() {
+                            r.peer_gone(dead.me(), now);
+                        }
+                    }
+                }
+                10..=12 => {
+                    // Anti-entropy between two reachable nodes.
+                    let (i, j) = (rng.below(n as u64) as usize, rng.below(n as u64) as usize);
+                    if i != j
+                        && reachable(&side, split, i, j)
+                        && nodes[i].is_some()
+                        && nodes[j].is_some()
+                    {
+                        let from = nodes[i].take().unwrap();
+                        sync(&from, nodes[j].as_mut().unwrap());
+                        nodes[i] = Some(from);
+                    }
+                }
+                _ => {}
+            }
+            // Deliver what is due, in random order (reordering); partitions drop it.
+            let mut due: Vec<(u64, usize, SignedEvent)> = Vec::new();
+            wire.retain(|w| {
+                if w.0 <= step {
+                    due.push(w.clone());
+                    false
+                } else {
+                    true
+                }
+            });
+            while !due.is_empty() {
+                let (_, to, e) = due.swap_remove(rng.below(due.len() as u64) as usize);
+                if let Some(r) = nodes[to].as_mut() {
+                    let _ = r.handle_remote(e.event.author, e);
+                }
+            }
+        }
+        // Heal: no partition, drain the wire, then anti-entropy until nothing changes.
+        let end = t0 + Duration::from_secs(3600);
+        for _round in 0..20 {
+            let mut changed = false;
+            for r in nodes.iter_mut().flatten() {
+                r.handle_timeout(end);
+                changed |= !drain(r).0.is_empty();
+            }
+            for i in 0..n {
+                for j in 0..n {
+                    if i != j && nodes[i].is_some() && nodes[j].is_some() {
+                        let from = nodes[i].take().unwrap();
+                        let before = nodes[j].as_ref().unwrap().transcript().len();
+                        sync(&from, nodes[j].as_mut().unwrap());
+                        changed |= nodes[j].as_ref().unwrap().transcript().len() != before;
+                        nodes[i] = Some(from);
+                    }
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        let alive: Vec<&Room> = nodes.iter().flatten().collect();
+        let reference = key(alive[0]);
+        for r in &alive[1..] {
+            assert_eq!(key(r), reference, "seed {seed}: transcripts differ");
+        }
+        // Every survivor is present in everyone's view.
+        for r in &alive {
+            for s in &alive {
+                assert!(
+                    r.is_present(&s.me()),
+                    "seed {seed}: a survivor is missing from the roster"
+                );
+            }
+        }
     }
 }

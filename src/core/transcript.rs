@@ -1,21 +1,24 @@
 //! The transcript: every event this node knows, deduplicated by `(author, seq)`, kept in total
-//! order `(lamport, author, seq)` and bounded to the newest `cap` events.
+//! order `(lamport, author, seq)` and bounded to the newest `cap` events. It also answers the
+//! two questions of history sync: what do I have, and what does a peer lack.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use libp2p::PeerId;
 
-use super::event::{Event, OrderKey};
+use super::event::{OrderKey, SignedEvent};
+use super::sync::{AuthorHave, PAGE_BYTES, PAGE_EVENTS};
+use crate::wire::MAX_SYNC_EXTRA;
 
 /// Default number of events a transcript keeps.
 pub const DEFAULT_HISTORY: usize = 10_000;
 
-/// A bounded, ordered, deduplicated set of events.
+/// A bounded, ordered, deduplicated set of signed events.
 #[derive(Debug)]
 pub struct Transcript {
     cap: usize,
-    events: BTreeMap<OrderKey, Event>,
-    ids: HashSet<(PeerId, u64)>,
+    events: BTreeMap<OrderKey, SignedEvent>,
+    by_author: HashMap<PeerId, BTreeSet<u64>>,
     /// Per author, the highest sequence number evicted: anything at or below it counts as known,
     /// so an evicted event arriving again is not shown twice.
     floor: HashMap<PeerId, u64>,
@@ -27,36 +30,44 @@ impl Transcript {
         Self {
             cap: cap.max(1),
             events: BTreeMap::new(),
-            ids: HashSet::new(),
+            by_author: HashMap::new(),
             floor: HashMap::new(),
         }
     }
 
     /// Whether the event `(author, seq)` is already known.
     pub fn contains(&self, author: &PeerId, seq: u64) -> bool {
-        self.ids.contains(&(*author, seq)) || self.floor.get(author).is_some_and(|f| seq <= *f)
+        self.by_author.get(author).is_some_and(|s| s.contains(&seq))
+            || self.floor.get(author).is_some_and(|f| seq <= *f)
     }
 
     /// Stores `event`; returns false (and stores nothing) when it is already known.
     /// When the transcript is full, the oldest event in total order is dropped.
-    pub fn insert(&mut self, event: Event) -> bool {
-        if self.contains(&event.author, event.seq) {
+    pub fn insert(&mut self, event: SignedEvent) -> bool {
+        let (author, seq) = (event.event.author, event.event.seq);
+        if self.contains(&author, seq) {
             return false;
         }
-        self.ids.insert((event.author, event.seq));
-        self.events.insert(event.order_key(), event);
+        self.by_author.entry(author).or_default().insert(seq);
+        self.events.insert(event.event.order_key(), event);
         while self.events.len() > self.cap {
             if let Some((_, old)) = self.events.pop_first() {
-                self.ids.remove(&(old.author, old.seq));
-                let f = self.floor.entry(old.author).or_default();
-                *f = (*f).max(old.seq);
+                let (a, s) = (old.event.author, old.event.seq);
+                if let Some(set) = self.by_author.get_mut(&a) {
+                    set.remove(&s);
+                    if set.is_empty() {
+                        self.by_author.remove(&a);
+                    }
+                }
+                let f = self.floor.entry(a).or_default();
+                *f = (*f).max(s);
             }
         }
         true
     }
 
     /// The events in total order.
-    pub fn iter(&self) -> impl Iterator<Item = &Event> {
+    pub fn iter(&self) -> impl Iterator<Item = &SignedEvent> {
         self.events.values()
     }
 
@@ -69,50 +80,156 @@ impl Transcript {
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
     }
+
+    /// What this transcript holds, per author.
+    pub fn summary(&self) -> Vec<AuthorHave> {
+        let authors: BTreeSet<PeerId> = self
+            .by_author
+            .keys()
+            .chain(self.floor.keys())
+            .copied()
+            .collect();
+        authors
+            .into_iter()
+            .map(|author| {
+                let mut upto = self.floor.get(&author).copied().unwrap_or(0);
+                let held = self.by_author.get(&author);
+                let mut extra = Vec::new();
+                if let Some(held) = held {
+                    for &s in held.range(upto.saturating_add(1)..) {
+                        if extra.is_empty() && s == upto + 1 {
+                            upto = s;
+                        } else if extra.len() < MAX_SYNC_EXTRA {
+                            extra.push(s);
+                        } else {
+                            break;
+                        }
+                    }
+                }
+                AuthorHave {
+                    author,
+                    upto,
+                    extra,
+                }
+            })
+            .collect()
+    }
+
+    /// The oldest events (in total order) that a peer with summary `have` lacks, one page at most;
+    /// and whether more are missing beyond the page.
+    pub fn missing(&self, have: &[AuthorHave]) -> (Vec<SignedEvent>, bool) {
+        let index: HashMap<&PeerId, &AuthorHave> = have.iter().map(|h| (&h.author, h)).collect();
+        let mut page = Vec::new();
+        let mut bytes = 0;
+        for e in self.events.values() {
+            let known = index
+                .get(&e.event.author)
+                .is_some_and(|h| h.has(e.event.seq));
+            if known {
+                continue;
+            }
+            if page.len() >= PAGE_EVENTS || bytes + e.bytes.len() > PAGE_BYTES {
+                return (page, true);
+            }
+            bytes += e.bytes.len();
+            page.push(e.clone());
+        }
+        (page, false)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::event::{Body, Username};
+    use crate::core::event::{Body, Event, Username};
+    use libp2p::identity::Keypair;
 
-    fn ev(author: PeerId, seq: u64, lamport: u64) -> Event {
-        Event {
-            author,
+    fn ev(key: &Keypair, seq: u64, lamport: u64) -> SignedEvent {
+        let e = Event {
+            author: key.public().to_peer_id(),
             seq,
             lamport,
             user: Username::new("u").unwrap(),
             body: Body::Join,
-        }
+        };
+        crate::wire::sign_event(e, key)
     }
 
     #[test]
     fn orders_by_stamp_then_author_and_drops_duplicates() {
-        let (a, b) = (PeerId::random(), PeerId::random());
-        let (lo, hi) = if a.to_bytes() < b.to_bytes() {
-            (a, b)
+        let (ka, kb) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+        let (a, b) = (ka.public().to_peer_id(), kb.public().to_peer_id());
+        let ((lo, klo), (hi, khi)) = if a.to_bytes() < b.to_bytes() {
+            ((a, &ka), (b, &kb))
         } else {
-            (b, a)
+            ((b, &kb), (a, &ka))
         };
         let mut t = Transcript::new(10);
-        assert!(t.insert(ev(hi, 1, 5)));
-        assert!(t.insert(ev(lo, 1, 5)));
-        assert!(t.insert(ev(lo, 2, 3)));
-        assert!(!t.insert(ev(lo, 2, 3)));
-        let order: Vec<_> = t.iter().map(|e| (e.lamport, e.author)).collect();
+        assert!(t.insert(ev(khi, 1, 5)));
+        assert!(t.insert(ev(klo, 1, 5)));
+        assert!(t.insert(ev(klo, 2, 3)));
+        assert!(!t.insert(ev(klo, 2, 3)));
+        let order: Vec<_> = t
+            .iter()
+            .map(|e| (e.event.lamport, e.event.author))
+            .collect();
         assert_eq!(order, vec![(3, lo), (5, lo), (5, hi)]);
     }
 
     #[test]
     fn keeps_only_the_newest_cap_events() {
-        let a = PeerId::random();
+        let k = Keypair::generate_ed25519();
+        let a = k.public().to_peer_id();
         let mut t = Transcript::new(2);
         for i in 1..=5 {
-            t.insert(ev(a, i, i));
+            t.insert(ev(&k, i, i));
         }
         assert_eq!(t.len(), 2);
-        assert_eq!(t.iter().map(|e| e.lamport).collect::<Vec<_>>(), vec![4, 5]);
+        assert_eq!(
+            t.iter().map(|e| e.event.lamport).collect::<Vec<_>>(),
+            vec![4, 5]
+        );
         assert!(t.contains(&a, 1), "an evicted event still counts as known");
-        assert!(!t.insert(ev(a, 2, 2)));
+        assert!(!t.insert(ev(&k, 2, 2)));
+        assert_eq!(t.summary()[0].upto, 5);
+    }
+
+    #[test]
+    fn summary_lists_the_contiguous_prefix_and_the_extras() {
+        let k = Keypair::generate_ed25519();
+        let mut t = Transcript::new(100);
+        for s in [1, 2, 3, 5, 7] {
+            t.insert(ev(&k, s, s));
+        }
+        let sum = t.summary();
+        assert_eq!((sum[0].upto, sum[0].extra.clone()), (3, vec![5, 7]));
+    }
+
+    #[test]
+    fn missing_sends_what_the_peer_lacks_in_order_and_in_pages() {
+        let k = Keypair::generate_ed25519();
+        let mut full = Transcript::new(10_000);
+        for s in 1..=(PAGE_EVENTS as u64 + 10) {
+            full.insert(ev(&k, s, s));
+        }
+        let mut partial = Transcript::new(10_000);
+        for s in [1, 2, 4] {
+            partial.insert(ev(&k, s, s));
+        }
+        let (page, more) = full.missing(&partial.summary());
+        assert!(more);
+        assert_eq!(page.len(), PAGE_EVENTS);
+        assert_eq!(page[0].event.seq, 3);
+        assert_eq!(page[1].event.seq, 5);
+        for e in page {
+            partial.insert(e);
+        }
+        let (rest, more) = full.missing(&partial.summary());
+        assert!(!more);
+        for e in rest {
+            partial.insert(e);
+        }
+        assert_eq!(full.missing(&partial.summary()), (vec![], false));
+        assert_eq!(partial.len(), full.len());
     }
 }

@@ -7,15 +7,20 @@ use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{gossipsub, identify, mdns, ping, request_response};
 
-use super::hello::{self, HelloCodec};
+use super::hello::{HELLO_PROTOCOL, HelloCodec, SYNC_PROTOCOL, SyncCodec};
 
 /// How often mDNS asks the LAN who is there. libp2p's default (5 minutes, and no more queries
 /// once anyone answered) misses peers whose answers were lost or who started a moment later;
 /// asking every second finds every peer within about a second, at the cost of one small query
 /// a second per LAN (a query that gets answers resets every listener's timer).
 pub const MDNS_QUERY_INTERVAL: Duration = Duration::from_secs(1);
-/// How long a hello may take before it is abandoned.
-pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a hello or a sync page may take before it is abandoned.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often each connection is pinged.
+pub const PING_INTERVAL: Duration = Duration::from_secs(2);
+/// How long a ping may go unanswered before the connection is closed as dead (a frozen process,
+/// a cut cable): with the interval, a silent peer is noticed within about 7 s.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest gossipsub frame we send or accept. Chat events are at most 1 KiB.
 pub const GOSSIP_MAX_TRANSMIT: usize = 64 * 1024;
 /// The identify protocol version string.
@@ -44,9 +49,12 @@ pub struct ChatBehaviour {
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     /// The hello exchange on every new connection.
     pub hello: request_response::Behaviour<HelloCodec>,
+    /// History sync: on every new connection and periodically.
+    pub sync: request_response::Behaviour<SyncCodec>,
     /// Learns peers' listen addresses, for re-dialling.
     pub identify: identify::Behaviour,
-    /// Keeps idle connections alive through NATs and measures round trips.
+    /// Keeps idle connections alive through NATs and finds dead ones (the event loop closes a
+    /// connection whose ping fails: libp2p does not).
     pub ping: ping::Behaviour,
 }
 
@@ -108,8 +116,12 @@ impl ChatBehaviour {
             None
         };
         let hello = request_response::Behaviour::new(
-            [(hello::PROTOCOL, request_response::ProtocolSupport::Full)],
-            request_response::Config::default().with_request_timeout(HELLO_TIMEOUT),
+            [(HELLO_PROTOCOL, request_response::ProtocolSupport::Full)],
+            request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT),
+        );
+        let sync = request_response::Behaviour::new(
+            [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],
+            request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT),
         );
         let identify = identify::Behaviour::new(
             identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), key.public())
@@ -119,8 +131,13 @@ impl ChatBehaviour {
             gossipsub,
             mdns: mdns.into(),
             hello,
+            sync,
             identify,
-            ping: ping::Behaviour::default(),
+            ping: ping::Behaviour::new(
+                ping::Config::new()
+                    .with_interval(PING_INTERVAL)
+                    .with_timeout(PING_TIMEOUT),
+            ),
         })
     }
 }

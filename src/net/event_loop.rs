@@ -8,20 +8,23 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use libp2p::core::transport::TransportError;
+use libp2p::core::{Transport, upgrade};
 use libp2p::futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, DialError, SwarmEvent};
 use libp2p::{
-    Multiaddr, PeerId, Swarm, gossipsub, identify, mdns, noise, request_response, tcp, yamux,
+    Multiaddr, PeerId, Swarm, gossipsub, identify, mdns, noise, ping, request_response, tcp, yamux,
 };
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::behaviour::{BehaviourError, ChatBehaviour, ChatBehaviourEvent};
-use crate::core::event::{Body, ChatEvent, Event, RoomName, Username};
+use super::hello::SyncResponseOut;
+use crate::core::event::{Body, ChatEvent, RoomName, SignedEvent, Username};
 use crate::core::room::{Hello, Output, PENDING_COMMANDS_CAP, Room, RoomConfig, UserCommand};
+use crate::core::sync::SyncRequest;
 use crate::wire;
 
 /// Most events waiting for a peer to subscribe before lines are refused.
@@ -38,6 +41,18 @@ pub const MDNS_PEERS_CAP: usize = 1024;
 pub const MDNS_ADDRS_CAP: usize = 8;
 /// How often a non-empty outbox is retried even without a subscription event.
 pub const OUTBOX_RETRY: Duration = Duration::from_millis(500);
+/// How long a dial, with its Noise and Yamux upgrades, may take.
+pub const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
+/// First wait before dialling a peer found by mDNS or met before again.
+pub const NEIGHBOUR_REDIAL_MIN: Duration = Duration::from_millis(500);
+/// Longest wait between re-dials of a peer found by mDNS or met before: short, so that a repaired
+/// network is whole again within about a second.
+pub const NEIGHBOUR_REDIAL_MAX: Duration = Duration::from_secs(1);
+/// How long a peer met through a connection (not mDNS) is re-dialled after it dropped.
+pub const NEIGHBOUR_FORGET: Duration = Duration::from_secs(300);
+/// How often a node asks one of its room peers, in turn, what it lacks (anti-entropy: repairs
+/// whatever gossip lost).
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(3);
 /// How long publishing waits for a newly connected peer to say hello and subscribe, so that a
 /// message sent the moment a peer connects still reaches it. Bounded: a silent peer delays
 /// the outbox this long at most.
@@ -133,6 +148,29 @@ struct Neighbour {
     backoff: Duration,
     /// It said goodbye: do not dial it again (if it comes back, it dials us).
     left: bool,
+    /// Found by mDNS: kept while its record lives. Otherwise learned by identify, and forgotten
+    /// this long after the connection dropped.
+    mdns: bool,
+    forget_at: Option<Instant>,
+}
+
+impl Neighbour {
+    fn new(mdns: bool) -> Self {
+        Self {
+            addrs: Vec::new(),
+            retry_at: None,
+            backoff: NEIGHBOUR_REDIAL_MIN,
+            left: false,
+            mdns,
+            forget_at: None,
+        }
+    }
+
+    fn add_addr(&mut self, addr: Multiaddr) {
+        if !self.addrs.contains(&addr) && self.addrs.len() < MDNS_ADDRS_CAP {
+            self.addrs.push(addr);
+        }
+    }
 }
 
 /// Where our departure stands.
@@ -174,6 +212,12 @@ pub struct EventLoop {
     links: HashMap<PeerId, Link>,
     /// Whether the user was told that messages are queued (and so should hear when they go).
     told_queued: bool,
+    /// Peers we are catching up with (one sync exchange at a time per peer).
+    syncing: HashSet<PeerId>,
+    /// When to ask the next room peer, in turn, what we lack.
+    next_sync_at: Instant,
+    /// Round-robin position for anti-entropy.
+    sync_turn: usize,
     neighbours: HashMap<PeerId, Neighbour>,
     /// Set once our leave is stamped.
     leaving: Option<Leaving>,
@@ -197,11 +241,18 @@ fn build_swarm(config: &NodeConfig) -> Result<Swarm<ChatBehaviour>, NetError> {
     let behaviour = ChatBehaviour::new(&config.keypair, config.mdns)?;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
         .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
+        // TCP + Noise + Yamux as `with_tcp` builds it, plus a time limit on dialling and
+        // upgrading: a dial into a cut network would otherwise hang for TCP's two minutes.
+        .with_other_transport(|key| {
+            let noise = noise::Config::new(key)?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+                tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+                    .upgrade(upgrade::Version::V1Lazy)
+                    .authenticate(noise)
+                    .multiplex(yamux::Config::default())
+                    .timeout(DIAL_TIMEOUT),
+            )
+        })
         .map_err(|e| NetError::Transport(e.to_string()))?
         .with_behaviour(|_| behaviour)
         .map_err(|e| NetError::Transport(e.to_string()))?
@@ -235,7 +286,7 @@ impl EventLoop {
                 })?;
         }
         let room = Room::new(RoomConfig {
-            me,
+            keypair: config.keypair.clone(),
             user: config.user.clone(),
             room: config.room.clone(),
             history: config.history,
@@ -282,6 +333,9 @@ impl EventLoop {
             outbox_retry_at: None,
             links: HashMap::new(),
             told_queued: false,
+            syncing: HashSet::new(),
+            next_sync_at: Instant::now() + SYNC_INTERVAL,
+            sync_turn: 0,
             neighbours: HashMap::new(),
             leaving: None,
             fatal: None,
@@ -471,8 +525,9 @@ impl EventLoop {
             .collect()
     }
 
-    async fn publish(&mut self, event: &Event) -> Result<(), NetError> {
-        let bytes = wire::encode_event(event);
+    async fn publish(&mut self, signed: &SignedEvent) -> Result<(), NetError> {
+        let event = &signed.event;
+        let bytes = signed.bytes.to_vec();
         let is_message = matches!(event.body, Body::Message(_));
         if self.outbox.is_empty() && self.settled(Instant::now()) {
             match self
@@ -629,6 +684,7 @@ impl EventLoop {
             self.outbox_retry_at,
             self.leaving.as_ref().map(|l| l.deadline),
             settle,
+            self.leaving.is_none().then_some(self.next_sync_at),
         ]
         .into_iter()
         .flatten()
@@ -652,6 +708,12 @@ impl EventLoop {
                 self.dial_target(i, now);
             }
         }
+        if now >= self.next_sync_at {
+            self.next_sync_at = now + SYNC_INTERVAL;
+            self.sync_next();
+        }
+        self.neighbours
+            .retain(|_, n| n.forget_at.is_none_or(|t| t > now));
         let due: Vec<PeerId> = self
             .neighbours
             .iter()
@@ -671,21 +733,21 @@ impl EventLoop {
             return;
         };
         n.retry_at = None;
-        if n.left || self.swarm.is_connected(&peer) {
+        if n.left || n.addrs.is_empty() || self.swarm.is_connected(&peer) {
             return;
         }
+        // The next attempt is scheduled now, even if this one hangs in a cut network: the first
+        // dial after a repair then starts within NEIGHBOUR_REDIAL_MAX, and DIAL_TIMEOUT bounds
+        // how many attempts can be pending at once.
+        n.retry_at = Some(now + n.backoff);
+        n.backoff = (n.backoff * 2).min(NEIGHBOUR_REDIAL_MAX);
         let opts = DialOpts::peer_id(peer)
             .addresses(n.addrs.clone())
-            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .condition(PeerCondition::Always)
             .build();
         match self.swarm.dial(opts) {
             Ok(()) => debug!(%peer, "dialling a neighbour"),
-            Err(DialError::DialPeerConditionFalse(_)) => {}
-            Err(e) => {
-                debug!(%peer, error = %e, "cannot dial a neighbour");
-                n.retry_at = Some(now + n.backoff);
-                n.backoff = (n.backoff * 2).min(REDIAL_MAX);
-            }
+            Err(e) => debug!(%peer, error = %e, "cannot dial a neighbour"),
         }
     }
 
@@ -772,8 +834,10 @@ impl EventLoop {
                 }
                 if let Some(n) = self.neighbours.get_mut(&peer_id) {
                     n.retry_at = None;
-                    n.backoff = REDIAL_MIN;
+                    n.forget_at = None;
+                    n.backoff = NEIGHBOUR_REDIAL_MIN;
                 }
+                self.room.peer_back(&peer_id);
                 if num_established.get() == 1 {
                     self.links.insert(
                         peer_id,
@@ -799,19 +863,30 @@ impl EventLoop {
             } => {
                 info!(peer = %peer_id, num_established, cause = ?cause, "connection closed");
                 if num_established == 0 {
-                    self.links.remove(&peer_id);
-                    self.flush_outbox(false).await?;
                     let now = Instant::now();
+                    let was_room = self
+                        .links
+                        .remove(&peer_id)
+                        .is_some_and(|l| l.hello == HelloState::Room);
+                    self.syncing.remove(&peer_id);
+                    if was_room && self.leaving.is_none() {
+                        // Gone without a leave (a leaver we hung up on is no longer present).
+                        self.room.peer_gone(peer_id, now);
+                    }
+                    self.flush_outbox(false).await?;
                     for t in &mut self.targets {
                         if t.peer == Some(peer_id) && t.connected {
                             t.connected = false;
                             t.retry_at = Some(now + t.backoff);
                         }
                     }
-                    if let Some(n) = self.neighbours.get_mut(&peer_id)
-                        && !n.left
-                    {
-                        n.retry_at = Some(now + n.backoff);
+                    if let Some(n) = self.neighbours.get_mut(&peer_id) {
+                        if !n.left {
+                            n.retry_at = Some(now + NEIGHBOUR_REDIAL_MIN);
+                        }
+                        if !n.mdns {
+                            n.forget_at = Some(now + NEIGHBOUR_FORGET);
+                        }
                     }
                 }
             }
@@ -829,18 +904,24 @@ impl EventLoop {
                         t.backoff = (t.backoff * 2).min(REDIAL_MAX);
                     }
                 }
-                if let Some(n) = peer_id.and_then(|p| self.neighbours.get_mut(&p))
-                    && !n.left
-                    && n.retry_at.is_none()
-                {
-                    n.retry_at = Some(now + n.backoff);
-                    n.backoff = (n.backoff * 2).min(REDIAL_MAX);
-                }
             }
             SwarmEvent::Behaviour(ChatBehaviourEvent::Gossipsub(ev)) => {
                 self.handle_gossip(ev).await?
             }
             SwarmEvent::Behaviour(ChatBehaviourEvent::Mdns(ev)) => self.handle_mdns(ev),
+            SwarmEvent::Behaviour(ChatBehaviourEvent::Sync(ev)) => {
+                self.handle_sync(ev);
+            }
+            SwarmEvent::Behaviour(ChatBehaviourEvent::Ping(ping::Event {
+                peer,
+                connection,
+                result: Err(error),
+            })) => {
+                // libp2p does not close a connection whose pings fail; a frozen or cut-off
+                // peer would look connected for ever.
+                warn!(%peer, %error, "ping failed; closing the connection");
+                self.swarm.close_connection(connection);
+            }
             SwarmEvent::Behaviour(ChatBehaviourEvent::Hello(ev)) => {
                 self.handle_hello(ev);
                 self.flush_outbox(false).await?;
@@ -851,8 +932,16 @@ impl EventLoop {
                 ..
             })) => {
                 debug!(peer = %peer_id, agent = %info.agent_version, "identified");
-                for addr in info.listen_addrs {
-                    self.swarm.add_peer_address(peer_id, addr);
+                // Remembered so that a dropped peer is dialled again without waiting for mDNS.
+                if self.neighbours.len() < MDNS_PEERS_CAP || self.neighbours.contains_key(&peer_id)
+                {
+                    let n = self
+                        .neighbours
+                        .entry(peer_id)
+                        .or_insert_with(|| Neighbour::new(false));
+                    for addr in info.listen_addrs {
+                        n.add_addr(addr);
+                    }
                 }
             }
             other => debug!(event = ?other, "swarm event"),
@@ -872,8 +961,8 @@ impl EventLoop {
                     Some(source) => wire::decode_event(&message.data)
                         .map_err(|e| e.to_string())
                         .and_then(|event| {
-                            let leave = matches!(event.body, Body::Leave(_));
-                            let lamport = event.lamport;
+                            let leave = matches!(event.event.body, Body::Leave);
+                            let lamport = event.event.lamport;
                             self.room
                                 .handle_remote(source, event)
                                 .map(|new| (source, leave, lamport, new))
@@ -940,22 +1029,13 @@ impl EventLoop {
                             debug!(%peer, "too many mDNS neighbours; not remembered");
                             continue;
                         }
-                        self.neighbours.insert(
-                            peer,
-                            Neighbour {
-                                addrs: Vec::new(),
-                                retry_at: None,
-                                backoff: REDIAL_MIN,
-                                left: false,
-                            },
-                        );
+                        self.neighbours.insert(peer, Neighbour::new(true));
                     }
                     if let Some(n) = self.neighbours.get_mut(&peer) {
                         // A fresh record means the peer is (back) on the LAN.
                         n.left = false;
-                        if !n.addrs.contains(&addr) && n.addrs.len() < MDNS_ADDRS_CAP {
-                            n.addrs.push(addr);
-                        }
+                        n.mdns = true;
+                        n.add_addr(addr);
                     }
                     if !fresh.contains(&peer) {
                         fresh.push(peer);
@@ -994,6 +1074,80 @@ impl EventLoop {
         if let Some(link) = self.links.get_mut(&peer) {
             link.hello = state;
         }
+        if state == HelloState::Room {
+            self.start_sync(peer);
+        }
+    }
+
+    /// Asks `peer` for what we lack, unless an exchange with it is under way.
+    fn start_sync(&mut self, peer: PeerId) {
+        if self.leaving.is_some() || !self.syncing.insert(peer) {
+            return;
+        }
+        let req = self.room.sync_request();
+        debug!(%peer, authors = req.have.len(), "asking for history");
+        self.swarm.behaviour_mut().sync.send_request(&peer, req);
+    }
+
+    fn handle_sync(&mut self, event: request_response::Event<SyncRequest, SyncResponseOut>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let resp = self.room.handle_sync_request(&request);
+                    debug!(%peer, events = resp.events.len(), more = resp.more, "serving history");
+                    let out = SyncResponseOut::Send(resp);
+                    if self
+                        .swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_response(channel, out)
+                        .is_err()
+                    {
+                        debug!(%peer, "history not sent: stream closed");
+                    }
+                }
+                request_response::Message::Response { response, .. } => {
+                    let SyncResponseOut::Received((resp, rejected)) = response else {
+                        return;
+                    };
+                    for e in rejected {
+                        warn!(%peer, error = %e, "history event rejected");
+                    }
+                    debug!(%peer, events = resp.events.len(), more = resp.more, "history received");
+                    self.syncing.remove(&peer);
+                    if self.room.handle_sync_response(peer, resp) {
+                        self.start_sync(peer);
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "history request failed");
+                self.syncing.remove(&peer);
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "history request from a peer failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    /// Anti-entropy: the next room peer, in turn, is asked what we lack.
+    fn sync_next(&mut self) {
+        let mut peers: Vec<PeerId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.hello == HelloState::Room)
+            .map(|(p, _)| *p)
+            .collect();
+        if peers.is_empty() {
+            return;
+        }
+        peers.sort();
+        self.sync_turn = self.sync_turn.wrapping_add(1);
+        let peer = peers[self.sync_turn % peers.len()];
+        self.start_sync(peer);
     }
 
     fn handle_hello(&mut self, event: request_response::Event<Hello, Hello>) {

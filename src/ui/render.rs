@@ -3,7 +3,7 @@
 use chrono::{DateTime, Local};
 use serde_json::{Value, json};
 
-use crate::core::event::{ChatEvent, EventKind, EventView};
+use crate::core::event::{ChatEvent, EventKind, EventView, LeaveReason};
 
 use super::input::HELP;
 
@@ -24,6 +24,17 @@ pub fn short_id(peer: &str) -> &str {
 }
 
 fn human_event(v: &EventView) -> String {
+    let line = human_line(v);
+    let lost = if v.reason == Some(LeaveReason::Lost) {
+        " (connection lost)"
+    } else {
+        ""
+    };
+    let sync = if v.sync { " (caught up)" } else { "" };
+    format!("{line}{lost}{sync}")
+}
+
+fn human_line(v: &EventView) -> String {
     match v.kind {
         EventKind::Join => format!(
             "[{l}] System: Participant {u} joined Chitty-Chat at Lamport time {l}",
@@ -59,6 +70,12 @@ fn json_event(v: &EventView, ty: &str) -> Value {
     }
     if let Some(r) = v.reason {
         o["reason"] = json!(r.as_str());
+    }
+    if let Some(by) = &v.by {
+        o["by"] = json!(by);
+    }
+    if v.sync && ty != "history" {
+        o["sync"] = json!(true);
     }
     o
 }
@@ -173,7 +190,6 @@ pub fn help(format: Format, now: DateTime<Local>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::event::LeaveReason;
     use chrono::TimeZone;
 
     fn at() -> DateTime<Local> {
@@ -188,6 +204,8 @@ mod tests {
             peer: "12D3KooWabcdef".into(),
             text: (kind == EventKind::Message).then(|| "hello".into()),
             reason: (kind == EventKind::Leave).then_some(LeaveReason::Quit),
+            by: None,
+            sync: false,
         }
     }
 
@@ -235,6 +253,27 @@ mod tests {
         assert_eq!(h["event"], "message");
         assert_eq!(h["text"], "hello");
         assert_eq!(hist[1], r#"{"type":"history_end","count":1}"#);
+    }
+
+    #[test]
+    fn caught_up_and_lost_events_are_marked() {
+        let mut v = view(EventKind::Leave, 6);
+        v.reason = Some(LeaveReason::Lost);
+        v.by = Some("12D3KooWother".into());
+        v.sync = true;
+        let human = render(&ChatEvent::Chat(v.clone()), Format::Human, at());
+        assert_eq!(
+            human,
+            vec![
+                "2026/11/25 14:29:31 [6] System: Participant client1 left Chitty-Chat at Lamport time 6 (connection lost) (caught up)"
+            ]
+        );
+        let j: Value =
+            serde_json::from_str(&render(&ChatEvent::Chat(v), Format::Json, at())[0]).unwrap();
+        assert_eq!(
+            (j["reason"].as_str(), j["by"].as_str(), j["sync"].as_bool()),
+            (Some("lost"), Some("12D3KooWother"), Some(true))
+        );
     }
 
     #[test]
