@@ -17,9 +17,10 @@ pub const MDNS_QUERY_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a hello or a sync page may take before it is abandoned.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often each connection is pinged.
-pub const PING_INTERVAL: Duration = Duration::from_secs(2);
-/// How long a ping may go unanswered before the connection is closed as dead (a frozen process,
-/// a cut cable): with the interval, a silent peer is noticed within about 7 s.
+pub const PING_INTERVAL: Duration = Duration::from_secs(1);
+/// How long one ping may take. (libp2p-ping reports only the second failure in a row, and the
+/// retry waits for a new stream's negotiation, up to 10 s: the event loop does not wait for
+/// that, see `event_loop::LIVENESS_TIMEOUT`.)
 pub const PING_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest gossipsub frame we send or accept. Chat events are at most 1 KiB.
 pub const GOSSIP_MAX_TRANSMIT: usize = 64 * 1024;

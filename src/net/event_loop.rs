@@ -41,6 +41,9 @@ pub const MDNS_PEERS_CAP: usize = 1024;
 pub const MDNS_ADDRS_CAP: usize = 8;
 /// How often a non-empty outbox is retried even without a subscription event.
 pub const OUTBOX_RETRY: Duration = Duration::from_millis(500);
+/// A connection with no successful ping for this long is closed as dead (a frozen process, a cut
+/// cable): with pings every second, a silent peer is noticed within about 5 s.
+pub const LIVENESS_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a dial, with its Noise and Yamux upgrades, may take.
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// First wait before dialling a peer found by mDNS or met before again.
@@ -212,6 +215,8 @@ pub struct EventLoop {
     links: HashMap<PeerId, Link>,
     /// Whether the user was told that messages are queued (and so should hear when they go).
     told_queued: bool,
+    /// Every open connection and when it last proved alive (established, or a ping answered).
+    alive: HashMap<ConnectionId, (PeerId, Instant)>,
     /// Peers we are catching up with (one sync exchange at a time per peer).
     syncing: HashSet<PeerId>,
     /// When to ask the next room peer, in turn, what we lack.
@@ -333,6 +338,7 @@ impl EventLoop {
             outbox_retry_at: None,
             links: HashMap::new(),
             told_queued: false,
+            alive: HashMap::new(),
             syncing: HashSet::new(),
             next_sync_at: Instant::now() + SYNC_INTERVAL,
             sync_turn: 0,
@@ -685,6 +691,10 @@ impl EventLoop {
             self.leaving.as_ref().map(|l| l.deadline),
             settle,
             self.leaving.is_none().then_some(self.next_sync_at),
+            self.alive
+                .values()
+                .map(|(_, t)| *t + LIVENESS_TIMEOUT)
+                .min(),
         ]
         .into_iter()
         .flatten()
@@ -707,6 +717,17 @@ impl EventLoop {
                 self.targets[i].retry_at = None;
                 self.dial_target(i, now);
             }
+        }
+        let dead: Vec<(ConnectionId, PeerId)> = self
+            .alive
+            .iter()
+            .filter(|(_, (_, t))| now.duration_since(*t) >= LIVENESS_TIMEOUT)
+            .map(|(c, (p, _))| (*c, *p))
+            .collect();
+        for (connection, peer) in dead {
+            warn!(%peer, "no answer to pings for {LIVENESS_TIMEOUT:?}; closing the connection");
+            self.alive.remove(&connection);
+            self.swarm.close_connection(connection);
         }
         if now >= self.next_sync_at {
             self.next_sync_at = now + SYNC_INTERVAL;
@@ -832,6 +853,7 @@ impl EventLoop {
                         t.backoff = REDIAL_MIN;
                     }
                 }
+                self.alive.insert(connection_id, (peer_id, Instant::now()));
                 if let Some(n) = self.neighbours.get_mut(&peer_id) {
                     n.retry_at = None;
                     n.forget_at = None;
@@ -857,10 +879,12 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
+                connection_id,
                 num_established,
                 cause,
                 ..
             } => {
+                self.alive.remove(&connection_id);
                 info!(peer = %peer_id, num_established, cause = ?cause, "connection closed");
                 if num_established == 0 {
                     let now = Instant::now();
@@ -915,13 +939,20 @@ impl EventLoop {
             SwarmEvent::Behaviour(ChatBehaviourEvent::Ping(ping::Event {
                 peer,
                 connection,
-                result: Err(error),
-            })) => {
-                // libp2p does not close a connection whose pings fail; a frozen or cut-off
-                // peer would look connected for ever.
-                warn!(%peer, %error, "ping failed; closing the connection");
-                self.swarm.close_connection(connection);
-            }
+                result,
+            })) => match result {
+                Ok(_) => {
+                    if let Some(a) = self.alive.get_mut(&connection) {
+                        a.1 = Instant::now();
+                    }
+                }
+                Err(error) => {
+                    // libp2p does not close a connection whose pings fail; a frozen or cut-off
+                    // peer would look connected for ever.
+                    warn!(%peer, %error, "ping failed; closing the connection");
+                    self.swarm.close_connection(connection);
+                }
+            },
             SwarmEvent::Behaviour(ChatBehaviourEvent::Hello(ev)) => {
                 self.handle_hello(ev);
                 self.flush_outbox(false).await?;

@@ -211,6 +211,24 @@ impl Node {
         })
     }
 
+    /// Asks for `/history` and returns its events, in the order printed.
+    pub fn history(&mut self) -> Vec<Value> {
+        let from = self.seen.len();
+        self.send("/history");
+        self.wait_until("history", |seen| {
+            let end = seen[from.min(seen.len())..]
+                .iter()
+                .position(|v| v["type"] == "history_end")?;
+            Some(
+                seen[from..from + end]
+                    .iter()
+                    .filter(|v| v["type"] == "history")
+                    .cloned()
+                    .collect(),
+            )
+        })
+    }
+
     /// Waits for the process to exit.
     pub fn wait_exit(&mut self) -> ExitStatus {
         let until = Instant::now() + TIMEOUT;

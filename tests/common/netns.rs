@@ -135,6 +135,19 @@ impl Lab {
         .args(args);
         Node::start(name, cmd)
     }
+
+    /// Cuts host `i` off the bridge (`up = false`) or reconnects it.
+    pub fn set_link(&self, i: usize, up: bool) -> Result<(), String> {
+        let port = format!("p{i}");
+        ip(&[
+            "-n",
+            &self.bridge,
+            "link",
+            "set",
+            &port,
+            if up { "up" } else { "down" },
+        ])
+    }
 }
 
 impl Drop for Lab {
