@@ -13,9 +13,9 @@ use libp2p::PeerId;
 use libp2p::identity::{Keypair, PublicKey};
 use serde::{Deserialize, Serialize};
 
-use crate::core::event::{Body, Event, SignedEvent, Text, Username};
+use crate::core::event::{Body, Event, OrderKey, SignedEvent, Text, Username};
 use crate::core::room::{Hello, Participant};
-use crate::core::sync::{AuthorHave, SyncRequest, SyncResponse};
+use crate::core::sync::{AuthorHave, MAX_RANGES, SyncRequest, SyncResponse};
 
 /// The protocol version this node speaks; events and hellos of any other version are refused.
 pub const PROTOCOL_VERSION: u8 = 1;
@@ -29,10 +29,10 @@ pub const MAX_HELLO_BYTES: usize = 256 * 1024;
 pub const MAX_HELLO_PARTICIPANTS: usize = 2048;
 /// Largest sync request or response accepted.
 pub const MAX_SYNC_BYTES: usize = 1024 * 1024;
-/// Most authors a sync request may list.
-pub const MAX_SYNC_AUTHORS: usize = 4096;
-/// Most sequence numbers listed above `upto` for one author in a sync request.
-pub const MAX_SYNC_EXTRA: usize = 256;
+/// Most authors a sync request may list (more than the default history bound holds events).
+pub const MAX_SYNC_AUTHORS: usize = 16_384;
+/// Longest room topic accepted in a signed event.
+pub const MAX_TOPIC_BYTES: usize = 512;
 /// Most events in one sync response.
 pub const MAX_SYNC_EVENTS: usize = 512;
 /// What an author signs: this context, then the body bytes (domain separation, so a signature
@@ -119,6 +119,7 @@ struct WireEnvelope {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WireBody {
+    topic: String,
     kind: Kind,
     #[serde(with = "serde_bytes")]
     author: Vec<u8>,
@@ -175,8 +176,16 @@ struct WireHello {
 struct WireHave {
     #[serde(with = "serde_bytes")]
     author: Vec<u8>,
-    upto: u64,
-    extra: Vec<u64>,
+    ranges: Vec<(u64, u64)>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireKey {
+    lamport: u64,
+    #[serde(with = "serde_bytes")]
+    author: Vec<u8>,
+    seq: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -184,6 +193,7 @@ struct WireHave {
 struct WireSyncRequest {
     v: u8,
     topic: String,
+    low: Option<WireKey>,
     have: Vec<WireHave>,
 }
 
@@ -215,8 +225,8 @@ fn signed_message(body: &[u8]) -> Vec<u8> {
     m
 }
 
-/// Encodes and signs one of our events. `key` must be the author's key.
-pub fn sign_event(event: Event, key: &Keypair) -> SignedEvent {
+/// Encodes and signs one of our events for the room `topic`. `key` must be the author's key.
+pub fn sign_event(event: Event, topic: &str, key: &Keypair) -> SignedEvent {
     let (kind, text, reason, subject, subject_user) = match &event.body {
         Body::Join => (Kind::Join, None, None, None, None),
         Body::Message(t) => (Kind::Message, Some(t.as_str().to_owned()), None, None, None),
@@ -230,6 +240,7 @@ pub fn sign_event(event: Event, key: &Keypair) -> SignedEvent {
         ),
     };
     let body = to_vec(&WireBody {
+        topic: topic.to_owned(),
         kind,
         author: event.author.to_bytes(),
         seq: event.seq,
@@ -251,6 +262,7 @@ pub fn sign_event(event: Event, key: &Keypair) -> SignedEvent {
     });
     SignedEvent {
         event,
+        topic: topic.to_owned(),
         bytes: Arc::from(bytes),
     }
 }
@@ -267,6 +279,9 @@ pub fn decode_event(bytes: &[u8]) -> Result<SignedEvent, WireError> {
         .ok_or_else(|| invalid("author", "not an ed25519 peer id with an inline key"))?;
     if !key.verify(&signed_message(&env.body), &env.sig) {
         return Err(WireError::Signature(author));
+    }
+    if w.topic.len() > MAX_TOPIC_BYTES {
+        return Err(invalid("topic", "too long"));
     }
     let user = Username::new(w.user).map_err(|e| invalid("user", e))?;
     if w.seq == 0 {
@@ -306,6 +321,7 @@ pub fn decode_event(bytes: &[u8]) -> Result<SignedEvent, WireError> {
             user,
             body,
         },
+        topic: w.topic,
         bytes: Arc::from(bytes),
     })
 }
@@ -365,14 +381,18 @@ pub fn encode_sync_request(req: &SyncRequest) -> Vec<u8> {
     to_vec(&WireSyncRequest {
         v: PROTOCOL_VERSION,
         topic: req.topic.clone(),
+        low: req.low.as_ref().map(|k| WireKey {
+            lamport: k.lamport(),
+            author: k.author().to_vec(),
+            seq: k.seq(),
+        }),
         have: req
             .have
             .iter()
             .take(MAX_SYNC_AUTHORS)
             .map(|h| WireHave {
                 author: h.author.to_bytes(),
-                upto: h.upto,
-                extra: h.extra.iter().copied().take(MAX_SYNC_EXTRA).collect(),
+                ranges: h.ranges.iter().copied().take(MAX_RANGES).collect(),
             })
             .collect(),
     })
@@ -390,18 +410,32 @@ pub fn decode_sync_request(bytes: &[u8]) -> Result<SyncRequest, WireError> {
         .have
         .into_iter()
         .map(|h| {
-            if h.extra.len() > MAX_SYNC_EXTRA {
-                return Err(invalid("extra", format!("{} entries", h.extra.len())));
+            if h.ranges.len() > MAX_RANGES {
+                return Err(invalid("ranges", format!("{} runs", h.ranges.len())));
+            }
+            // Ascending, disjoint, each first <= last: what `AuthorHave::has` relies on.
+            let ordered =
+                h.ranges.iter().all(|r| r.0 <= r.1) && h.ranges.windows(2).all(|w| w[0].1 < w[1].0);
+            if !ordered {
+                return Err(invalid("ranges", "not ascending, disjoint runs"));
             }
             Ok(AuthorHave {
                 author: peer("author", &h.author)?,
-                upto: h.upto,
-                extra: h.extra,
+                ranges: h.ranges,
             })
         })
         .collect::<Result<_, WireError>>()?;
+    let low = match w.low {
+        Some(k) => {
+            // Checked like any author field, then kept in binary form for ordering.
+            peer("low", &k.author)?;
+            Some(OrderKey::new(k.lamport, k.author, k.seq))
+        }
+        None => None,
+    };
     Ok(SyncRequest {
         topic: w.topic,
+        low,
         have,
     })
 }
@@ -473,7 +507,7 @@ mod tests {
 
     /// Re-signs an edited body with the example key, so that body rules can be tested.
     fn signed_body(edit: impl Fn(&mut std::collections::BTreeMap<V, V>)) -> Vec<u8> {
-        let good = sign_event(example_message(), &example_key());
+        let good = sign_event(example_message(), "chitty-chat", &example_key());
         let env: WireEnvelope = serde_cbor::from_slice(&good.bytes).unwrap();
         let mut body: V = serde_cbor::from_slice(&env.body).unwrap();
         if let V::Map(m) = &mut body {
@@ -495,12 +529,12 @@ mod tests {
         let doc = include_str!("../docs/PROTOCOL.md");
         let key = example_key();
         let peer = key.public().to_peer_id();
-        let msg = hex(&sign_event(example_message(), &key).bytes);
+        let msg = hex(&sign_event(example_message(), "chitty-chat", &key).bytes);
         let mut leave = example_message();
         leave.seq = 3;
         leave.lamport = 6;
         leave.body = Body::Leave;
-        let leave = hex(&sign_event(leave, &key).bytes);
+        let leave = hex(&sign_event(leave, "chitty-chat", &key).bytes);
         let hello = hex(&encode_hello(&Hello {
             topic: "chitty-chat".into(),
             lamport: 6,
@@ -513,10 +547,10 @@ mod tests {
         }));
         let sync = hex(&encode_sync_request(&SyncRequest {
             topic: "chitty-chat".into(),
+            low: None,
             have: vec![AuthorHave {
                 author: peer,
-                upto: 2,
-                extra: vec![4],
+                ranges: vec![(1, 2), (4, 4)],
             }],
         }));
         for (name, h) in [
@@ -536,7 +570,7 @@ mod tests {
 
     #[test]
     fn events_round_trip_and_verify() {
-        let s = sign_event(example_message(), &example_key());
+        let s = sign_event(example_message(), "chitty-chat", &example_key());
         let back = decode_event(&s.bytes).unwrap();
         assert_eq!(back, s);
         let lost = Event {
@@ -546,13 +580,15 @@ mod tests {
             },
             ..example_message()
         };
-        let s = sign_event(lost, &example_key());
+        let s = sign_event(lost, "chitty-chat", &example_key());
         assert_eq!(decode_event(&s.bytes).unwrap(), s);
     }
 
     #[test]
     fn malformed_events_give_typed_errors() {
-        let good = sign_event(example_message(), &example_key()).bytes.to_vec();
+        let good = sign_event(example_message(), "chitty-chat", &example_key())
+            .bytes
+            .to_vec();
         assert!(matches!(
             decode_event(&[0xff, 0x00]),
             Err(WireError::Cbor(_))
@@ -646,17 +682,26 @@ mod tests {
     fn sync_messages_round_trip_and_bad_events_are_singled_out() {
         let req = SyncRequest {
             topic: "chitty-chat".into(),
+            low: Some(OrderKey::new(3, PeerId::random().to_bytes(), 1)),
             have: vec![AuthorHave {
                 author: PeerId::random(),
-                upto: 7,
-                extra: vec![9, 12],
+                ranges: vec![(1, 7), (9, 9), (12, 20)],
             }],
         };
+        let mut bad = req.clone();
+        bad.have[0].ranges = vec![(5, 9), (7, 12)];
+        assert!(matches!(
+            decode_sync_request(&encode_sync_request(&bad)),
+            Err(WireError::Invalid {
+                field: "ranges",
+                ..
+            })
+        ));
         assert_eq!(
             decode_sync_request(&encode_sync_request(&req)).unwrap(),
             req
         );
-        let good = sign_event(example_message(), &example_key());
+        let good = sign_event(example_message(), "chitty-chat", &example_key());
         let mut forged = good.bytes.to_vec();
         let n = forged.len();
         forged[n - 1] ^= 1;
@@ -701,7 +746,7 @@ mod tests {
                 _ => Body::Lost { subject: PeerId::random(), user: Username::new(user.clone()).unwrap() },
             };
             let e = Event { author: key.public().to_peer_id(), seq, lamport, user: Username::new(user).unwrap(), body };
-            let s = sign_event(e, &key);
+            let s = sign_event(e, "chitty-chat", &key);
             prop_assert_eq!(decode_event(&s.bytes).unwrap(), s);
         }
     }

@@ -190,6 +190,8 @@ pub enum Body {
 pub struct SignedEvent {
     /// The decoded event.
     pub event: Event,
+    /// The room topic the author signed it for: an event is never valid in another room.
+    pub topic: String,
     /// The signed envelope (docs/PROTOCOL.md, "Events").
     pub bytes: std::sync::Arc<[u8]>,
 }
@@ -218,6 +220,32 @@ pub struct OrderKey {
     lamport: u64,
     author: Vec<u8>,
     seq: u64,
+}
+
+impl OrderKey {
+    /// The key of `(lamport, author's peer id bytes, seq)`.
+    pub fn new(lamport: u64, author: Vec<u8>, seq: u64) -> Self {
+        Self {
+            lamport,
+            author,
+            seq,
+        }
+    }
+
+    /// The Lamport stamp.
+    pub fn lamport(&self) -> u64 {
+        self.lamport
+    }
+
+    /// The author's peer id, binary form.
+    pub fn author(&self) -> &[u8] {
+        &self.author
+    }
+
+    /// The sequence number.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
 }
 
 impl Event {

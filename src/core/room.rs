@@ -14,7 +14,8 @@ use libp2p::identity::Keypair;
 
 use super::clock::LamportClock;
 use super::event::{
-    Body, ChatEvent, Event, ParticipantView, RoomName, SignedEvent, Text, Username,
+    Body, ChatEvent, Event, EventView, OrderKey, ParticipantView, RoomName, SignedEvent, Text,
+    Username,
 };
 use super::sync::{SyncRequest, SyncResponse};
 use super::transcript::Transcript;
@@ -33,10 +34,12 @@ pub const QUIT_JOIN_WAIT: Duration = Duration::from_millis(300);
 pub const MAX_CLOCK_JUMP: u64 = 1 << 32;
 /// No stamp may reach this value: it leaves the clock room for centuries of honest chat.
 pub const MAX_STAMP: u64 = 1 << 62;
-/// When a participant vanishes, the present participant with the lowest peer id announces it at
-/// once; the next waits this long, the next twice as long, and so on, each standing down if the
-/// announcement arrives first. One announcement, one stamp, everywhere.
-pub const LOST_STAGGER: Duration = Duration::from_millis(150);
+/// When a participant vanishes, the connected participant with the lowest peer id announces it
+/// at once; the next waits this long, the next twice as long, and so on, each standing down if
+/// the announcement arrives first. One announcement, one stamp, everywhere. It exceeds the spread
+/// of detection times between observers (pings every second), so the second in line does not
+/// fire before the first has noticed.
+pub const LOST_STAGGER: Duration = Duration::from_millis(1500);
 
 /// What a user asked for that needs the room's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +140,9 @@ enum Phase {
 #[derive(Debug, Clone)]
 struct Presence {
     user: Username,
+    /// The event that set this presence: last writer wins, by total order.
+    key: OrderKey,
+    /// The stamp and sequence number of the participant's join (for hellos).
     lamport: u64,
     seq: u64,
     present: bool,
@@ -158,6 +164,10 @@ pub struct Room {
     historians: HashSet<PeerId>,
     /// Participants we saw vanish, and when we announce it unless someone else does first.
     lost: HashMap<PeerId, Instant>,
+    /// Peers with an open connection: only they take part in the ranking for announcements.
+    connected: HashSet<PeerId>,
+    /// Events learned while waiting to join, shown in total order just before the join.
+    held: Vec<(OrderKey, EventView)>,
     outputs: VecDeque<Output>,
 }
 
@@ -176,6 +186,8 @@ impl Room {
             roster: BTreeMap::new(),
             historians: HashSet::new(),
             lost: HashMap::new(),
+            connected: HashSet::new(),
+            held: Vec::new(),
             outputs: VecDeque::new(),
         }
     }
@@ -296,10 +308,11 @@ impl Room {
             if p.peer == self.me || self.check_stamp(p.lamport).is_err() {
                 continue;
             }
-            if p.peer == from {
+            if p.peer == from && matches!(self.phase, Phase::Waiting { .. }) {
                 self.historians.insert(from);
             }
-            self.update_presence(p.peer, p.user, p.lamport, p.seq, true);
+            let key = OrderKey::new(p.lamport, p.peer.to_bytes(), p.seq);
+            self.update_presence(p.peer, p.user, key, p.lamport, p.seq, true);
         }
         tracing::debug!(%from, lamport = hello.lamport, "merged hello");
         Ok(())
@@ -309,6 +322,7 @@ impl Room {
     pub fn sync_request(&self) -> SyncRequest {
         SyncRequest {
             topic: self.topic.clone(),
+            low: self.transcript.watermark().cloned(),
             have: self.transcript.summary(),
         }
     }
@@ -321,7 +335,7 @@ impl Room {
                 more: false,
             };
         }
-        let (events, more) = self.transcript.missing(&req.have);
+        let (events, more) = self.transcript.missing(req.low.as_ref(), &req.have);
         SyncResponse { events, more }
     }
 
@@ -337,12 +351,15 @@ impl Room {
                 Err(e) => tracing::warn!(%from, reason = %e, "sync event refused"),
             }
         }
-        // A page that taught us nothing cannot lead anywhere new.
-        let more = resp.more && new > 0;
-        if !more && self.historians.contains(&from) && matches!(self.phase, Phase::Waiting { .. }) {
+        // Caught up with a participant: its past is ours, the join can follow it.
+        if !resp.more
+            && self.historians.contains(&from)
+            && matches!(self.phase, Phase::Waiting { .. })
+        {
             self.join();
         }
-        more
+        // A page that taught us nothing cannot lead anywhere new.
+        resp.more && new > 0
     }
 
     /// A user command. Lines typed before the join is stamped wait for it; `/quit` shortens the
@@ -393,13 +410,18 @@ impl Room {
     /// room says so: at once if we rank first among the present participants (by peer id), a
     /// little later otherwise, unless someone else's announcement arrives first.
     pub fn peer_gone(&mut self, peer: PeerId, now: Instant) {
+        self.connected.remove(&peer);
         if peer == self.me || !self.is_present(&peer) || self.phase != Phase::Joined {
             return;
         }
+        // Ranked: the present participants we are connected to, and ourselves. (Roster entries
+        // we cannot reach, stale or made up, must not delay the announcement.)
         let mut ranks: Vec<Vec<u8>> = self
             .roster
             .iter()
-            .filter(|(p, pr)| pr.present && **p != peer)
+            .filter(|(p, pr)| {
+                pr.present && **p != peer && (**p == self.me || self.connected.contains(*p))
+            })
             .map(|(p, _)| p.to_bytes())
             .collect();
         ranks.sort();
@@ -411,9 +433,10 @@ impl Room {
         self.handle_timeout(now);
     }
 
-    /// A connection to `peer` exists again: no need to announce it lost.
+    /// A connection to `peer` is open (again): no need to announce it lost.
     pub fn peer_back(&mut self, peer: &PeerId) {
         self.lost.remove(peer);
+        self.connected.insert(*peer);
     }
 
     fn announce_lost(&mut self, peer: PeerId) {
@@ -441,35 +464,46 @@ impl Room {
     /// Takes a validated, signed event (live or caught up): merges the clock, updates the
     /// roster and the transcript, shows it.
     fn accept(&mut self, signed: SignedEvent, sync: bool) -> Result<bool, Rejection> {
+        if signed.topic != self.topic {
+            return Err(Rejection::OtherRoom(signed.topic));
+        }
         let event = &signed.event;
         if event.author == self.me {
             // Our own events come back by sync: known, or from an earlier run with our key.
-            return if self.transcript.contains(&event.author, event.seq) {
+            return if self.transcript.is_known(event) {
                 Ok(false)
             } else {
                 Err(Rejection::OwnEvent)
             };
         }
         self.check_stamp(event.lamport)?;
-        if self.transcript.contains(&event.author, event.seq) {
+        if self.transcript.is_known(event) {
             return Ok(false);
         }
         self.clock.receive(event.lamport);
         let (who, user) = event.participant();
         let user = user.clone();
+        let key = event.order_key();
         match &event.body {
-            Body::Join => self.update_presence(who, user, event.lamport, event.seq, true),
-            Body::Leave => self.update_presence(who, user, event.lamport, event.seq, false),
+            Body::Join => self.update_presence(who, user, key, event.lamport, event.seq, true),
+            Body::Leave => self.update_presence(who, user, key, event.lamport, event.seq, false),
             Body::Lost { subject, .. } => {
-                self.lost.remove(subject);
-                self.update_presence(who, user, event.lamport, 0, false);
+                self.update_presence(who, user, key, event.lamport, 0, false);
+                if !self.is_present(subject) {
+                    self.lost.remove(subject);
+                }
             }
             Body::Message(_) => {}
         }
         let view = event.view(sync);
         let declared_lost =
             matches!(&event.body, Body::Lost { subject, .. } if *subject == self.me);
-        self.outputs.push_back(Output::Show(ChatEvent::Chat(view)));
+        if matches!(self.phase, Phase::Created | Phase::Waiting { .. }) {
+            // Shown with the rest of the past, in order, just before our join.
+            self.held.push((event.order_key(), view));
+        } else {
+            self.outputs.push_back(Output::Show(ChatEvent::Chat(view)));
+        }
         self.transcript.insert(signed);
         if declared_lost && self.phase == Phase::Joined && !self.is_present(&self.me) {
             // Someone thought we were gone (a partition, a frozen process): we are back.
@@ -483,6 +517,12 @@ impl Room {
             return;
         }
         self.phase = Phase::Joined;
+        self.historians.clear();
+        let mut held = std::mem::take(&mut self.held);
+        held.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, view) in held {
+            self.outputs.push_back(Output::Show(ChatEvent::Chat(view)));
+        }
         self.emit(Body::Join);
         while let Some(cmd) = self.pending.pop_front() {
             self.act(cmd);
@@ -515,19 +555,17 @@ impl Room {
             body,
         };
         // Presence changes with joins and leaves only: a hello lists each participant's join.
+        let key = event.order_key();
+        let (me, user, seq) = (self.me, self.cfg.user.clone(), self.seq);
         match &event.body {
-            Body::Join => {
-                self.update_presence(self.me, self.cfg.user.clone(), lamport, self.seq, true)
-            }
-            Body::Leave => {
-                self.update_presence(self.me, self.cfg.user.clone(), lamport, self.seq, false)
-            }
+            Body::Join => self.update_presence(me, user, key, lamport, seq, true),
+            Body::Leave => self.update_presence(me, user, key, lamport, seq, false),
             Body::Lost { subject, user } => {
-                self.update_presence(*subject, user.clone(), lamport, 0, false)
+                self.update_presence(*subject, user.clone(), key, lamport, 0, false)
             }
             Body::Message(_) => {}
         }
-        let signed = wire::sign_event(event, &self.cfg.keypair);
+        let signed = wire::sign_event(event, &self.topic, &self.cfg.keypair);
         // Shown first, so that whatever publishing reports (a queued notice) follows the line.
         self.outputs
             .push_back(Output::Show(ChatEvent::Chat(signed.event.view(false))));
@@ -535,30 +573,47 @@ impl Room {
         self.transcript.insert(signed);
     }
 
-    /// Last writer wins, by Lamport stamp.
+    /// Last writer wins, by the total order of the events that set presence (so ties in stamps
+    /// resolve the same way on every node).
     fn update_presence(
         &mut self,
         peer: PeerId,
         user: Username,
+        key: OrderKey,
         lamport: u64,
         seq: u64,
         present: bool,
     ) {
         let new = Presence {
             user,
+            key,
             lamport,
             seq,
             present,
         };
         if let Some(p) = self.roster.get_mut(&peer) {
-            if lamport >= p.lamport {
+            if new.key >= p.key {
                 *p = new;
             }
             return;
         }
         if self.roster.len() >= ROSTER_CAP {
-            tracing::warn!(%peer, "roster full; participant not tracked");
-            return;
+            // Make room by forgetting the participant that is longest gone.
+            let oldest_gone = self
+                .roster
+                .iter()
+                .filter(|(_, p)| !p.present)
+                .min_by(|a, b| a.1.key.cmp(&b.1.key))
+                .map(|(id, _)| *id);
+            match oldest_gone {
+                Some(id) => {
+                    self.roster.remove(&id);
+                }
+                None => {
+                    tracing::warn!(%peer, "roster full; participant not tracked");
+                    return;
+                }
+            }
         }
         self.roster.insert(peer, new);
     }
@@ -834,6 +889,7 @@ mod tests {
         assert_eq!(b.clock(), 0);
         let req = SyncRequest {
             topic: "chitty-chat/elsewhere".into(),
+            low: None,
             have: vec![],
         };
         assert_eq!(b.handle_sync_request(&req).events, vec![]);
@@ -904,10 +960,12 @@ mod tests {
             r.start(Instant::now(), false);
         }
         let out: Vec<Vec<SignedEvent>> = rooms.iter_mut().map(|r| drain(r).0).collect();
+        let ids: Vec<PeerId> = rooms.iter().map(|r| r.me()).collect();
         for (i, r) in rooms.iter_mut().enumerate() {
             for (j, events) in out.iter().enumerate() {
                 if i != j {
                     deliver(events, r);
+                    r.peer_back(&ids[j]);
                 }
             }
             drain(r);
@@ -941,8 +999,21 @@ mod tests {
             (EventKind::Leave, Some(LeaveReason::Lost), "c")
         );
         assert_eq!(v.lamport, lost.event.lamport);
-        other.handle_timeout(now + Duration::from_secs(5));
+        other.handle_timeout(now + LOST_STAGGER * 4);
         assert!(drain(other).0.is_empty(), "the second in line stood down");
+        // Had the announcement not come, the second in line would have made it.
+        let mut rooms = trio();
+        let gone = rooms.pop().unwrap().me();
+        let (mut x, mut y) = (rooms.remove(0), rooms.remove(0));
+        x.peer_gone(gone, now);
+        y.peer_gone(gone, now);
+        let second = if drain(&mut x).0.is_empty() {
+            &mut x
+        } else {
+            &mut y
+        };
+        second.handle_timeout(now + LOST_STAGGER);
+        assert_eq!(drain(second).0.len(), 1);
     }
 
     #[test]
@@ -953,8 +1024,8 @@ mod tests {
         // x and y lose each other (a partition); each sees the other vanish.
         x.peer_gone(y.me(), now);
         y.peer_gone(x.me(), now);
-        x.handle_timeout(now + Duration::from_secs(5));
-        y.handle_timeout(now + Duration::from_secs(5));
+        x.handle_timeout(now + LOST_STAGGER * 4);
+        y.handle_timeout(now + LOST_STAGGER * 4);
         let (px, _) = drain(&mut x);
         let (py, _) = drain(&mut y);
         deliver(&px, &mut y);
@@ -972,10 +1043,7 @@ mod tests {
         deliver(&px2, &mut y);
         deliver(&py2, &mut x);
         assert!(x.is_present(&y.me()) && y.is_present(&x.me()));
-        assert_eq!(
-            key(&x)[..],
-            key(&y)[..x.transcript().len().min(y.transcript().len())]
-        );
+        assert_eq!(key(&x), key(&y));
     }
 
     /// A tiny deterministic generator for the simulation (xorshift64*).
@@ -1010,6 +1078,17 @@ mod tests {
         for r in nodes.iter_mut().flatten() {
             r.start(t0, false);
         }
+        let ids: Vec<PeerId> = nodes.iter().flatten().map(|r| r.me()).collect();
+        let connect = |nodes: &mut Vec<Option<Room>>, cross: &dyn Fn(usize, usize) -> bool| {
+            for (i, r) in nodes.iter_mut().enumerate() {
+                for (j, id) in ids.iter().enumerate() {
+                    if let (Some(r), true) = (r.as_mut(), i != j && cross(i, j)) {
+                        r.peer_back(id);
+                    }
+                }
+            }
+        };
+        connect(&mut nodes, &|_, _| true);
         // In flight: (due step, to, event).
         let mut wire: Vec<(u64, usize, SignedEvent)> = Vec::new();
         let mut side: Vec<bool> = vec![false; n];
@@ -1043,20 +1122,25 @@ mod tests {
                     }
                 }
                 8 => {
+                    if split {
+                        // Heal: the connections come back.
+                        let sides = side.clone();
+                        connect(&mut nodes, &|i, j| sides[i] != sides[j]);
+                    }
                     split = !split;
                     for s in side.iter_mut() {
                         *s = rng.below(2) == 0;
                     }
                     if split {
                         // Each side sees the other vanish.
-                        let ids: Vec<Option<PeerId>> =
-                            nodes.iter().map(|r| r.as_ref().map(|r| r.me())).collect();
-                        for i in 0..n {
+                        let alive: Vec<bool> = nodes.iter().map(|r| r.is_some()).collect();
+                        for (i, r) in nodes.iter_mut().enumerate() {
                             for j in 0..n {
                                 if side[i] != side[j]
-                                    && let (Some(r), Some(gone)) = (nodes[i].as_mut(), ids[j])
+                                    && alive[j]
+                                    && let Some(r) = r.as_mut()
                                 {
-                                    r.peer_gone(gone, now);
+                                    r.peer_gone(ids[j], now);
                                 }
                             }
                         }

@@ -3,12 +3,12 @@
 //! two questions of history sync: what do I have, and what does a peer lack.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 
 use libp2p::PeerId;
 
-use super::event::{OrderKey, SignedEvent};
-use super::sync::{AuthorHave, PAGE_BYTES, PAGE_EVENTS};
-use crate::wire::MAX_SYNC_EXTRA;
+use super::event::{Event, OrderKey, SignedEvent};
+use super::sync::{AuthorHave, MAX_RANGES, PAGE_BYTES, PAGE_EVENTS};
 
 /// Default number of events a transcript keeps.
 pub const DEFAULT_HISTORY: usize = 10_000;
@@ -19,9 +19,10 @@ pub struct Transcript {
     cap: usize,
     events: BTreeMap<OrderKey, SignedEvent>,
     by_author: HashMap<PeerId, BTreeSet<u64>>,
-    /// Per author, the highest sequence number evicted: anything at or below it counts as known,
-    /// so an evicted event arriving again is not shown twice.
-    floor: HashMap<PeerId, u64>,
+    /// The newest key the bound dropped: anything at or before it is too old to keep, so it
+    /// counts as known (an evicted event arriving again is not shown twice). One key, not one
+    /// per author, so no peer can make it grow.
+    watermark: Option<OrderKey>,
 }
 
 impl Transcript {
@@ -31,36 +32,39 @@ impl Transcript {
             cap: cap.max(1),
             events: BTreeMap::new(),
             by_author: HashMap::new(),
-            floor: HashMap::new(),
+            watermark: None,
         }
     }
 
-    /// Whether the event `(author, seq)` is already known.
-    pub fn contains(&self, author: &PeerId, seq: u64) -> bool {
-        self.by_author.get(author).is_some_and(|s| s.contains(&seq))
-            || self.floor.get(author).is_some_and(|f| seq <= *f)
+    /// Whether `event` is already known, or too old to keep.
+    pub fn is_known(&self, event: &Event) -> bool {
+        self.by_author
+            .get(&event.author)
+            .is_some_and(|s| s.contains(&event.seq))
+            || self
+                .watermark
+                .as_ref()
+                .is_some_and(|w| event.order_key() <= *w)
     }
 
     /// Stores `event`; returns false (and stores nothing) when it is already known.
     /// When the transcript is full, the oldest event in total order is dropped.
     pub fn insert(&mut self, event: SignedEvent) -> bool {
-        let (author, seq) = (event.event.author, event.event.seq);
-        if self.contains(&author, seq) {
+        if self.is_known(&event.event) {
             return false;
         }
+        let (author, seq) = (event.event.author, event.event.seq);
         self.by_author.entry(author).or_default().insert(seq);
         self.events.insert(event.event.order_key(), event);
         while self.events.len() > self.cap {
-            if let Some((_, old)) = self.events.pop_first() {
-                let (a, s) = (old.event.author, old.event.seq);
-                if let Some(set) = self.by_author.get_mut(&a) {
-                    set.remove(&s);
+            if let Some((key, old)) = self.events.pop_first() {
+                if let Some(set) = self.by_author.get_mut(&old.event.author) {
+                    set.remove(&old.event.seq);
                     if set.is_empty() {
-                        self.by_author.remove(&a);
+                        self.by_author.remove(&old.event.author);
                     }
                 }
-                let f = self.floor.entry(a).or_default();
-                *f = (*f).max(s);
+                self.watermark = Some(key);
             }
         }
         true
@@ -81,47 +85,46 @@ impl Transcript {
         self.events.is_empty()
     }
 
-    /// What this transcript holds, per author.
+    /// The key below which nothing is kept any more, if the bound was ever reached.
+    pub fn watermark(&self) -> Option<&OrderKey> {
+        self.watermark.as_ref()
+    }
+
+    /// What this transcript holds, per author, as runs of sequence numbers.
     pub fn summary(&self) -> Vec<AuthorHave> {
-        let authors: BTreeSet<PeerId> = self
-            .by_author
-            .keys()
-            .chain(self.floor.keys())
-            .copied()
-            .collect();
+        let mut authors: Vec<&PeerId> = self.by_author.keys().collect();
+        authors.sort();
         authors
             .into_iter()
             .map(|author| {
-                let mut upto = self.floor.get(&author).copied().unwrap_or(0);
-                let held = self.by_author.get(&author);
-                let mut extra = Vec::new();
-                if let Some(held) = held {
-                    for &s in held.range(upto.saturating_add(1)..) {
-                        if extra.is_empty() && s == upto + 1 {
-                            upto = s;
-                        } else if extra.len() < MAX_SYNC_EXTRA {
-                            extra.push(s);
-                        } else {
-                            break;
-                        }
+                let mut ranges: Vec<(u64, u64)> = Vec::new();
+                for &s in &self.by_author[author] {
+                    let full = ranges.len() >= MAX_RANGES;
+                    match ranges.last_mut() {
+                        Some(r) if r.1.checked_add(1) == Some(s) => r.1 = s,
+                        _ if full => break,
+                        _ => ranges.push((s, s)),
                     }
                 }
                 AuthorHave {
-                    author,
-                    upto,
-                    extra,
+                    author: *author,
+                    ranges,
                 }
             })
             .collect()
     }
 
-    /// The oldest events (in total order) that a peer with summary `have` lacks, one page at most;
-    /// and whether more are missing beyond the page.
-    pub fn missing(&self, have: &[AuthorHave]) -> (Vec<SignedEvent>, bool) {
+    /// The oldest events (in total order, after `low`) that a peer holding `have` lacks, one
+    /// page at most; and whether more are missing beyond the page.
+    pub fn missing(&self, low: Option<&OrderKey>, have: &[AuthorHave]) -> (Vec<SignedEvent>, bool) {
         let index: HashMap<&PeerId, &AuthorHave> = have.iter().map(|h| (&h.author, h)).collect();
+        let start = match low {
+            Some(k) => Bound::Excluded(k.clone()),
+            None => Bound::Unbounded,
+        };
         let mut page = Vec::new();
         let mut bytes = 0;
-        for e in self.events.values() {
+        for e in self.events.range((start, Bound::Unbounded)).map(|(_, e)| e) {
             let known = index
                 .get(&e.event.author)
                 .is_some_and(|h| h.has(e.event.seq));
@@ -152,7 +155,7 @@ mod tests {
             user: Username::new("u").unwrap(),
             body: Body::Join,
         };
-        crate::wire::sign_event(e, key)
+        crate::wire::sign_event(e, "chitty-chat", key)
     }
 
     #[test]
@@ -189,9 +192,13 @@ mod tests {
             t.iter().map(|e| e.event.lamport).collect::<Vec<_>>(),
             vec![4, 5]
         );
-        assert!(t.contains(&a, 1), "an evicted event still counts as known");
+        assert!(
+            t.is_known(&ev(&k, 1, 1).event),
+            "an evicted event still counts as known"
+        );
         assert!(!t.insert(ev(&k, 2, 2)));
-        assert_eq!(t.summary()[0].upto, 5);
+        assert_eq!(t.summary()[0].ranges, vec![(4, 5)]);
+        let _ = a;
     }
 
     #[test]
@@ -202,7 +209,8 @@ mod tests {
             t.insert(ev(&k, s, s));
         }
         let sum = t.summary();
-        assert_eq!((sum[0].upto, sum[0].extra.clone()), (3, vec![5, 7]));
+        assert_eq!(sum[0].ranges, vec![(1, 3), (5, 5), (7, 7)]);
+        assert!(sum[0].has(2) && sum[0].has(5) && !sum[0].has(4) && !sum[0].has(8));
     }
 
     #[test]
@@ -216,7 +224,14 @@ mod tests {
         for s in [1, 2, 4] {
             partial.insert(ev(&k, s, s));
         }
-        let (page, more) = full.missing(&partial.summary());
+        // A late joiner holding only a late run, far beyond what ranges could list one by one.
+        let mut late = Transcript::new(10_000);
+        for s in 100..=(PAGE_EVENTS as u64 + 10) {
+            late.insert(ev(&k, s, s));
+        }
+        let (page, more) = full.missing(late.watermark(), &late.summary());
+        assert_eq!((page.len(), more), (99, false), "only 1..=99 are missing");
+        let (page, more) = full.missing(partial.watermark(), &partial.summary());
         assert!(more);
         assert_eq!(page.len(), PAGE_EVENTS);
         assert_eq!(page[0].event.seq, 3);
@@ -224,12 +239,15 @@ mod tests {
         for e in page {
             partial.insert(e);
         }
-        let (rest, more) = full.missing(&partial.summary());
+        let (rest, more) = full.missing(partial.watermark(), &partial.summary());
         assert!(!more);
         for e in rest {
             partial.insert(e);
         }
-        assert_eq!(full.missing(&partial.summary()), (vec![], false));
+        assert_eq!(
+            full.missing(partial.watermark(), &partial.summary()),
+            (vec![], false)
+        );
         assert_eq!(partial.len(), full.len());
     }
 }

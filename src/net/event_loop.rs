@@ -56,6 +56,8 @@ pub const NEIGHBOUR_FORGET: Duration = Duration::from_secs(300);
 /// How often a node asks one of its room peers, in turn, what it lacks (anti-entropy: repairs
 /// whatever gossip lost).
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(3);
+/// Most pages asked for in one exchange (a peer cannot keep us asking for ever).
+pub const MAX_SYNC_PAGES: u32 = 64;
 /// How long publishing waits for a newly connected peer to say hello and subscribe, so that a
 /// message sent the moment a peer connects still reaches it. Bounded: a silent peer delays
 /// the outbox this long at most.
@@ -217,8 +219,9 @@ pub struct EventLoop {
     told_queued: bool,
     /// Every open connection and when it last proved alive (established, or a ping answered).
     alive: HashMap<ConnectionId, (PeerId, Instant)>,
-    /// Peers we are catching up with (one sync exchange at a time per peer).
-    syncing: HashSet<PeerId>,
+    /// Peers we are catching up with (one sync exchange at a time per peer), with the number
+    /// of pages asked for in this exchange.
+    syncing: HashMap<PeerId, u32>,
     /// When to ask the next room peer, in turn, what we lack.
     next_sync_at: Instant,
     /// Round-robin position for anti-entropy.
@@ -339,7 +342,7 @@ impl EventLoop {
             links: HashMap::new(),
             told_queued: false,
             alive: HashMap::new(),
-            syncing: HashSet::new(),
+            syncing: HashMap::new(),
             next_sync_at: Instant::now() + SYNC_INTERVAL,
             sync_turn: 0,
             neighbours: HashMap::new(),
@@ -709,15 +712,6 @@ impl EventLoop {
         if !self.outbox.is_empty() {
             self.flush_outbox(false).await?;
         }
-        if self.leaving.is_some() {
-            return Ok(());
-        }
-        for i in 0..self.targets.len() {
-            if self.targets[i].retry_at.is_some_and(|t| t <= now) {
-                self.targets[i].retry_at = None;
-                self.dial_target(i, now);
-            }
-        }
         let dead: Vec<(ConnectionId, PeerId)> = self
             .alive
             .iter()
@@ -728,6 +722,15 @@ impl EventLoop {
             warn!(%peer, "no answer to pings for {LIVENESS_TIMEOUT:?}; closing the connection");
             self.alive.remove(&connection);
             self.swarm.close_connection(connection);
+        }
+        if self.leaving.is_some() {
+            return Ok(());
+        }
+        for i in 0..self.targets.len() {
+            if self.targets[i].retry_at.is_some_and(|t| t <= now) {
+                self.targets[i].retry_at = None;
+                self.dial_target(i, now);
+            }
         }
         if now >= self.next_sync_at {
             self.next_sync_at = now + SYNC_INTERVAL;
@@ -888,13 +891,11 @@ impl EventLoop {
                 info!(peer = %peer_id, num_established, cause = ?cause, "connection closed");
                 if num_established == 0 {
                     let now = Instant::now();
-                    let was_room = self
-                        .links
-                        .remove(&peer_id)
-                        .is_some_and(|l| l.hello == HelloState::Room);
+                    self.links.remove(&peer_id);
                     self.syncing.remove(&peer_id);
-                    if was_room && self.leaving.is_none() {
-                        // Gone without a leave (a leaver we hung up on is no longer present).
+                    if self.leaving.is_none() {
+                        // The room decides: a present participant gone without a leave is lost
+                        // (a leaver we hung up on is no longer present).
                         self.room.peer_gone(peer_id, now);
                     }
                     self.flush_outbox(false).await?;
@@ -1112,9 +1113,15 @@ impl EventLoop {
 
     /// Asks `peer` for what we lack, unless an exchange with it is under way.
     fn start_sync(&mut self, peer: PeerId) {
-        if self.leaving.is_some() || !self.syncing.insert(peer) {
+        if self.leaving.is_some() || self.syncing.contains_key(&peer) {
             return;
         }
+        self.request_page(peer, 1);
+    }
+
+    /// Asks `peer` for page `page` of an exchange.
+    fn request_page(&mut self, peer: PeerId, page: u32) {
+        self.syncing.insert(peer, page);
         let req = self.room.sync_request();
         debug!(%peer, authors = req.have.len(), "asking for history");
         self.swarm.behaviour_mut().sync.send_request(&peer, req);
@@ -1147,9 +1154,14 @@ impl EventLoop {
                         warn!(%peer, error = %e, "history event rejected");
                     }
                     debug!(%peer, events = resp.events.len(), more = resp.more, "history received");
-                    self.syncing.remove(&peer);
-                    if self.room.handle_sync_response(peer, resp) {
-                        self.start_sync(peer);
+                    let pages = self.syncing.remove(&peer).unwrap_or(0);
+                    if self.room.handle_sync_response(peer, resp) && self.leaving.is_none() {
+                        if pages < MAX_SYNC_PAGES {
+                            self.request_page(peer, pages + 1);
+                        } else {
+                            // The next anti-entropy round goes on from where this one stopped.
+                            debug!(%peer, pages, "history exchange paused");
+                        }
                     }
                 }
             },
