@@ -1074,7 +1074,7 @@ mod tests {
         let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
         let t0 = Instant::now();
         // A third of the schedules keep a short history, so the bound and its watermark matter.
-        let history = if seed % 3 == 0 { 40 } else { 10_000 };
+        let history = if seed.is_multiple_of(3) { 40 } else { 10_000 };
         // Two more nodes sleep until they join late, catching up by sync.
         let n = 5 + rng.below(4) as usize;
         let mut nodes: Vec<Option<Room>> = (0..n)
@@ -1139,8 +1139,8 @@ mod tests {
                 r.handle_timeout(now);
                 let (published, _) = drain(r);
                 for e in published {
-                    for j in 0..n {
-                        if j != i && awake[j] && reachable(&side, split, i, j) {
+                    for (j, up) in awake.iter().enumerate() {
+                        if j != i && *up && reachable(&side, split, i, j) {
                             wire.push((step + rng.below(8), j, e.clone()));
                             if rng.below(10) == 0 {
                                 wire.push((step + rng.below(20), j, e.clone()));
