@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use libp2p::Multiaddr;
+use libp2p::multiaddr::Protocol;
 
 use crate::core::event::{NameError, RoomName, Username};
 use crate::core::room::JOIN_GRACE;
@@ -19,8 +20,21 @@ use crate::core::transcript::DEFAULT_HISTORY;
 #[command(name = "chitty-node", version)]
 pub struct Args {
     /// Your name in the chat: 1 to 32 characters, no whitespace or control characters.
+    /// Required, except for a hub (--relay).
     #[arg(long, short = 'u', value_name = "NAME")]
-    pub username: String,
+    pub username: Option<String>,
+
+    /// Run a hub instead of a participant: an always-on peer that relays and keeps the history
+    /// of the rooms its clients use, for nodes mDNS cannot bring together. Listens on TCP port
+    /// 4747 by default and keeps its key in a file, so its address stays the same.
+    #[arg(long)]
+    pub relay: bool,
+
+    /// Keep this node's key in PATH (created, owner-only, on first use), so its peer id survives
+    /// restarts. Default for a hub: $XDG_DATA_HOME/chitty-node/relay.key (or
+    /// ~/.local/share/chitty-node/relay.key); for a participant: a new key every run.
+    #[arg(long, value_name = "PATH")]
+    pub identity: Option<PathBuf>,
 
     /// Chat in room NAME (gossipsub topic chitty-chat/NAME) instead of the default room.
     #[arg(long, value_name = "NAME")]
@@ -60,8 +74,10 @@ pub struct Args {
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Our username.
-    pub user: Username,
+    /// A participant (with its username) or a hub.
+    pub role: Role,
+    /// Where the key is kept, if anywhere.
+    pub identity: Option<PathBuf>,
     /// Our room.
     pub room: RoomName,
     /// Listen addresses (never empty).
@@ -82,6 +98,15 @@ pub struct Config {
     pub join_grace: Duration,
 }
 
+/// What this node is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// A chat participant with this username.
+    Participant(Username),
+    /// A hub (`--relay`).
+    Hub,
+}
+
 /// Why the arguments were refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -91,6 +116,17 @@ pub enum ConfigError {
     /// The room name breaks the rules.
     #[error("invalid --room: {0}")]
     Room(NameError),
+    /// A participant needs a name.
+    #[error("--username is required (unless you run a hub with --relay)")]
+    NoUsername,
+    /// A hub is not a participant.
+    #[error(
+        "--relay runs a hub, which does not chat: drop --username, and run a separate chitty-node to chat"
+    )]
+    HubWithUsername,
+    /// The default identity location could not be worked out.
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
     /// `--history 0` would keep nothing.
     #[error("--history must be at least 1")]
     History,
@@ -104,7 +140,6 @@ pub enum ConfigError {
 /// Whether we can dial `addr`: an IP address, a TCP port, optionally the peer id. (Names are not
 /// resolved: the node has no DNS transport.)
 fn dialable(addr: &Multiaddr) -> bool {
-    use libp2p::multiaddr::Protocol;
     let mut parts = addr.iter();
     matches!(parts.next(), Some(Protocol::Ip4(_) | Protocol::Ip6(_)))
         && matches!(parts.next(), Some(Protocol::Tcp(_)))
@@ -116,7 +151,17 @@ impl TryFrom<Args> for Config {
     type Error = ConfigError;
 
     fn try_from(a: Args) -> Result<Self, ConfigError> {
-        let user = Username::new(a.username).map_err(ConfigError::Username)?;
+        let role = match (a.relay, a.username) {
+            (false, None) => return Err(ConfigError::NoUsername),
+            (true, Some(_)) => return Err(ConfigError::HubWithUsername),
+            (false, Some(u)) => Role::Participant(Username::new(u).map_err(ConfigError::Username)?),
+            (true, None) => Role::Hub,
+        };
+        let identity = match (&role, a.identity) {
+            (_, Some(p)) => Some(p),
+            (Role::Hub, None) => Some(crate::identity::default_relay_path()?),
+            (Role::Participant(_), None) => None,
+        };
         let room = match a.room {
             Some(r) => RoomName::new(r).map_err(ConfigError::Room)?,
             None => RoomName::lobby(),
@@ -127,17 +172,22 @@ impl TryFrom<Args> for Config {
         if let Some(bad) = a.connect.iter().find(|addr| !dialable(addr)) {
             return Err(ConfigError::Connect(bad.clone()));
         }
+        let port = match role {
+            Role::Hub => crate::net::hub::DEFAULT_HUB_PORT,
+            Role::Participant(_) => 0,
+        };
         let listen = if a.listen.is_empty() {
             vec![
-                "/ip4/0.0.0.0/tcp/0"
-                    .parse()
-                    .expect("a valid literal multiaddr"),
+                Multiaddr::empty()
+                    .with(Protocol::Ip4(std::net::Ipv4Addr::UNSPECIFIED))
+                    .with(Protocol::Tcp(port)),
             ]
         } else {
             a.listen
         };
         Ok(Config {
-            user,
+            role,
+            identity,
             room,
             listen,
             connect: a.connect,
@@ -172,7 +222,15 @@ mod tests {
 
     #[test]
     fn refusals_name_the_flag() {
-        assert!(parse(&[]).unwrap_err().contains("--username"));
+        assert!(parse(&[]).unwrap_err().contains("--username is required"));
+        assert!(
+            parse(&["--relay", "--username", "a"])
+                .unwrap_err()
+                .contains("does not chat")
+        );
+        let hub = parse(&["--relay", "--identity", "/tmp/x.key"]).unwrap();
+        assert_eq!(hub.role, Role::Hub);
+        assert_eq!(hub.listen[0].to_string(), "/ip4/0.0.0.0/tcp/4747");
         assert!(
             parse(&["--username", "a b"])
                 .unwrap_err()

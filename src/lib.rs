@@ -17,6 +17,7 @@
 
 pub mod cli;
 pub mod core;
+pub mod identity;
 pub mod logging;
 pub mod net;
 pub mod ui;
@@ -29,7 +30,7 @@ use libp2p::identity::Keypair;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-pub use cli::Config;
+pub use cli::{Config, Role};
 pub use net::NetError;
 
 /// User commands waiting for the event loop.
@@ -37,13 +38,63 @@ pub const COMMANDS_CAP: usize = 64;
 /// Events waiting for the ui to print them.
 pub const EVENTS_CAP: usize = 1024;
 
-/// Runs a node until it has left the room: after `/quit`, the end of input, or `shutdown`.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), NetError> {
-    let (cmd_tx, cmd_rx) = mpsc::channel(COMMANDS_CAP);
+/// Why a node could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The identity file could not be used.
+    #[error(transparent)]
+    Identity(#[from] identity::IdentityError),
+    /// The network failed.
+    #[error(transparent)]
+    Net(#[from] NetError),
+}
+
+impl RunError {
+    /// Whether the user can fix it by changing the command line (exit code 2).
+    pub fn is_usage(&self) -> bool {
+        matches!(self, RunError::Identity(_))
+    }
+}
+
+/// Runs a node until it has left the room (after `/quit`, the end of input, or `shutdown`), or a
+/// hub until `shutdown`.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+    let keypair = match &config.identity {
+        Some(path) => identity::load_or_create(path)?,
+        None => Keypair::generate_ed25519(),
+    };
+    let format = if config.json {
+        ui::render::Format::Json
+    } else if config.role == Role::Hub {
+        ui::render::Format::HubLog
+    } else {
+        ui::render::Format::Human
+    };
     let (ev_tx, ev_rx) = mpsc::channel(EVENTS_CAP);
+    let user = match config.role {
+        Role::Hub => {
+            let span = tracing::info_span!("hub", peer = %keypair.public().to_peer_id());
+            let hub = net::hub::Hub::new(
+                net::hub::HubConfig {
+                    keypair,
+                    listen: config.listen,
+                    history: config.history,
+                },
+                ev_tx,
+            )?;
+            let ui = tokio::spawn(ui::run_log(format, ev_rx));
+            let result = hub.run(shutdown).instrument(span).await;
+            if let Err(e) = ui.await {
+                tracing::error!(error = %e, "ui task failed");
+            }
+            return Ok(result?);
+        }
+        Role::Participant(user) => user,
+    };
+    let (cmd_tx, cmd_rx) = mpsc::channel(COMMANDS_CAP);
     let node = net::NodeConfig {
-        keypair: Keypair::generate_ed25519(),
-        user: config.user,
+        keypair,
+        user,
         room: config.room,
         listen: config.listen,
         connect: config.connect,
@@ -54,11 +105,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let span =
         tracing::info_span!("node", user = %node.user, peer = %node.keypair.public().to_peer_id());
     let event_loop = net::EventLoop::new(node, cmd_rx, ev_tx)?;
-    let format = if config.json {
-        ui::render::Format::Json
-    } else {
-        ui::render::Format::Human
-    };
     let line_editor = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let ui = tokio::spawn(ui::run(format, line_editor, cmd_tx, ev_rx));
     let result = event_loop.run(shutdown).instrument(span).await;
@@ -66,5 +112,5 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     if let Err(e) = ui.await {
         tracing::error!(error = %e, "ui task failed");
     }
-    result
+    Ok(result?)
 }

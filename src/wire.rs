@@ -169,6 +169,8 @@ struct WireHello {
     topic: String,
     lamport: u64,
     participants: Vec<WireParticipant>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    archive: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -343,6 +345,7 @@ pub fn encode_hello(hello: &Hello) -> Vec<u8> {
                 seq: p.seq,
             })
             .collect(),
+        archive: hello.archive,
     })
 }
 
@@ -373,6 +376,7 @@ pub fn decode_hello(bytes: &[u8]) -> Result<Hello, WireError> {
         topic: w.topic,
         lamport: w.lamport,
         participants,
+        archive: w.archive,
     })
 }
 
@@ -544,6 +548,7 @@ mod tests {
                 lamport: 2,
                 seq: 1,
             }],
+            archive: false,
         }));
         let sync = hex(&encode_sync_request(&SyncRequest {
             topic: "chitty-chat".into(),
@@ -666,6 +671,7 @@ mod tests {
                 lamport: 3,
                 seq: 1,
             }],
+            archive: true,
         };
         assert_eq!(decode_hello(&encode_hello(&h)).unwrap(), h);
         let mut v: V = serde_cbor::from_slice(&encode_hello(&h)).unwrap();

@@ -365,6 +365,20 @@ pub enum ChatEvent {
     History(Vec<EventView>),
     /// Something the user should know that is not an error (queued messages, for instance).
     Notice(String),
+    /// A connection to a peer opened or closed (shown by the hub's log).
+    Peer {
+        /// Its base58 peer id.
+        peer: String,
+        /// Opened (true) or closed (false).
+        connected: bool,
+        /// The remote address.
+        addr: String,
+    },
+    /// The hub started serving a room (gossipsub topic).
+    Room {
+        /// The topic.
+        topic: String,
+    },
     /// The user's input was refused, or something went wrong; nothing was sent.
     Error(String),
 }

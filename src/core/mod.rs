@@ -3,6 +3,7 @@
 //! Nothing in here touches a socket, a terminal or the system clock, so whole conversations can
 //! be run in unit tests. See [`room::Room`] for the entry point.
 
+pub mod archive;
 pub mod clock;
 pub mod event;
 pub mod room;

@@ -77,6 +77,9 @@ pub struct Hello {
     pub lamport: u64,
     /// The participants the sender knows to be present, itself included once it has joined.
     pub participants: Vec<Participant>,
+    /// The sender is a hub keeping the room's history (not a participant): a joining node
+    /// catches up with it as with a participant.
+    pub archive: bool,
 }
 
 /// What the room wants done.
@@ -292,6 +295,7 @@ impl Room {
                     seq: p.seq,
                 })
                 .collect(),
+            archive: false,
         }
     }
 
@@ -313,6 +317,9 @@ impl Room {
             }
             let key = OrderKey::new(p.lamport, p.peer.to_bytes(), p.seq);
             self.update_presence(p.peer, p.user, key, p.lamport, p.seq, true);
+        }
+        if hello.archive && matches!(self.phase, Phase::Waiting { .. }) {
+            self.historians.insert(from);
         }
         tracing::debug!(%from, lamport = hello.lamport, "merged hello");
         Ok(())
@@ -881,6 +888,7 @@ mod tests {
             topic: "chitty-chat/elsewhere".into(),
             lamport: 99,
             participants: vec![],
+            archive: false,
         };
         assert!(matches!(
             b.handle_hello(PeerId::random(), other),
@@ -943,6 +951,7 @@ mod tests {
                 lamport: MAX_STAMP - 1,
                 seq: 1,
             }],
+            archive: false,
         };
         b.handle_hello(PeerId::random(), hello).unwrap();
         b.handle_command(UserCommand::Who, Instant::now());

@@ -245,9 +245,10 @@ fn describe_publish_error(e: &gossipsub::PublishError) -> &'static str {
     }
 }
 
-fn build_swarm(config: &NodeConfig) -> Result<Swarm<ChatBehaviour>, NetError> {
-    let behaviour = ChatBehaviour::new(&config.keypair, config.mdns)?;
-    let swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
+/// The swarm of a node or a hub: TCP + Noise + Yamux and [`ChatBehaviour`].
+pub(crate) fn build_swarm(keypair: &Keypair, mdns: bool) -> Result<Swarm<ChatBehaviour>, NetError> {
+    let behaviour = ChatBehaviour::new(keypair, mdns)?;
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair.clone())
         .with_tokio()
         // TCP + Noise + Yamux as `with_tcp` builds it, plus a time limit on dialling and
         // upgrading: a dial into a cut network would otherwise hang for TCP's two minutes.
@@ -277,7 +278,7 @@ impl EventLoop {
         commands: mpsc::Receiver<UserCommand>,
         events: mpsc::Sender<ChatEvent>,
     ) -> Result<Self, NetError> {
-        let mut swarm = build_swarm(&config)?;
+        let mut swarm = build_swarm(&config.keypair, config.mdns)?;
         let me = *swarm.local_peer_id();
         for addr in &config.listen {
             swarm

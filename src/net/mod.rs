@@ -8,5 +8,6 @@
 pub mod behaviour;
 pub mod event_loop;
 pub mod hello;
+pub mod hub;
 
 pub use event_loop::{EventLoop, NetError, NodeConfig};

@@ -120,3 +120,14 @@ pub async fn run(
         }
     }
 }
+
+/// The hub's ui: it reads no input, and renders events until the hub stops.
+pub async fn run_log(format: Format, mut events: mpsc::Receiver<ChatEvent>) {
+    let mut sink = Sink::Stdout;
+    while let Some(event) = events.recv().await {
+        write_lines(
+            &mut sink,
+            render::render(&event, format, chrono::Local::now()),
+        );
+    }
+}

@@ -14,6 +14,8 @@ pub enum Format {
     Human,
     /// One JSON object per line.
     Json,
+    /// The hub's server log, as the original Chitty-Chat server printed it.
+    HubLog,
 }
 
 /// The last characters of a base58 peer id: enough to tell peers apart at a glance (every
@@ -84,13 +86,58 @@ fn json_event(v: &EventView, ty: &str) -> Value {
 pub fn render(event: &ChatEvent, format: Format, now: DateTime<Local>) -> Vec<String> {
     match format {
         Format::Json => render_json(event).iter().map(Value::to_string).collect(),
-        Format::Human => {
+        Format::Human | Format::HubLog => {
             let stamp = now.format("%Y/%m/%d %H:%M:%S");
-            render_human(event)
-                .into_iter()
-                .map(|l| format!("{stamp} {l}"))
-                .collect()
+            let lines = if format == Format::HubLog {
+                render_hub(event)
+            } else {
+                render_human(event)
+            };
+            lines.into_iter().map(|l| format!("{stamp} {l}")).collect()
         }
+    }
+}
+
+fn render_hub(event: &ChatEvent) -> Vec<String> {
+    match event {
+        ChatEvent::Ready { peer, listen, .. } => {
+            let mut lines = vec![format!(
+                "chitty-node hub {peer} is up; clients connect with:"
+            )];
+            lines.extend(listen.iter().map(|a| format!("  --connect {a}")));
+            lines
+        }
+        ChatEvent::Chat(v) => {
+            let caught_up = if v.sync { " (caught up)" } else { "" };
+            match v.kind {
+                EventKind::Join => vec![format!("{} enter the chat system{caught_up}", v.user)],
+                EventKind::Leave => {
+                    let lost = if v.reason == Some(LeaveReason::Lost) {
+                        " (connection lost)"
+                    } else {
+                        ""
+                    };
+                    vec![format!("{} leave the chat system{lost}{caught_up}", v.user)]
+                }
+                EventKind::Message => vec![
+                    format!(
+                        "[{}] {}: {}{caught_up}",
+                        v.lamport,
+                        v.user,
+                        v.text.as_deref().unwrap_or_default()
+                    ),
+                    "The message has been broadcasted".to_owned(),
+                ],
+            }
+        }
+        ChatEvent::Peer {
+            peer,
+            connected: true,
+            addr,
+        } => vec![format!("connection from {peer} at {addr}")],
+        ChatEvent::Peer { peer, .. } => vec![format!("connection with {peer} closed")],
+        ChatEvent::Room { topic } => vec![format!("serving room {topic}")],
+        other => render_human(other),
     }
 }
 
@@ -137,6 +184,17 @@ fn render_human(event: &ChatEvent) -> Vec<String> {
         }
         ChatEvent::Notice(t) => vec![format!("System: {t}")],
         ChatEvent::Error(t) => vec![format!("Error: {t}")],
+        ChatEvent::Peer {
+            peer, connected, ..
+        } => vec![format!(
+            "System: {} {peer}",
+            if *connected {
+                "connected to"
+            } else {
+                "disconnected from"
+            }
+        )],
+        ChatEvent::Room { topic } => vec![format!("System: room {topic}")],
     }
 }
 
@@ -165,6 +223,12 @@ fn render_json(event: &ChatEvent) -> Vec<Value> {
         }
         ChatEvent::Notice(t) => vec![json!({"type": "notice", "text": t})],
         ChatEvent::Error(t) => vec![json!({"type": "error", "message": t})],
+        ChatEvent::Peer {
+            peer,
+            connected,
+            addr,
+        } => vec![json!({"type": "peer", "peer": peer, "connected": connected, "addr": addr})],
+        ChatEvent::Room { topic } => vec![json!({"type": "room", "topic": topic})],
     }
 }
 
@@ -178,7 +242,7 @@ pub fn help(format: Format, now: DateTime<Local>) -> Vec<String> {
             })
             .to_string(),
         ],
-        Format::Human => {
+        Format::Human | Format::HubLog => {
             let mut lines = vec!["System: type a line to send it; commands:".to_owned()];
             lines.extend(HELP.iter().map(|(c, d)| format!("System:   {c:<9} {d}")));
             let stamp = now.format("%Y/%m/%d %H:%M:%S");
@@ -273,6 +337,26 @@ mod tests {
         assert_eq!(
             (j["reason"].as_str(), j["by"].as_str(), j["sync"].as_bool()),
             (Some("lost"), Some("12D3KooWother"), Some(true))
+        );
+    }
+
+    #[test]
+    fn the_hub_log_reads_like_the_original_server() {
+        let r = |k, l| render(&ChatEvent::Chat(view(k, l)), Format::HubLog, at());
+        assert_eq!(
+            r(EventKind::Join, 2),
+            vec!["2026/11/25 14:29:31 client1 enter the chat system"]
+        );
+        assert_eq!(
+            r(EventKind::Message, 5),
+            vec![
+                "2026/11/25 14:29:31 [5] client1: hello",
+                "2026/11/25 14:29:31 The message has been broadcasted"
+            ]
+        );
+        assert_eq!(
+            r(EventKind::Leave, 6),
+            vec!["2026/11/25 14:29:31 client1 leave the chat system"]
         );
     }
 

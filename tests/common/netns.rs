@@ -26,10 +26,12 @@ fn ip(args: &[&str]) -> Result<(), String> {
     }
 }
 
-/// A bridge and the hosts on it.
+/// Hosts in network namespaces: on one bridge, or on two subnets joined by a router.
 pub struct Lab {
     bridge: String,
     hosts: Vec<String>,
+    /// Further namespaces to remove (the second bridge, the router).
+    extra: Vec<String>,
 }
 
 impl Lab {
@@ -60,6 +62,7 @@ impl Lab {
         let mut lab = Lab {
             bridge: format!("{prefix}br"),
             hosts: Vec::new(),
+            extra: Vec::new(),
         };
         // On error the lab is dropped, which removes what was made so far.
         ip(&["netns", "add", &lab.bridge])?;
@@ -120,6 +123,103 @@ impl Lab {
         Ok(lab)
     }
 
+    /// Two subnets, 10.81.1.0/24 (hosts 1 to `left`) and 10.81.2.0/24 (the next `right` hosts),
+    /// each on its own bridge, joined by a router namespace at 10.81.1.254 and 10.81.2.254 that
+    /// forwards between them if `forwarding`. No multicast crosses the router.
+    pub fn routed(left: usize, right: usize, forwarding: bool) -> Result<Lab, String> {
+        let prefix = format!(
+            "chl{}x{}",
+            std::process::id(),
+            LABS.fetch_add(1, Ordering::SeqCst)
+        );
+        let router = format!("{prefix}rt");
+        let other = format!("{prefix}b2");
+        let mut lab = Lab {
+            bridge: format!("{prefix}br"),
+            hosts: Vec::new(),
+            extra: Vec::new(),
+        };
+        ip(&["netns", "add", &lab.bridge])?;
+        ip(&["netns", "add", &other])?;
+        lab.extra.push(other.clone());
+        ip(&["netns", "add", &router])?;
+        lab.extra.push(router.clone());
+        ip(&["-n", &router, "link", "set", "lo", "up"])?;
+        for (side, bridge) in [(1, lab.bridge.clone()), (2, other.clone())] {
+            ip(&["-n", &bridge, "link", "add", "br0", "type", "bridge"])?;
+            ip(&["-n", &bridge, "link", "set", "br0", "up"])?;
+            let r = format!("r{side}");
+            ip(&[
+                "link", "add", &r, "netns", &router, "type", "veth", "peer", "name", "up0",
+                "netns", &bridge,
+            ])?;
+            ip(&["-n", &bridge, "link", "set", "up0", "master", "br0", "up"])?;
+            ip(&[
+                "-n",
+                &router,
+                "addr",
+                "add",
+                &format!("10.81.{side}.254/24"),
+                "dev",
+                &r,
+            ])?;
+            ip(&["-n", &router, "link", "set", &r, "up"])?;
+        }
+        let flag = format!("net.ipv4.ip_forward={}", u8::from(forwarding));
+        let ok = Command::new("ip")
+            .args(["netns", "exec", &router, "sysctl", "-qw", &flag])
+            .status()
+            .map_err(|e| format!("sysctl: {e}"))?;
+        if !ok.success() {
+            return Err(format!("sysctl -w {flag} failed"));
+        }
+        let mut i = 0;
+        for (side, count, bridge) in [(1, left, lab.bridge.clone()), (2, right, other)] {
+            for k in 1..=count {
+                i += 1;
+                let host = format!("{prefix}h{i}");
+                ip(&["netns", "add", &host])?;
+                lab.hosts.push(host.clone());
+                let port = format!("p{i}");
+                ip(&[
+                    "link", "add", "eth0", "netns", &host, "type", "veth", "peer", "name", &port,
+                    "netns", &bridge,
+                ])?;
+                ip(&["-n", &bridge, "link", "set", &port, "master", "br0", "up"])?;
+                ip(&[
+                    "-n",
+                    &host,
+                    "addr",
+                    "add",
+                    &format!("10.81.{side}.{k}/24"),
+                    "dev",
+                    "eth0",
+                ])?;
+                ip(&["-n", &host, "link", "set", "eth0", "up"])?;
+                ip(&["-n", &host, "link", "set", "lo", "up"])?;
+                ip(&["-n", &host, "route", "add", "224.0.0.0/4", "dev", "eth0"])?;
+                ip(&[
+                    "-n",
+                    &host,
+                    "route",
+                    "add",
+                    "default",
+                    "via",
+                    &format!("10.81.{side}.254"),
+                ])?;
+            }
+        }
+        Ok(lab)
+    }
+
+    /// Runs `chitty-node ARGS...` in the router namespace (of a [`Lab::routed`] lab).
+    pub fn spawn_router(&self, name: &str, args: &[&str]) -> Node {
+        let router = self.extra.last().expect("a routed lab has a router");
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", router, bin()]).args(args);
+        Node::start(name, cmd)
+    }
+
     /// Runs `chitty-node --json --username NAME ARGS...` on host `i` (from 1).
     pub fn spawn(&self, i: usize, name: &str, args: &[&str]) -> Node {
         let mut cmd = Command::new("ip");
@@ -152,7 +252,12 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        for ns in self.hosts.iter().chain(std::iter::once(&self.bridge)) {
+        for ns in self
+            .hosts
+            .iter()
+            .chain(self.extra.iter())
+            .chain(std::iter::once(&self.bridge))
+        {
             // Kill whatever still runs in the namespace, then remove it.
             if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
                 for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {

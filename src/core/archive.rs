@@ -1,0 +1,221 @@
+//! A hub's view of one room (docs/PROTOCOL.md, "Hub"): not a participant, but a keeper of the
+//! room's history. It validates what passes through (so gossipsub forwards nothing invalid),
+//! keeps the bounded transcript, knows who is present, and answers hellos and sync requests so
+//! that clients behind it catch up as with any participant. IO-less, like the room.
+
+use std::collections::BTreeMap;
+
+use libp2p::PeerId;
+
+use super::event::{Body, EventView, OrderKey, SignedEvent, Username};
+use super::room::{Hello, MAX_CLOCK_JUMP, MAX_STAMP, Participant, Rejection};
+use super::sync::{SyncRequest, SyncResponse};
+use super::transcript::Transcript;
+
+#[derive(Debug, Clone)]
+struct Presence {
+    user: Username,
+    key: OrderKey,
+    lamport: u64,
+    seq: u64,
+    present: bool,
+}
+
+/// One room's history, as a hub keeps it.
+#[derive(Debug)]
+pub struct Archive {
+    topic: String,
+    transcript: Transcript,
+    /// The highest stamp accepted: the archive's clock, for hellos and the stamp sanity check.
+    clock: u64,
+    roster: BTreeMap<PeerId, Presence>,
+}
+
+impl Archive {
+    /// An empty archive of room `topic`, keeping at most `history` events.
+    pub fn new(topic: String, history: usize) -> Self {
+        Self {
+            topic,
+            transcript: Transcript::new(history),
+            clock: 0,
+            roster: BTreeMap::new(),
+        }
+    }
+
+    /// The room's topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The events kept, in total order.
+    pub fn transcript(&self) -> &Transcript {
+        &self.transcript
+    }
+
+    /// Checks and keeps an event. `source` is the gossipsub signer for a live event (it must be
+    /// the author), `None` for one learned by sync (its own signature was checked when decoded).
+    /// Returns the event's view when it was new.
+    pub fn accept(
+        &mut self,
+        source: Option<PeerId>,
+        signed: SignedEvent,
+    ) -> Result<Option<EventView>, Rejection> {
+        if signed.topic != self.topic {
+            return Err(Rejection::OtherRoom(signed.topic));
+        }
+        let e = &signed.event;
+        if let Some(source) = source
+            && source != e.author
+        {
+            return Err(Rejection::ForgedAuthor { claimed: e.author });
+        }
+        if e.lamport >= MAX_STAMP || e.lamport > self.clock.saturating_add(MAX_CLOCK_JUMP) {
+            return Err(Rejection::StampTooFar {
+                stamp: e.lamport,
+                local: self.clock,
+            });
+        }
+        if self.transcript.is_known(e) {
+            return Ok(None);
+        }
+        self.clock = self.clock.max(e.lamport);
+        let (who, user) = e.participant();
+        let present = match e.body {
+            Body::Join => Some(true),
+            Body::Leave | Body::Lost { .. } => Some(false),
+            Body::Message(_) => None,
+        };
+        if let Some(present) = present {
+            let new = Presence {
+                user: user.clone(),
+                key: e.order_key(),
+                lamport: e.lamport,
+                seq: e.seq,
+                present,
+            };
+            let room_for_more = self.roster.len() < super::room::ROSTER_CAP;
+            match self.roster.get_mut(&who) {
+                Some(p) if new.key >= p.key => *p = new,
+                Some(_) => {}
+                None if room_for_more => {
+                    self.roster.insert(who, new);
+                }
+                None => {}
+            }
+        }
+        let view = e.view(false);
+        self.transcript.insert(signed);
+        Ok(Some(view))
+    }
+
+    /// The hub's hello for this room: its clock, who is present, and that it keeps history.
+    pub fn hello(&self) -> Hello {
+        Hello {
+            topic: self.topic.clone(),
+            lamport: self.clock,
+            participants: self
+                .roster
+                .iter()
+                .filter(|(_, p)| p.present)
+                .map(|(peer, p)| Participant {
+                    peer: *peer,
+                    user: p.user.clone(),
+                    lamport: p.lamport,
+                    seq: p.seq,
+                })
+                .collect(),
+            archive: true,
+        }
+    }
+
+    /// What the hub has, to rebuild its history from a client (after a restart, say).
+    pub fn sync_request(&self) -> SyncRequest {
+        SyncRequest {
+            topic: self.topic.clone(),
+            low: self.transcript.watermark().cloned(),
+            have: self.transcript.summary(),
+        }
+    }
+
+    /// The oldest page of what a client lacks.
+    pub fn handle_sync_request(&self, req: &SyncRequest) -> SyncResponse {
+        if req.topic != self.topic {
+            return SyncResponse {
+                events: Vec::new(),
+                more: false,
+            };
+        }
+        let (events, more) = self.transcript.missing(req.low.as_ref(), &req.have);
+        SyncResponse { events, more }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::event::{Event, Text};
+    use libp2p::identity::Keypair;
+
+    fn signed(key: &Keypair, seq: u64, lamport: u64, body: Body) -> SignedEvent {
+        let e = Event {
+            author: key.public().to_peer_id(),
+            seq,
+            lamport,
+            user: Username::new("u").unwrap(),
+            body,
+        };
+        crate::wire::sign_event(e, "chitty-chat", key)
+    }
+
+    #[test]
+    fn keeps_validated_history_and_knows_who_is_present() {
+        let k = Keypair::generate_ed25519();
+        let me = k.public().to_peer_id();
+        let mut a = Archive::new("chitty-chat".into(), 100);
+        assert!(
+            a.accept(Some(me), signed(&k, 1, 1, Body::Join))
+                .unwrap()
+                .is_some()
+        );
+        let msg = signed(&k, 2, 2, Body::Message(Text::new("hi").unwrap()));
+        assert!(a.accept(Some(me), msg.clone()).unwrap().is_some());
+        assert!(
+            a.accept(None, msg).unwrap().is_none(),
+            "a duplicate is not new"
+        );
+        let h = a.hello();
+        assert!(h.archive);
+        assert_eq!(h.participants.len(), 1);
+        assert!(matches!(
+            a.accept(Some(PeerId::random()), signed(&k, 3, 3, Body::Leave)),
+            Err(Rejection::ForgedAuthor { .. })
+        ));
+        assert!(matches!(
+            a.accept(Some(me), signed(&k, 3, u64::MAX, Body::Leave)),
+            Err(Rejection::StampTooFar { .. })
+        ));
+        a.accept(Some(me), signed(&k, 3, 3, Body::Leave)).unwrap();
+        assert!(a.hello().participants.is_empty());
+        let all = a.handle_sync_request(&SyncRequest {
+            topic: "chitty-chat".into(),
+            low: None,
+            have: vec![],
+        });
+        assert_eq!(all.events.len(), 3);
+        let other = crate::wire::sign_event(
+            Event {
+                author: me,
+                seq: 4,
+                lamport: 4,
+                user: Username::new("u").unwrap(),
+                body: Body::Join,
+            },
+            "chitty-chat/else",
+            &k,
+        );
+        assert!(matches!(
+            a.accept(None, other),
+            Err(Rejection::OtherRoom(_))
+        ));
+    }
+}

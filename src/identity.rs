@@ -1,0 +1,123 @@
+//! Persistent identities: an ed25519 key kept in a file, so that a node's peer id (and so the
+//! address others paste, for the hub) survives restarts.
+//!
+//! The file holds the key in libp2p's protobuf encoding. It is created on first use with
+//! owner-only permissions (0600, in a directory created 0700); an existing file that is not a
+//! key is an error, never overwritten.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use libp2p::identity::Keypair;
+
+/// Why an identity could not be loaded or created.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    /// The file or its directory could not be read or written.
+    #[error("identity file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// The file exists but does not hold a key.
+    #[error(
+        "identity file {path} does not hold a libp2p key ({why}); move it away or choose another --identity"
+    )]
+    Decode {
+        /// The file.
+        path: PathBuf,
+        /// What the decoder said.
+        why: String,
+    },
+    /// No default location could be worked out.
+    #[error("no home directory for the default identity file; give --identity PATH")]
+    NoHome,
+}
+
+/// Where the hub keeps its key unless `--identity` says otherwise:
+/// `$XDG_DATA_HOME/chitty-node/relay.key`, or `$HOME/.local/share/chitty-node/relay.key`.
+pub fn default_relay_path() -> Result<PathBuf, IdentityError> {
+    let base = match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => {
+            let home = std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .ok_or(IdentityError::NoHome)?;
+            PathBuf::from(home).join(".local").join("share")
+        }
+    };
+    Ok(base.join("chitty-node").join("relay.key"))
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> IdentityError + '_ {
+    move |source| IdentityError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Loads the key in `path`, or creates one there if the file does not exist.
+pub fn load_or_create(path: &Path) -> Result<Keypair, IdentityError> {
+    match fs::read(path) {
+        Ok(bytes) => Keypair::from_protobuf_encoding(&bytes).map_err(|e| IdentityError::Decode {
+            path: path.to_owned(),
+            why: e.to_string(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(path),
+        Err(e) => Err(io(path)(e)),
+    }
+}
+
+fn create(path: &Path) -> Result<Keypair, IdentityError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let mut b = fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+        b.create(dir).map_err(io(path))?;
+    }
+    let key = Keypair::generate_ed25519();
+    // Encoding an ed25519 key cannot fail.
+    let bytes = key
+        .to_protobuf_encoding()
+        .expect("an ed25519 key encodes to protobuf");
+    let mut o = fs::OpenOptions::new();
+    // create_new: never overwrite a file that appeared meanwhile.
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    let mut f = o.open(path).map_err(io(path))?;
+    f.write_all(&bytes).map_err(io(path))?;
+    f.sync_all().map_err(io(path))?;
+    tracing::info!(path = %path.display(), peer = %key.public().to_peer_id(), "created identity");
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_created_once_with_owner_only_permissions_and_reloaded() {
+        let dir = std::env::temp_dir().join(format!("chitty-id-{}", std::process::id()));
+        let path = dir.join("sub").join("relay.key");
+        let a = load_or_create(&path).unwrap();
+        let b = load_or_create(&path).unwrap();
+        assert_eq!(a.public().to_peer_id(), b.public().to_peer_id());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        fs::write(&path, b"not a key").unwrap();
+        assert!(matches!(
+            load_or_create(&path),
+            Err(IdentityError::Decode { .. })
+        ));
+        let _ = fs::remove_dir_all(&dir);
+    }
+}

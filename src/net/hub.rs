@@ -1,0 +1,437 @@
+//! The hub (`chitty-node --relay`, docs/PROTOCOL.md, "Hub"): an always-on peer for nodes that
+//! mDNS cannot bring together. It is not a participant: it never joins. For every room a client
+//! names in its hello, it subscribes to the room's topic, validates and forwards the room's
+//! gossip, keeps the room's history ([`Archive`]) and answers hellos and sync requests, so that
+//! clients that reach only the hub still chat, and catch up, through it.
+//!
+//! One task owns the swarm, as in [`super::event_loop`]; it uses the same behaviours.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use libp2p::futures::StreamExt;
+use libp2p::identity::Keypair;
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, ping, request_response};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use super::behaviour::{ChatBehaviour, ChatBehaviourEvent};
+use super::event_loop::{LIVENESS_TIMEOUT, MAX_SYNC_PAGES, NetError, build_swarm};
+use super::hello::SyncResponseOut;
+use crate::core::archive::Archive;
+use crate::core::event::{BASE_TOPIC, ChatEvent, RoomName};
+use crate::core::room::Hello;
+use crate::core::sync::SyncRequest;
+use crate::wire;
+
+/// The hub's TCP port unless `--listen` says otherwise.
+pub const DEFAULT_HUB_PORT: u16 = 4747;
+/// Most rooms one hub serves.
+pub const MAX_ROOMS: usize = 64;
+
+/// What the hub needs to run.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Its persistent identity.
+    pub keypair: Keypair,
+    /// Addresses to listen on.
+    pub listen: Vec<Multiaddr>,
+    /// Events kept per room.
+    pub history: usize,
+}
+
+/// Whether `topic` names a ChittyChat room (`chitty-chat` or `chitty-chat/NAME`).
+fn valid_topic(topic: &str) -> bool {
+    match topic.strip_prefix(BASE_TOPIC) {
+        Some("") => true,
+        Some(rest) => rest
+            .strip_prefix('/')
+            .is_some_and(|name| RoomName::new(name).is_ok()),
+        None => false,
+    }
+}
+
+/// The hub's event loop.
+pub struct Hub {
+    swarm: Swarm<ChatBehaviour>,
+    me: PeerId,
+    history: usize,
+    events: mpsc::Sender<ChatEvent>,
+    rooms: HashMap<String, Archive>,
+    listening: Vec<Multiaddr>,
+    ready_pending: bool,
+    ready_done: bool,
+    alive: HashMap<ConnectionId, (PeerId, Instant)>,
+    /// Sync exchanges the hub asked for, with the room and the page count.
+    syncing: HashMap<PeerId, (String, u32)>,
+    /// Leavers to hang up on once their leave has been forwarded.
+    hang_up: Vec<PeerId>,
+}
+
+impl Hub {
+    /// Builds the swarm and starts listening.
+    pub fn new(config: HubConfig, events: mpsc::Sender<ChatEvent>) -> Result<Self, NetError> {
+        // No mDNS: clients find the hub by its address, and LAN peers find each other.
+        let mut swarm = build_swarm(&config.keypair, false)?;
+        for addr in &config.listen {
+            swarm
+                .listen_on(addr.clone())
+                .map_err(|e| NetError::Listen {
+                    addr: addr.clone(),
+                    reason: e.to_string(),
+                })?;
+        }
+        Ok(Self {
+            me: *swarm.local_peer_id(),
+            swarm,
+            history: config.history,
+            events,
+            rooms: HashMap::new(),
+            listening: Vec::new(),
+            ready_pending: false,
+            ready_done: false,
+            alive: HashMap::new(),
+            syncing: HashMap::new(),
+            hang_up: Vec::new(),
+        })
+    }
+
+    /// Runs until `shutdown` resolves (Ctrl-C, SIGTERM). The hub reads no input.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), NetError> {
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let liveness = self
+                .alive
+                .values()
+                .map(|(_, t)| *t + LIVENESS_TIMEOUT)
+                .min()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => {
+                    info!("hub shutting down");
+                    return Ok(());
+                }
+                event = self.swarm.select_next_some() => self.handle_swarm_event(event).await?,
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(liveness)) => {
+                    self.sweep_dead(Instant::now());
+                }
+                _ = std::future::ready(()), if self.ready_pending => self.announce_ready().await?,
+            }
+        }
+    }
+
+    async fn emit(&self, event: ChatEvent) -> Result<(), NetError> {
+        self.events
+            .send(event)
+            .await
+            .map_err(|_| NetError::OutputClosed)
+    }
+
+    async fn announce_ready(&mut self) -> Result<(), NetError> {
+        self.ready_pending = false;
+        self.ready_done = true;
+        let listen = self
+            .listening
+            .iter()
+            .map(|a| a.clone().with(Protocol::P2p(self.me)).to_string())
+            .collect();
+        self.emit(ChatEvent::Ready {
+            peer: self.me.to_base58(),
+            user: String::new(),
+            topic: String::new(),
+            listen,
+        })
+        .await
+    }
+
+    fn sweep_dead(&mut self, now: Instant) {
+        let dead: Vec<(ConnectionId, PeerId)> = self
+            .alive
+            .iter()
+            .filter(|(_, (_, t))| now.duration_since(*t) >= LIVENESS_TIMEOUT)
+            .map(|(c, (p, _))| (*c, *p))
+            .collect();
+        for (connection, peer) in dead {
+            warn!(%peer, "no answer to pings; closing the connection");
+            self.alive.remove(&connection);
+            self.swarm.close_connection(connection);
+        }
+    }
+
+    /// The archive of `topic`, subscribing to it on first use.
+    fn room(&mut self, topic: &str) -> Option<&mut Archive> {
+        if !self.rooms.contains_key(topic) {
+            if !valid_topic(topic) || self.rooms.len() >= MAX_ROOMS {
+                return None;
+            }
+            let t = gossipsub::IdentTopic::new(topic);
+            if let Err(e) = self.swarm.behaviour_mut().gossipsub.subscribe(&t) {
+                warn!(topic, error = %e, "cannot subscribe");
+                return None;
+            }
+            info!(topic, "serving a new room");
+            self.rooms.insert(
+                topic.to_owned(),
+                Archive::new(topic.to_owned(), self.history),
+            );
+        }
+        self.rooms.get_mut(topic)
+    }
+
+    async fn handle_swarm_event(
+        &mut self,
+        event: SwarmEvent<ChatBehaviourEvent>,
+    ) -> Result<(), NetError> {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                info!(%address, "listening");
+                self.listening.push(address);
+                if !self.ready_done {
+                    self.ready_pending = true;
+                }
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                self.alive.insert(connection_id, (peer_id, Instant::now()));
+                if num_established.get() == 1 {
+                    info!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connection established");
+                    self.emit(ChatEvent::Peer {
+                        peer: peer_id.to_base58(),
+                        connected: true,
+                        addr: endpoint.get_remote_address().to_string(),
+                    })
+                    .await?;
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                num_established,
+                endpoint,
+                ..
+            } => {
+                self.alive.remove(&connection_id);
+                if num_established == 0 {
+                    self.syncing.remove(&peer_id);
+                    info!(peer = %peer_id, "connection closed");
+                    self.emit(ChatEvent::Peer {
+                        peer: peer_id.to_base58(),
+                        connected: false,
+                        addr: endpoint.get_remote_address().to_string(),
+                    })
+                    .await?;
+                }
+            }
+            SwarmEvent::Behaviour(ChatBehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => {
+                let topic = message.topic.as_str().to_owned();
+                let verdict = match (message.source, self.rooms.get_mut(&topic)) {
+                    (Some(source), Some(archive)) => wire::decode_event(&message.data)
+                        .map_err(|e| e.to_string())
+                        .and_then(|ev| archive.accept(Some(source), ev).map_err(|e| e.to_string())),
+                    (None, _) => Err("unsigned message".to_owned()),
+                    (_, None) => Err(format!("not a room this hub serves: {topic}")),
+                };
+                let acceptance = match verdict {
+                    Ok(view) => {
+                        if let Some(view) = &view
+                            && view.kind == crate::core::event::EventKind::Leave
+                            && view.reason == Some(crate::core::event::LeaveReason::Quit)
+                            && let Some(source) = message.source
+                        {
+                            // As a participant does: hanging up tells the leaver its leave is
+                            // out (after this verdict lets gossipsub forward it).
+                            self.hang_up.push(source);
+                        }
+                        if let Some(view) = view {
+                            info!(%topic, lamport = view.lamport, user = %view.user, "relayed");
+                            self.emit(ChatEvent::Chat(view)).await?;
+                        }
+                        gossipsub::MessageAcceptance::Accept
+                    }
+                    Err(reason) => {
+                        warn!(via = %propagation_source, %reason, "rejected message");
+                        gossipsub::MessageAcceptance::Reject
+                    }
+                };
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&message_id, &propagation_source, acceptance);
+                for peer in std::mem::take(&mut self.hang_up) {
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                }
+            }
+            SwarmEvent::Behaviour(ChatBehaviourEvent::Hello(
+                request_response::Event::Message {
+                    peer,
+                    message:
+                        request_response::Message::Request {
+                            request, channel, ..
+                        },
+                    ..
+                },
+            )) => self.handle_hello(peer, request, channel).await?,
+            SwarmEvent::Behaviour(ChatBehaviourEvent::Sync(ev)) => self.handle_sync(ev).await?,
+            SwarmEvent::Behaviour(ChatBehaviourEvent::Ping(ping::Event {
+                connection,
+                result: Ok(_),
+                ..
+            })) => {
+                if let Some(a) = self.alive.get_mut(&connection) {
+                    a.1 = Instant::now();
+                }
+            }
+            other => debug!(event = ?other, "swarm event"),
+        }
+        Ok(())
+    }
+
+    async fn handle_hello(
+        &mut self,
+        peer: PeerId,
+        hello: Hello,
+        channel: request_response::ResponseChannel<Hello>,
+    ) -> Result<(), NetError> {
+        let topic = hello.topic.clone();
+        let new_room = !self.rooms.contains_key(&topic);
+        let answer = match self.room(&topic) {
+            Some(archive) => archive.hello(),
+            // Not a room we serve: an answer naming no room, so the client treats us as
+            // another room's node.
+            None => Hello {
+                topic: String::new(),
+                lamport: 0,
+                participants: Vec::new(),
+                archive: false,
+            },
+        };
+        let served = !answer.topic.is_empty();
+        if self
+            .swarm
+            .behaviour_mut()
+            .hello
+            .send_response(channel, answer)
+            .is_err()
+        {
+            debug!(%peer, "hello answer not sent");
+        }
+        if served {
+            if new_room {
+                self.emit(ChatEvent::Room {
+                    topic: topic.clone(),
+                })
+                .await?;
+            }
+            // Learn what the client has that we lack (all of it, after a hub restart).
+            self.request_page(peer, topic, 1);
+        }
+        Ok(())
+    }
+
+    fn request_page(&mut self, peer: PeerId, topic: String, page: u32) {
+        let Some(archive) = self.rooms.get(&topic) else {
+            return;
+        };
+        let req = archive.sync_request();
+        self.syncing.insert(peer, (topic, page));
+        self.swarm.behaviour_mut().sync.send_request(&peer, req);
+    }
+
+    async fn handle_sync(
+        &mut self,
+        event: request_response::Event<SyncRequest, SyncResponseOut>,
+    ) -> Result<(), NetError> {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let resp = match self.rooms.get(&request.topic) {
+                        Some(archive) => archive.handle_sync_request(&request),
+                        None => crate::core::sync::SyncResponse {
+                            events: Vec::new(),
+                            more: false,
+                        },
+                    };
+                    debug!(%peer, events = resp.events.len(), "serving history");
+                    let out = SyncResponseOut::Send(resp);
+                    if self
+                        .swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_response(channel, out)
+                        .is_err()
+                    {
+                        debug!(%peer, "history not sent");
+                    }
+                }
+                request_response::Message::Response { response, .. } => {
+                    let SyncResponseOut::Received((resp, rejected)) = response else {
+                        return Ok(());
+                    };
+                    for e in rejected {
+                        warn!(%peer, error = %e, "history event rejected");
+                    }
+                    let Some((topic, pages)) = self.syncing.remove(&peer) else {
+                        return Ok(());
+                    };
+                    let mut new = 0;
+                    let mut views = Vec::new();
+                    if let Some(archive) = self.rooms.get_mut(&topic) {
+                        for e in resp.events {
+                            match archive.accept(None, e) {
+                                Ok(Some(mut view)) => {
+                                    new += 1;
+                                    view.sync = true;
+                                    views.push(view);
+                                }
+                                Ok(None) => {}
+                                Err(e) => warn!(%peer, reason = %e, "history event refused"),
+                            }
+                        }
+                    }
+                    for v in views {
+                        self.emit(ChatEvent::Chat(v)).await?;
+                    }
+                    if resp.more && new > 0 && pages < MAX_SYNC_PAGES {
+                        self.request_page(peer, topic, pages + 1);
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "history request failed");
+                self.syncing.remove(&peer);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_chitty_chat_topics_are_served() {
+        assert!(valid_topic("chitty-chat"));
+        assert!(valid_topic("chitty-chat/dev"));
+        assert!(!valid_topic("chitty-chat/"));
+        assert!(!valid_topic("chitty-chat/a b"));
+        assert!(!valid_topic("other"));
+        assert!(!valid_topic("chitty-chatx"));
+    }
+}
