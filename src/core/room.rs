@@ -40,6 +40,9 @@ pub const MAX_STAMP: u64 = 1 << 62;
 /// of detection times between observers (pings every second), so the second in line does not
 /// fire before the first has noticed.
 pub const LOST_STAGGER: Duration = Duration::from_millis(1500);
+/// Even the first in line waits this long before announcing a loss: a leave on its way by
+/// another path (through a hub, say) then arrives first and nothing is announced.
+pub const LOST_GRACE: Duration = Duration::from_millis(300);
 
 /// What a user asked for that needs the room's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -436,7 +439,7 @@ impl Room {
         let rank = ranks.iter().position(|p| *p == mine).unwrap_or(0);
         let rank = u32::try_from(rank).unwrap_or(u32::MAX);
         self.lost
-            .insert(peer, now + LOST_STAGGER.saturating_mul(rank));
+            .insert(peer, now + LOST_GRACE + LOST_STAGGER.saturating_mul(rank));
         self.handle_timeout(now);
     }
 
@@ -493,7 +496,11 @@ impl Room {
         let key = event.order_key();
         match &event.body {
             Body::Join => self.update_presence(who, user, key, event.lamport, event.seq, true),
-            Body::Leave => self.update_presence(who, user, key, event.lamport, event.seq, false),
+            Body::Leave => {
+                self.update_presence(who, user, key, event.lamport, event.seq, false);
+                // Left on purpose: nothing to announce.
+                self.lost.remove(&who);
+            }
             Body::Lost { subject, .. } => {
                 self.update_presence(who, user, key, event.lamport, 0, false);
                 if !self.is_present(subject) {
@@ -990,9 +997,19 @@ mod tests {
         let (mut x, mut y) = (rooms.remove(0), rooms.remove(0));
         x.peer_gone(gone.me(), now);
         y.peer_gone(gone.me(), now);
+        assert!(
+            drain(&mut x).0.is_empty() && drain(&mut y).0.is_empty(),
+            "a short grace first"
+        );
+        x.handle_timeout(now + LOST_GRACE);
+        y.handle_timeout(now + LOST_GRACE);
         let (px, _) = drain(&mut x);
         let (py, _) = drain(&mut y);
-        assert_eq!(px.len() + py.len(), 1, "exactly one announces at once");
+        assert_eq!(
+            px.len() + py.len(),
+            1,
+            "exactly one announces after the grace"
+        );
         let (announcer, other, lost) = if px.is_empty() {
             (&mut y, &mut x, py[0].clone())
         } else {
@@ -1016,13 +1033,29 @@ mod tests {
         let (mut x, mut y) = (rooms.remove(0), rooms.remove(0));
         x.peer_gone(gone, now);
         y.peer_gone(gone, now);
+        x.handle_timeout(now + LOST_GRACE);
+        y.handle_timeout(now + LOST_GRACE);
         let second = if drain(&mut x).0.is_empty() {
             &mut x
         } else {
             &mut y
         };
-        second.handle_timeout(now + LOST_STAGGER);
+        second.handle_timeout(now + LOST_GRACE + LOST_STAGGER);
         assert_eq!(drain(second).0.len(), 1);
+    }
+
+    #[test]
+    fn a_leave_arriving_during_the_grace_is_not_followed_by_a_lost() {
+        let now = Instant::now();
+        let mut rooms = trio();
+        let mut leaver = rooms.pop().unwrap();
+        let mut x = rooms.remove(0);
+        x.peer_gone(leaver.me(), now);
+        leaver.handle_command(UserCommand::Quit, now);
+        let (pl, _) = drain(&mut leaver);
+        deliver(&pl, &mut x);
+        x.handle_timeout(now + LOST_STAGGER * 4);
+        assert!(drain(&mut x).0.is_empty());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 use libp2p::identity::Keypair;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{gossipsub, identify, mdns, ping, request_response};
+use libp2p::{gossipsub, identify, mdns, ping, relay, rendezvous, request_response};
 
 use super::hello::{HELLO_PROTOCOL, HelloCodec, SYNC_PROTOCOL, SyncCodec};
 
@@ -24,6 +24,14 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(1);
 pub const PING_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest gossipsub frame we send or accept. Chat events are at most 1 KiB.
 pub const GOSSIP_MAX_TRANSMIT: usize = 64 * 1024;
+/// The shortest registration a hub's rendezvous server accepts: registrations of clients that
+/// left or crashed are gone within this long (libp2p's default minimum is 2 hours).
+pub const RENDEZVOUS_MIN_TTL: u64 = 60;
+/// How long a relayed connection through a hub may last (libp2p's default: 2 minutes).
+pub const CIRCUIT_MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+/// How many relayed connections a hub carries at once (each counts against the defaults'
+/// rate limits per peer and per IP too).
+pub const CIRCUITS_MAX: usize = 256;
 /// The identify protocol version string.
 pub const IDENTIFY_PROTOCOL: &str = "/chitty-chat/id/1";
 
@@ -57,6 +65,14 @@ pub struct ChatBehaviour {
     /// Keeps idle connections alive through NATs and finds dead ones (the event loop closes a
     /// connection whose ping fails: libp2p does not).
     pub ping: ping::Behaviour,
+    /// Reserves a slot on a hub's relay and dials peers through it.
+    pub relay_client: relay::client::Behaviour,
+    /// A hub's circuit relay server.
+    pub relay: Toggle<relay::Behaviour>,
+    /// A hub's rendezvous server: clients register under their room.
+    pub rendezvous: Toggle<rendezvous::server::Behaviour>,
+    /// A client's rendezvous client: registers with hubs and discovers the room through them.
+    pub rendezvous_client: Toggle<rendezvous::client::Behaviour>,
 }
 
 /// Checks what `gossipsub::ConfigBuilder::build` does not: the mesh invariants of the gossipsub
@@ -99,8 +115,13 @@ pub fn gossipsub_config() -> Result<gossipsub::Config, BehaviourError> {
 }
 
 impl ChatBehaviour {
-    /// Builds the behaviours for `key`.
-    pub fn new(key: &Keypair, mdns_on: bool) -> Result<Self, BehaviourError> {
+    /// Builds the behaviours for `key`: a client's, or a hub's (`hub`).
+    pub fn new(
+        key: &Keypair,
+        mdns_on: bool,
+        hub: bool,
+        relay_client: relay::client::Behaviour,
+    ) -> Result<Self, BehaviourError> {
         let peer = key.public().to_peer_id();
         let gossipsub = gossipsub::Behaviour::new(
             gossipsub::MessageAuthenticity::Signed(key.clone()),
@@ -139,6 +160,31 @@ impl ChatBehaviour {
                     .with_interval(PING_INTERVAL)
                     .with_timeout(PING_TIMEOUT),
             ),
+            relay_client,
+            relay: hub
+                .then(|| {
+                    relay::Behaviour::new(
+                        peer,
+                        relay::Config {
+                            max_circuit_duration: CIRCUIT_MAX_DURATION,
+                            // 0: no byte limit on a circuit (a chat trickles for hours).
+                            max_circuit_bytes: 0,
+                            max_circuits: CIRCUITS_MAX,
+                            ..Default::default()
+                        },
+                    )
+                })
+                .into(),
+            rendezvous: hub
+                .then(|| {
+                    rendezvous::server::Behaviour::new(
+                        rendezvous::server::Config::default().with_min_ttl(RENDEZVOUS_MIN_TTL),
+                    )
+                })
+                .into(),
+            rendezvous_client: (!hub)
+                .then(|| rendezvous::client::Behaviour::new(key.clone()))
+                .into(),
         })
     }
 }

@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use libp2p::core::transport::ListenerId;
 use libp2p::core::transport::TransportError;
 use libp2p::core::{Transport, upgrade};
 use libp2p::futures::StreamExt;
@@ -15,7 +16,8 @@ use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, DialError, SwarmEvent};
 use libp2p::{
-    Multiaddr, PeerId, Swarm, gossipsub, identify, mdns, noise, ping, request_response, tcp, yamux,
+    Multiaddr, PeerId, Swarm, gossipsub, identify, mdns, noise, ping, rendezvous, request_response,
+    tcp, yamux,
 };
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -56,6 +58,16 @@ pub const NEIGHBOUR_FORGET: Duration = Duration::from_secs(300);
 /// How often a node asks one of its room peers, in turn, what it lacks (anti-entropy: repairs
 /// whatever gossip lost).
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(3);
+/// How long a registration with a hub lasts; it is renewed every [`REGISTER_EVERY`].
+pub const REGISTRATION_TTL: u64 = 120;
+/// How often registrations with hubs are renewed.
+pub const REGISTER_EVERY: Duration = Duration::from_secs(60);
+/// How often a hub is asked who else is in the room.
+pub const DISCOVER_EVERY: Duration = Duration::from_secs(5);
+/// The first such question, shortly after the hub was found (after our own registration).
+pub const HUB_DISCOVER_FIRST: Duration = Duration::from_millis(500);
+/// Most registrations asked for at once.
+pub const DISCOVER_LIMIT: u64 = 256;
 /// Most pages asked for in one exchange (a peer cannot keep us asking for ever).
 pub const MAX_SYNC_PAGES: u32 = 64;
 /// How long publishing waits for a newly connected peer to say hello and subscribe, so that a
@@ -143,6 +155,18 @@ enum HelloState {
 struct Link {
     since: Instant,
     hello: HelloState,
+    /// Where the peer was reached (for a hub: where to ask for a relayed address).
+    addr: Multiaddr,
+}
+
+/// A hub we are connected to (its hello said it keeps the room's history): we reserve a relayed
+/// address on it, register in our room there, and discover the room's other clients through it.
+#[derive(Debug)]
+struct HubLink {
+    /// The relayed listener (`<hub>/p2p-circuit`), while it lives.
+    circuit: Option<ListenerId>,
+    next_register: Instant,
+    next_discover: Instant,
 }
 
 /// A peer found by mDNS, kept connected while its record lives.
@@ -208,7 +232,8 @@ pub struct EventLoop {
     mdns: bool,
     listening: Vec<Multiaddr>,
     /// Listeners not yet closed; the node stops when the last one fails.
-    listeners_open: usize,
+    /// Our own listeners (not relayed ones); the node stops when the last one fails.
+    tcp_listeners: HashSet<ListenerId>,
     ready_pending: bool,
     started: bool,
     targets: Vec<Target>,
@@ -227,6 +252,7 @@ pub struct EventLoop {
     /// Round-robin position for anti-entropy.
     sync_turn: usize,
     neighbours: HashMap<PeerId, Neighbour>,
+    hubs: HashMap<PeerId, HubLink>,
     /// Set once our leave is stamped.
     leaving: Option<Leaving>,
     /// An error that ends the node once the leave is out.
@@ -246,8 +272,11 @@ fn describe_publish_error(e: &gossipsub::PublishError) -> &'static str {
 }
 
 /// The swarm of a node or a hub: TCP + Noise + Yamux and [`ChatBehaviour`].
-pub(crate) fn build_swarm(keypair: &Keypair, mdns: bool) -> Result<Swarm<ChatBehaviour>, NetError> {
-    let behaviour = ChatBehaviour::new(keypair, mdns)?;
+pub(crate) fn build_swarm(
+    keypair: &Keypair,
+    mdns: bool,
+    hub: bool,
+) -> Result<Swarm<ChatBehaviour>, NetError> {
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair.clone())
         .with_tokio()
         // TCP + Noise + Yamux as `with_tcp` builds it, plus a time limit on dialling and
@@ -263,7 +292,12 @@ pub(crate) fn build_swarm(keypair: &Keypair, mdns: bool) -> Result<Swarm<ChatBeh
             )
         })
         .map_err(|e| NetError::Transport(e.to_string()))?
-        .with_behaviour(|_| behaviour)
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| NetError::Transport(e.to_string()))?
+        .with_behaviour(|key, relay_client| {
+            ChatBehaviour::new(key, mdns, hub, relay_client)
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+        })
         .map_err(|e| NetError::Transport(e.to_string()))?
         // A chat may be silent for hours: never close a connection for being idle.
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::MAX))
@@ -278,10 +312,11 @@ impl EventLoop {
         commands: mpsc::Receiver<UserCommand>,
         events: mpsc::Sender<ChatEvent>,
     ) -> Result<Self, NetError> {
-        let mut swarm = build_swarm(&config.keypair, config.mdns)?;
+        let mut swarm = build_swarm(&config.keypair, config.mdns, false)?;
         let me = *swarm.local_peer_id();
+        let mut tcp_listeners = HashSet::new();
         for addr in &config.listen {
-            swarm
+            let id = swarm
                 .listen_on(addr.clone())
                 .map_err(|e| NetError::Listen {
                     addr: addr.clone(),
@@ -293,6 +328,7 @@ impl EventLoop {
                         TransportError::Other(io) => io.to_string(),
                     },
                 })?;
+            tcp_listeners.insert(id);
         }
         let room = Room::new(RoomConfig {
             keypair: config.keypair.clone(),
@@ -334,7 +370,7 @@ impl EventLoop {
             user: config.user,
             mdns: config.mdns,
             listening: Vec::new(),
-            listeners_open: config.listen.len(),
+            tcp_listeners,
             ready_pending: false,
             started: false,
             targets,
@@ -347,6 +383,7 @@ impl EventLoop {
             next_sync_at: Instant::now() + SYNC_INTERVAL,
             sync_turn: 0,
             neighbours: HashMap::new(),
+            hubs: HashMap::new(),
             leaving: None,
             fatal: None,
         })
@@ -398,6 +435,15 @@ impl EventLoop {
     fn quit(&mut self) {
         if !self.room.has_left() {
             self.room.handle_command(UserCommand::Quit, Instant::now());
+            // Leave the hubs' directories too (an expired registration would go in a minute).
+            if let Ok(ns) = rendezvous::Namespace::new(self.room.topic().to_owned()) {
+                let hubs: Vec<PeerId> = self.hubs.keys().copied().collect();
+                if let Some(client) = self.swarm.behaviour_mut().rendezvous_client.as_mut() {
+                    for hub in hubs {
+                        client.unregister(ns.clone(), hub);
+                    }
+                }
+            }
         }
     }
 
@@ -699,6 +745,11 @@ impl EventLoop {
                 .values()
                 .map(|(_, t)| *t + LIVENESS_TIMEOUT)
                 .min(),
+            self.hubs
+                .values()
+                .map(|h| h.next_register.min(h.next_discover))
+                .min()
+                .filter(|_| self.leaving.is_none()),
         ]
         .into_iter()
         .flatten()
@@ -727,6 +778,7 @@ impl EventLoop {
         if self.leaving.is_some() {
             return Ok(());
         }
+        self.hub_timers(now);
         for i in 0..self.targets.len() {
             if self.targets[i].retry_at.is_some_and(|t| t <= now) {
                 self.targets[i].retry_at = None;
@@ -812,7 +864,21 @@ impl EventLoop {
         event: SwarmEvent<ChatBehaviourEvent>,
     ) -> Result<(), NetError> {
         match event {
-            SwarmEvent::NewListenAddr { address, .. } => {
+            SwarmEvent::NewListenAddr {
+                address,
+                listener_id,
+            } => {
+                let relayed = self
+                    .hubs
+                    .values_mut()
+                    .find(|h| h.circuit == Some(listener_id));
+                if let Some(hub) = relayed {
+                    // A relayed address on a hub: others who cannot reach us directly use it.
+                    info!(%address, "relayed address");
+                    hub.next_register = Instant::now();
+                    self.swarm.add_external_address(address);
+                    return Ok(());
+                }
                 info!(%address, "listening");
                 self.listening.push(address);
                 if !self.started {
@@ -823,11 +889,28 @@ impl EventLoop {
                 self.listening.retain(|a| a != &address);
             }
             SwarmEvent::ListenerClosed {
-                reason, addresses, ..
+                reason,
+                addresses,
+                listener_id,
             } => {
+                if let Some(hub) = self
+                    .hubs
+                    .values_mut()
+                    .find(|h| h.circuit == Some(listener_id))
+                {
+                    debug!(?addresses, ?reason, "relayed listener closed");
+                    hub.circuit = None;
+                    for a in addresses {
+                        self.swarm.remove_external_address(&a);
+                    }
+                    return Ok(());
+                }
                 warn!(?addresses, ?reason, "listener closed");
-                self.listeners_open = self.listeners_open.saturating_sub(1);
-                if self.listeners_open == 0 && self.fatal.is_none() {
+                if !self.tcp_listeners.remove(&listener_id) {
+                    // A relayed listener whose hub went away: nothing to stop for.
+                    return Ok(());
+                }
+                if self.tcp_listeners.is_empty() && self.fatal.is_none() {
                     let why = match reason {
                         Err(e) => e.to_string(),
                         Ok(()) => "the listener closed".to_owned(),
@@ -870,8 +953,15 @@ impl EventLoop {
                         Link {
                             since: Instant::now(),
                             hello: HelloState::Pending,
+                            addr: endpoint.get_remote_address().clone(),
                         },
                     );
+                    self.emit(ChatEvent::Peer {
+                        peer: peer_id.to_base58(),
+                        connected: true,
+                        addr: endpoint.get_remote_address().to_string(),
+                    })
+                    .await?;
                 }
                 if num_established.get() == 1 && self.leaving.is_none() {
                     let hello = self.room.hello();
@@ -886,6 +976,7 @@ impl EventLoop {
                 connection_id,
                 num_established,
                 cause,
+                endpoint,
                 ..
             } => {
                 self.alive.remove(&connection_id);
@@ -894,6 +985,13 @@ impl EventLoop {
                     let now = Instant::now();
                     self.links.remove(&peer_id);
                     self.syncing.remove(&peer_id);
+                    self.hubs.remove(&peer_id);
+                    self.emit(ChatEvent::Peer {
+                        peer: peer_id.to_base58(),
+                        connected: false,
+                        addr: endpoint.get_remote_address().to_string(),
+                    })
+                    .await?;
                     if self.leaving.is_none() {
                         // The room decides: a present participant gone without a leave is lost
                         // (a leaver we hung up on is no longer present).
@@ -937,6 +1035,9 @@ impl EventLoop {
             SwarmEvent::Behaviour(ChatBehaviourEvent::Mdns(ev)) => self.handle_mdns(ev),
             SwarmEvent::Behaviour(ChatBehaviourEvent::Sync(ev)) => {
                 self.handle_sync(ev);
+            }
+            SwarmEvent::Behaviour(ChatBehaviourEvent::RendezvousClient(ev)) => {
+                self.handle_rendezvous(ev);
             }
             SwarmEvent::Behaviour(ChatBehaviourEvent::Ping(ping::Event {
                 peer,
@@ -1097,6 +1198,7 @@ impl EventLoop {
     }
 
     fn merge_hello(&mut self, peer: PeerId, hello: Hello) {
+        let hub = hello.archive;
         let state = match self.room.handle_hello(peer, hello) {
             Ok(()) => HelloState::Room,
             Err(e) => {
@@ -1109,6 +1211,129 @@ impl EventLoop {
         }
         if state == HelloState::Room {
             self.start_sync(peer);
+            if hub {
+                self.found_hub(peer);
+            }
+        }
+    }
+
+    /// A hub of our room: reserve a relayed address on it, so that clients that cannot reach us
+    /// directly can through it, and register there (see `hub_timers`).
+    fn found_hub(&mut self, hub: PeerId) {
+        if self.leaving.is_some() || self.hubs.contains_key(&hub) {
+            return;
+        }
+        let Some(addr) = self.links.get(&hub).map(|l| l.addr.clone()) else {
+            return;
+        };
+        let base: Multiaddr = addr
+            .iter()
+            .take_while(|p| !matches!(p, Protocol::P2p(_) | Protocol::P2pCircuit))
+            .collect();
+        let circuit_addr = base.with(Protocol::P2p(hub)).with(Protocol::P2pCircuit);
+        let circuit = match self.swarm.listen_on(circuit_addr.clone()) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                warn!(%hub, error = %e, "cannot ask the hub for a relayed address");
+                None
+            }
+        };
+        // Our own addresses, for peers that can reach us directly (registration needs at least
+        // one confirmed external address).
+        for a in self.listening.clone() {
+            if !super::hub::is_loopback(&a) {
+                self.swarm.add_external_address(a);
+            }
+        }
+        info!(%hub, %circuit_addr, "found a hub");
+        let now = Instant::now();
+        self.hubs.insert(
+            hub,
+            HubLink {
+                circuit,
+                next_register: now,
+                next_discover: now + HUB_DISCOVER_FIRST,
+            },
+        );
+    }
+
+    /// Registers with each hub (again before the registration expires) and asks it who else is
+    /// in the room.
+    fn hub_timers(&mut self, now: Instant) {
+        let Ok(ns) = rendezvous::Namespace::new(self.room.topic().to_owned()) else {
+            return;
+        };
+        let hubs: Vec<PeerId> = self.hubs.keys().copied().collect();
+        for hub in hubs {
+            let Some(link) = self.hubs.get_mut(&hub) else {
+                continue;
+            };
+            let Some(client) = self.swarm.behaviour_mut().rendezvous_client.as_mut() else {
+                return;
+            };
+            if now >= link.next_register {
+                link.next_register = match client.register(ns.clone(), hub, Some(REGISTRATION_TTL))
+                {
+                    Ok(()) => now + REGISTER_EVERY,
+                    Err(e) => {
+                        // No external address yet: the relayed one is on its way.
+                        debug!(%hub, error = %e, "not registered yet");
+                        now + Duration::from_secs(1)
+                    }
+                };
+            }
+            if now >= link.next_discover {
+                link.next_discover = now + DISCOVER_EVERY;
+                client.discover(Some(ns.clone()), None, Some(DISCOVER_LIMIT), hub);
+            }
+        }
+    }
+
+    fn handle_rendezvous(&mut self, event: rendezvous::client::Event) {
+        match event {
+            rendezvous::client::Event::Discovered { registrations, .. } => {
+                let now = Instant::now();
+                for r in registrations {
+                    let peer = r.record.peer_id();
+                    if peer == self.me || r.namespace.to_string() != self.room.topic() {
+                        continue;
+                    }
+                    if self.neighbours.len() >= MDNS_PEERS_CAP
+                        && !self.neighbours.contains_key(&peer)
+                    {
+                        continue;
+                    }
+                    let n = self
+                        .neighbours
+                        .entry(peer)
+                        .or_insert_with(|| Neighbour::new(false));
+                    for a in r.record.addresses() {
+                        n.add_addr(a.clone());
+                    }
+                    if !self.swarm.is_connected(&peer) && n.retry_at.is_none() {
+                        debug!(%peer, "discovered through a hub; dialling");
+                        self.dial_neighbour(peer, now);
+                    }
+                }
+            }
+            rendezvous::client::Event::Registered {
+                rendezvous_node,
+                ttl,
+                ..
+            } => {
+                info!(hub = %rendezvous_node, ttl, "registered with the hub");
+            }
+            rendezvous::client::Event::RegisterFailed {
+                rendezvous_node,
+                error,
+                ..
+            } => {
+                warn!(hub = %rendezvous_node, ?error, "registration refused");
+                if let Some(l) = self.hubs.get_mut(&rendezvous_node) {
+                    l.next_register = Instant::now() + Duration::from_secs(5);
+                }
+            }
+            other => debug!(event = ?other, "rendezvous"),
         }
     }
 

@@ -14,7 +14,7 @@ use libp2p::futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, ping, request_response};
+use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, ping, relay, rendezvous, request_response};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
@@ -41,6 +41,15 @@ pub struct HubConfig {
     pub listen: Vec<Multiaddr>,
     /// Events kept per room.
     pub history: usize,
+}
+
+/// Whether `addr` is a loopback address (useless to anyone on another host).
+pub(crate) fn is_loopback(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_loopback(),
+        Protocol::Ip6(ip) => ip.is_loopback(),
+        _ => false,
+    })
 }
 
 /// Whether `topic` names a ChittyChat room (`chitty-chat` or `chitty-chat/NAME`).
@@ -75,7 +84,7 @@ impl Hub {
     /// Builds the swarm and starts listening.
     pub fn new(config: HubConfig, events: mpsc::Sender<ChatEvent>) -> Result<Self, NetError> {
         // No mDNS: clients find the hub by its address, and LAN peers find each other.
-        let mut swarm = build_swarm(&config.keypair, false)?;
+        let mut swarm = build_swarm(&config.keypair, false, true)?;
         for addr in &config.listen {
             swarm
                 .listen_on(addr.clone())
@@ -189,6 +198,11 @@ impl Hub {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 info!(%address, "listening");
+                // The relay server offers reservations, and the addresses in them, only once
+                // it has a confirmed external address: the hub is reached where it listens.
+                if !is_loopback(&address) {
+                    self.swarm.add_external_address(address.clone());
+                }
                 self.listening.push(address);
                 if !self.ready_done {
                     self.ready_pending = true;
@@ -285,6 +299,51 @@ impl Hub {
                 },
             )) => self.handle_hello(peer, request, channel).await?,
             SwarmEvent::Behaviour(ChatBehaviourEvent::Sync(ev)) => self.handle_sync(ev).await?,
+            SwarmEvent::Behaviour(ChatBehaviourEvent::Rendezvous(ev)) => {
+                let line = match ev {
+                    rendezvous::server::Event::PeerRegistered { peer, registration } => {
+                        Some(format!(
+                            "{peer} registered in room {} for {} s",
+                            registration.namespace, registration.ttl
+                        ))
+                    }
+                    rendezvous::server::Event::PeerUnregistered { peer, namespace } => {
+                        Some(format!("{peer} unregistered from room {namespace}"))
+                    }
+                    rendezvous::server::Event::RegistrationExpired(r) => Some(format!(
+                        "registration of {} in room {} expired",
+                        r.record.peer_id(),
+                        r.namespace
+                    )),
+                    other => {
+                        debug!(event = ?other, "rendezvous");
+                        None
+                    }
+                };
+                if let Some(line) = line {
+                    info!("{line}");
+                    self.emit(ChatEvent::Notice(line)).await?;
+                }
+            }
+            SwarmEvent::Behaviour(ChatBehaviourEvent::Relay(ev)) => {
+                let line = match ev {
+                    relay::Event::ReservationReqAccepted { src_peer_id, .. } => {
+                        Some(format!("{src_peer_id} reserved a relay slot"))
+                    }
+                    relay::Event::CircuitReqAccepted {
+                        src_peer_id,
+                        dst_peer_id,
+                    } => Some(format!("relaying {src_peer_id} to {dst_peer_id}")),
+                    other => {
+                        debug!(event = ?other, "relay");
+                        None
+                    }
+                };
+                if let Some(line) = line {
+                    info!("{line}");
+                    self.emit(ChatEvent::Notice(line)).await?;
+                }
+            }
             SwarmEvent::Behaviour(ChatBehaviourEvent::Ping(ping::Event {
                 connection,
                 result: Ok(_),

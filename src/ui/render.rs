@@ -184,16 +184,8 @@ fn render_human(event: &ChatEvent) -> Vec<String> {
         }
         ChatEvent::Notice(t) => vec![format!("System: {t}")],
         ChatEvent::Error(t) => vec![format!("Error: {t}")],
-        ChatEvent::Peer {
-            peer, connected, ..
-        } => vec![format!(
-            "System: {} {peer}",
-            if *connected {
-                "connected to"
-            } else {
-                "disconnected from"
-            }
-        )],
+        // Connections are for scripts (--json) and the log file, not the chat screen.
+        ChatEvent::Peer { .. } => Vec::new(),
         ChatEvent::Room { topic } => vec![format!("System: room {topic}")],
     }
 }
