@@ -8,12 +8,13 @@
 //!   ([`ui::render`]). Knows nothing of libp2p.
 //! - [`core`]: the IO-less chat state machine: Lamport clock ([`core::clock`]), events and
 //!   validated names ([`core::event`]), the room ([`core::room`]), the transcript
-//!   ([`core::transcript`]).
+//!   ([`core::transcript`]) and history sync ([`core::sync`]).
 //! - [`net`]: the swarm and the one event loop that owns it ([`net::event_loop`]), its
-//!   behaviours ([`net::behaviour`]) and the hello protocol ([`net::hello`]).
+//!   behaviours ([`net::behaviour`]), the hello and sync codecs ([`net::hello`]), and the hub's
+//!   own event loop ([`net::hub`], `--relay`), whose per-room state is [`core::archive`].
 //!
 //! Beside them: [`wire`], the versioned CBOR encoding (the only `serde_cbor` user), [`cli`], the
-//! arguments, and [`logging`], the tracing set-up.
+//! arguments, [`identity`], persistent keys, and [`logging`], the tracing set-up.
 
 pub mod cli;
 pub mod core;
