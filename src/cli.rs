@@ -124,6 +124,11 @@ pub enum ConfigError {
         "--relay runs a hub, which does not chat: drop --username, and run a separate chitty-node to chat"
     )]
     HubWithUsername,
+    /// A hub serves the rooms its clients name and dials nobody.
+    #[error(
+        "--relay serves every room its clients use and dials nobody: --room and --connect do not apply"
+    )]
+    HubOptions,
     /// The default identity location could not be worked out.
     #[error(transparent)]
     Identity(#[from] crate::identity::IdentityError),
@@ -154,6 +159,9 @@ impl TryFrom<Args> for Config {
         let role = match (a.relay, a.username) {
             (false, None) => return Err(ConfigError::NoUsername),
             (true, Some(_)) => return Err(ConfigError::HubWithUsername),
+            (true, None) if a.room.is_some() || !a.connect.is_empty() => {
+                return Err(ConfigError::HubOptions);
+            }
             (false, Some(u)) => Role::Participant(Username::new(u).map_err(ConfigError::Username)?),
             (true, None) => Role::Hub,
         };
@@ -227,6 +235,11 @@ mod tests {
             parse(&["--relay", "--username", "a"])
                 .unwrap_err()
                 .contains("does not chat")
+        );
+        assert!(
+            parse(&["--relay", "--room", "x"])
+                .unwrap_err()
+                .contains("do not apply")
         );
         let hub = parse(&["--relay", "--identity", "/tmp/x.key"]).unwrap();
         assert_eq!(hub.role, Role::Hub);

@@ -53,7 +53,14 @@ pub enum RunError {
 impl RunError {
     /// Whether the user can fix it by changing the command line (exit code 2).
     pub fn is_usage(&self) -> bool {
-        matches!(self, RunError::Identity(_))
+        // A file that is not a key, or no home for the default one: the command line fixes it.
+        // A failing disk is not a usage error.
+        matches!(
+            self,
+            RunError::Identity(
+                identity::IdentityError::Decode { .. } | identity::IdentityError::NoHome
+            )
+        )
     }
 }
 

@@ -86,7 +86,18 @@ fn clients_on_two_subnets_chat_through_the_hub() {
     let (mut h, peer) = hub(&lab, &dir);
     let mut nodes = clients(&lab, &peer);
     chat_across(&mut nodes);
-    h.wait_for("the hub relayed", |v| v["type"] == "message");
+    h.wait_for("the hub relayed", |v| {
+        v["type"] == "message" && v["text"] == "hello from the left"
+    });
+    for what in [
+        "registered in room",
+        "reserved a relay slot",
+        "unregistered from room",
+    ] {
+        h.wait_for(what, |v| {
+            v["type"] == "notice" && v["text"].as_str().is_some_and(|t| t.contains(what))
+        });
+    }
     drop(nodes);
     drop(h);
     drop(lab);
@@ -118,8 +129,21 @@ fn clients_reconnect_after_the_hub_restarts() {
     nodes[3].wait_message("l1", "before the restart");
     h.signal("KILL");
     h.wait_exit();
-    let (_h2, peer2) = hub(&lab, &dir);
+    let (mut h2, peer2) = hub(&lab, &dir);
     assert_eq!(peer2, peer, "the hub's identity persists");
+    // Every client finds the new hub, registers again and reserves a relay slot again.
+    h2.wait_count("four registrations", 4, |v| {
+        v["type"] == "notice"
+            && v["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("registered in room"))
+    });
+    h2.wait_for("a relay slot", |v| {
+        v["type"] == "notice"
+            && v["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("reserved a relay slot"))
+    });
     nodes[0].send("after the restart");
     nodes[3].wait_message("l1", "after the restart");
     nodes[3].send("and back");

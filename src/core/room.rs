@@ -244,6 +244,11 @@ impl Room {
         self.roster.get(peer).is_some_and(|p| p.present)
     }
 
+    /// Whether `peer` was a participant and is known to have left or vanished.
+    pub fn has_departed(&self, peer: &PeerId) -> bool {
+        self.roster.get(peer).is_some_and(|p| !p.present)
+    }
+
     /// The events we know, in total order.
     pub fn transcript(&self) -> &Transcript {
         &self.transcript

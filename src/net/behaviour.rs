@@ -29,6 +29,14 @@ pub const GOSSIP_MAX_TRANSMIT: usize = 64 * 1024;
 pub const RENDEZVOUS_MIN_TTL: u64 = 60;
 /// How long a relayed connection through a hub may last (libp2p's default: 2 minutes).
 pub const CIRCUIT_MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+/// The longest registration a hub's rendezvous server accepts (libp2p's default: 72 hours).
+pub const RENDEZVOUS_MAX_TTL: u64 = 300;
+/// How many relayed connections one peer may be an end of.
+pub const CIRCUITS_PER_PEER: usize = 64;
+/// Relay requests a peer (or an IP address) may make in a burst...
+pub const RATE_BURST: std::num::NonZeroU32 = std::num::NonZeroU32::new(120).expect("120 > 0");
+/// ...and how often one more is allowed.
+pub const RATE_INTERVAL: Duration = Duration::from_secs(1);
 /// How many relayed connections a hub carries at once (each counts against the defaults'
 /// rate limits per peer and per IP too).
 pub const CIRCUITS_MAX: usize = 256;
@@ -170,15 +178,27 @@ impl ChatBehaviour {
                             // 0: no byte limit on a circuit (a chat trickles for hours).
                             max_circuit_bytes: 0,
                             max_circuits: CIRCUITS_MAX,
+                            // A client may be one end of a relayed link to each room member.
+                            max_circuits_per_peer: CIRCUITS_PER_PEER,
+                            // libp2p's defaults allow one circuit request per peer every two
+                            // minutes; chat clients discovering each other need more.
+                            reservation_rate_limiters: Vec::new(),
+                            circuit_src_rate_limiters: Vec::new(),
                             ..Default::default()
-                        },
+                        }
+                        .reservation_rate_per_peer(RATE_BURST, RATE_INTERVAL)
+                        .reservation_rate_per_ip(RATE_BURST, RATE_INTERVAL)
+                        .circuit_src_per_peer(RATE_BURST, RATE_INTERVAL)
+                        .circuit_src_per_ip(RATE_BURST, RATE_INTERVAL),
                     )
                 })
                 .into(),
             rendezvous: hub
                 .then(|| {
                     rendezvous::server::Behaviour::new(
-                        rendezvous::server::Config::default().with_min_ttl(RENDEZVOUS_MIN_TTL),
+                        rendezvous::server::Config::default()
+                            .with_min_ttl(RENDEZVOUS_MIN_TTL)
+                            .with_max_ttl(RENDEZVOUS_MAX_TTL),
                     )
                 })
                 .into(),

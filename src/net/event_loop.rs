@@ -66,6 +66,10 @@ pub const REGISTER_EVERY: Duration = Duration::from_secs(60);
 pub const DISCOVER_EVERY: Duration = Duration::from_secs(5);
 /// The first such question, shortly after the hub was found (after our own registration).
 pub const HUB_DISCOVER_FIRST: Duration = Duration::from_millis(500);
+/// Longest wait between dials of a peer discovered through a hub but not reached yet.
+pub const DISCOVERED_REDIAL_MAX: Duration = Duration::from_secs(10);
+/// How long after losing its relayed address a client asks the hub again.
+pub const RESERVE_RETRY: Duration = Duration::from_secs(5);
 /// Most registrations asked for at once.
 pub const DISCOVER_LIMIT: u64 = 256;
 /// Most pages asked for in one exchange (a peer cannot keep us asking for ever).
@@ -165,6 +169,10 @@ struct Link {
 struct HubLink {
     /// The relayed listener (`<hub>/p2p-circuit`), while it lives.
     circuit: Option<ListenerId>,
+    /// The address we reached the hub at, to ask for a relayed address again.
+    circuit_addr: Multiaddr,
+    /// When to ask again if the relayed listener is gone.
+    next_reserve: Instant,
     next_register: Instant,
     next_discover: Instant,
 }
@@ -177,10 +185,13 @@ struct Neighbour {
     backoff: Duration,
     /// It said goodbye: do not dial it again (if it comes back, it dials us).
     left: bool,
-    /// Found by mDNS: kept while its record lives. Otherwise learned by identify, and forgotten
-    /// this long after the connection dropped.
+    /// Found by mDNS: kept while its record lives. Otherwise learned by identify or a hub's
+    /// rendezvous, and forgotten when `forget_at` passes.
     mdns: bool,
     forget_at: Option<Instant>,
+    /// The longest wait between dials: short for peers we have met, longer for peers only
+    /// discovered through a hub (every dial through a relay costs the hub).
+    max_backoff: Duration,
 }
 
 impl Neighbour {
@@ -192,6 +203,7 @@ impl Neighbour {
             left: false,
             mdns,
             forget_at: None,
+            max_backoff: NEIGHBOUR_REDIAL_MAX,
         }
     }
 
@@ -457,7 +469,12 @@ impl EventLoop {
                 )))
                 .await;
         }
-        self.room.handle_command(cmd, Instant::now());
+        if cmd == UserCommand::Quit {
+            // Leaving is more than the room's leave: the hubs are told too.
+            self.quit();
+        } else {
+            self.room.handle_command(cmd, Instant::now());
+        }
         Ok(())
     }
 
@@ -747,7 +764,14 @@ impl EventLoop {
                 .min(),
             self.hubs
                 .values()
-                .map(|h| h.next_register.min(h.next_discover))
+                .map(|h| {
+                    let reserve = if h.circuit.is_none() {
+                        h.next_reserve
+                    } else {
+                        h.next_discover
+                    };
+                    h.next_register.min(h.next_discover).min(reserve)
+                })
                 .min()
                 .filter(|_| self.leaving.is_none()),
         ]
@@ -817,7 +841,7 @@ impl EventLoop {
         // dial after a repair then starts within NEIGHBOUR_REDIAL_MAX, and DIAL_TIMEOUT bounds
         // how many attempts can be pending at once.
         n.retry_at = Some(now + n.backoff);
-        n.backoff = (n.backoff * 2).min(NEIGHBOUR_REDIAL_MAX);
+        n.backoff = (n.backoff * 2).min(n.max_backoff);
         let opts = DialOpts::peer_id(peer)
             .addresses(n.addrs.clone())
             .condition(PeerCondition::Always)
@@ -893,23 +917,25 @@ impl EventLoop {
                 addresses,
                 listener_id,
             } => {
-                if let Some(hub) = self
-                    .hubs
-                    .values_mut()
-                    .find(|h| h.circuit == Some(listener_id))
-                {
+                if !self.tcp_listeners.contains(&listener_id) {
+                    // A relayed listener: its hub went away or refused; its addresses are no
+                    // longer ours to announce. The hub's timer asks again if it is still there.
                     debug!(?addresses, ?reason, "relayed listener closed");
-                    hub.circuit = None;
+                    if let Some(hub) = self
+                        .hubs
+                        .values_mut()
+                        .find(|h| h.circuit == Some(listener_id))
+                    {
+                        hub.circuit = None;
+                        hub.next_reserve = Instant::now() + RESERVE_RETRY;
+                    }
                     for a in addresses {
                         self.swarm.remove_external_address(&a);
                     }
                     return Ok(());
                 }
                 warn!(?addresses, ?reason, "listener closed");
-                if !self.tcp_listeners.remove(&listener_id) {
-                    // A relayed listener whose hub went away: nothing to stop for.
-                    return Ok(());
-                }
+                self.tcp_listeners.remove(&listener_id);
                 if self.tcp_listeners.is_empty() && self.fatal.is_none() {
                     let why = match reason {
                         Err(e) => e.to_string(),
@@ -1251,6 +1277,8 @@ impl EventLoop {
             hub,
             HubLink {
                 circuit,
+                circuit_addr,
+                next_reserve: now + RESERVE_RETRY,
                 next_register: now,
                 next_discover: now + HUB_DISCOVER_FIRST,
             },
@@ -1286,6 +1314,18 @@ impl EventLoop {
                 link.next_discover = now + DISCOVER_EVERY;
                 client.discover(Some(ns.clone()), None, Some(DISCOVER_LIMIT), hub);
             }
+            if link.circuit.is_none() && now >= link.next_reserve {
+                link.next_reserve = now + RESERVE_RETRY;
+                let addr = link.circuit_addr.clone();
+                match self.swarm.listen_on(addr) {
+                    Ok(id) => {
+                        if let Some(link) = self.hubs.get_mut(&hub) {
+                            link.circuit = Some(id);
+                        }
+                    }
+                    Err(e) => debug!(%hub, error = %e, "cannot ask the hub for a relayed address"),
+                }
+            }
         }
     }
 
@@ -1303,12 +1343,28 @@ impl EventLoop {
                     {
                         continue;
                     }
-                    let n = self
-                        .neighbours
-                        .entry(peer)
-                        .or_insert_with(|| Neighbour::new(false));
-                    for a in r.record.addresses() {
-                        n.add_addr(a.clone());
+                    if self.room.has_departed(&peer) {
+                        // Its registration outlives it for up to a TTL.
+                        continue;
+                    }
+                    let n = self.neighbours.entry(peer).or_insert_with(|| {
+                        let mut n = Neighbour::new(false);
+                        n.max_backoff = DISCOVERED_REDIAL_MAX;
+                        n
+                    });
+                    // The registration is the truth about its addresses: relayed ones first,
+                    // so that they fit under the cap.
+                    let mut addrs: Vec<Multiaddr> = r.record.addresses().to_vec();
+                    addrs.sort_by_key(|a| !a.iter().any(|p| matches!(p, Protocol::P2pCircuit)));
+                    addrs.truncate(MDNS_ADDRS_CAP);
+                    if !n.mdns {
+                        n.addrs = addrs;
+                        // Forgotten unless discovered again before its registration would lapse.
+                        n.forget_at = Some(now + Duration::from_secs(REGISTRATION_TTL));
+                    } else {
+                        for a in addrs {
+                            n.add_addr(a);
+                        }
                     }
                     if !self.swarm.is_connected(&peer) && n.retry_at.is_none() {
                         debug!(%peer, "discovered through a hub; dialling");

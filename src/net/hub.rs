@@ -29,6 +29,8 @@ use crate::wire;
 
 /// The hub's TCP port unless `--listen` says otherwise.
 pub const DEFAULT_HUB_PORT: u16 = 4747;
+/// How long the hub waits after a leave before hanging up on the leaver.
+pub const HANG_UP_DELAY: Duration = Duration::from_millis(500);
 /// Most rooms one hub serves.
 pub const MAX_ROOMS: usize = 64;
 
@@ -74,10 +76,11 @@ pub struct Hub {
     ready_pending: bool,
     ready_done: bool,
     alive: HashMap<ConnectionId, (PeerId, Instant)>,
-    /// Sync exchanges the hub asked for, with the room and the page count.
-    syncing: HashMap<PeerId, (String, u32)>,
-    /// Leavers to hang up on once their leave has been forwarded.
-    hang_up: Vec<PeerId>,
+    /// Sync exchanges the hub asked for: the room and the page count of each request.
+    syncing: HashMap<request_response::OutboundRequestId, (String, u32)>,
+    /// Leavers to hang up on once their leave has been forwarded (and, soon after, their
+    /// unregistration has arrived: it travels on a stream of its own, behind the leave).
+    hang_up: Vec<(PeerId, Instant)>,
 }
 
 impl Hub {
@@ -112,10 +115,12 @@ impl Hub {
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), NetError> {
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
+            self.hang_up_due(Instant::now());
             let liveness = self
                 .alive
                 .values()
                 .map(|(_, t)| *t + LIVENESS_TIMEOUT)
+                .chain(self.hang_up.iter().map(|h| h.1))
                 .min()
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             tokio::select! {
@@ -157,6 +162,14 @@ impl Hub {
         .await
     }
 
+    fn hang_up_due(&mut self, now: Instant) {
+        let (due, later): (Vec<_>, Vec<_>) = self.hang_up.drain(..).partition(|h| h.1 <= now);
+        self.hang_up = later;
+        for (peer, _) in due {
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+    }
+
     fn sweep_dead(&mut self, now: Instant) {
         let dead: Vec<(ConnectionId, PeerId)> = self
             .alive
@@ -174,8 +187,35 @@ impl Hub {
     /// The archive of `topic`, subscribing to it on first use.
     fn room(&mut self, topic: &str) -> Option<&mut Archive> {
         if !self.rooms.contains_key(topic) {
-            if !valid_topic(topic) || self.rooms.len() >= MAX_ROOMS {
+            if !valid_topic(topic) {
                 return None;
+            }
+            if self.rooms.len() >= MAX_ROOMS {
+                // Make room by dropping a room nobody is subscribed to any more.
+                let subscribed: std::collections::HashSet<String> = self
+                    .swarm
+                    .behaviour()
+                    .gossipsub
+                    .all_peers()
+                    .flat_map(|(_, topics)| topics.into_iter().map(|t| t.as_str().to_owned()))
+                    .collect();
+                let idle = self
+                    .rooms
+                    .keys()
+                    .find(|t| !subscribed.contains(*t))
+                    .cloned();
+                match idle {
+                    Some(t) => {
+                        let _ = self
+                            .swarm
+                            .behaviour_mut()
+                            .gossipsub
+                            .unsubscribe(&gossipsub::IdentTopic::new(t.clone()));
+                        self.rooms.remove(&t);
+                        info!(topic = %t, "stopped serving an idle room");
+                    }
+                    None => return None,
+                }
             }
             let t = gossipsub::IdentTopic::new(topic);
             if let Err(e) = self.swarm.behaviour_mut().gossipsub.subscribe(&t) {
@@ -235,7 +275,6 @@ impl Hub {
             } => {
                 self.alive.remove(&connection_id);
                 if num_established == 0 {
-                    self.syncing.remove(&peer_id);
                     info!(peer = %peer_id, "connection closed");
                     self.emit(ChatEvent::Peer {
                         peer: peer_id.to_base58(),
@@ -266,8 +305,8 @@ impl Hub {
                             && let Some(source) = message.source
                         {
                             // As a participant does: hanging up tells the leaver its leave is
-                            // out (after this verdict lets gossipsub forward it).
-                            self.hang_up.push(source);
+                            // out; a moment later, so that its unregistration gets in.
+                            self.hang_up.push((source, Instant::now() + HANG_UP_DELAY));
                         }
                         if let Some(view) = view {
                             info!(%topic, lamport = view.lamport, user = %view.user, "relayed");
@@ -284,9 +323,6 @@ impl Hub {
                     .behaviour_mut()
                     .gossipsub
                     .report_message_validation_result(&message_id, &propagation_source, acceptance);
-                for peer in std::mem::take(&mut self.hang_up) {
-                    let _ = self.swarm.disconnect_peer_id(peer);
-                }
             }
             SwarmEvent::Behaviour(ChatBehaviourEvent::Hello(
                 request_response::Event::Message {
@@ -308,6 +344,10 @@ impl Hub {
                         ))
                     }
                     rendezvous::server::Event::PeerUnregistered { peer, namespace } => {
+                        // Its last word: no need to wait any longer before hanging up.
+                        for h in self.hang_up.iter_mut().filter(|h| h.0 == peer) {
+                            h.1 = Instant::now();
+                        }
                         Some(format!("{peer} unregistered from room {namespace}"))
                     }
                     rendezvous::server::Event::RegistrationExpired(r) => Some(format!(
@@ -405,8 +445,8 @@ impl Hub {
             return;
         };
         let req = archive.sync_request();
-        self.syncing.insert(peer, (topic, page));
-        self.swarm.behaviour_mut().sync.send_request(&peer, req);
+        let id = self.swarm.behaviour_mut().sync.send_request(&peer, req);
+        self.syncing.insert(id, (topic, page));
     }
 
     async fn handle_sync(
@@ -437,14 +477,17 @@ impl Hub {
                         debug!(%peer, "history not sent");
                     }
                 }
-                request_response::Message::Response { response, .. } => {
+                request_response::Message::Response {
+                    response,
+                    request_id,
+                } => {
                     let SyncResponseOut::Received((resp, rejected)) = response else {
                         return Ok(());
                     };
                     for e in rejected {
                         warn!(%peer, error = %e, "history event rejected");
                     }
-                    let Some((topic, pages)) = self.syncing.remove(&peer) else {
+                    let Some((topic, pages)) = self.syncing.remove(&request_id) else {
                         return Ok(());
                     };
                     let mut new = 0;
@@ -470,9 +513,14 @@ impl Hub {
                     }
                 }
             },
-            request_response::Event::OutboundFailure { peer, error, .. } => {
+            request_response::Event::OutboundFailure {
+                peer,
+                error,
+                request_id,
+                ..
+            } => {
                 debug!(%peer, %error, "history request failed");
-                self.syncing.remove(&peer);
+                self.syncing.remove(&request_id);
             }
             _ => {}
         }

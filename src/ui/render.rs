@@ -137,6 +137,7 @@ fn render_hub(event: &ChatEvent) -> Vec<String> {
         } => vec![format!("connection from {peer} at {addr}")],
         ChatEvent::Peer { peer, .. } => vec![format!("connection with {peer} closed")],
         ChatEvent::Room { topic } => vec![format!("serving room {topic}")],
+        ChatEvent::Notice(t) => vec![t.clone()],
         other => render_human(other),
     }
 }
@@ -197,9 +198,16 @@ fn render_json(event: &ChatEvent) -> Vec<Value> {
             user,
             topic,
             listen,
-        } => vec![
-            json!({"type": "ready", "peer": peer, "user": user, "topic": topic, "listen": listen}),
-        ],
+        } => {
+            let mut o = json!({"type": "ready", "peer": peer});
+            // A hub has neither a username nor a room of its own.
+            if !user.is_empty() {
+                o["user"] = json!(user);
+                o["topic"] = json!(topic);
+            }
+            o["listen"] = json!(listen);
+            vec![o]
+        }
         ChatEvent::Chat(v) => vec![json_event(v, v.kind.as_str())],
         ChatEvent::Who(list) => vec![json!({
             "type": "who",
