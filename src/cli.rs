@@ -105,6 +105,9 @@ pub enum Role {
     Participant(Username),
     /// A hub (`--relay`).
     Hub,
+    /// A hub that also chats (`--relay --username NAME`): both run in one process, the
+    /// participant reaching the hub on loopback.
+    HubAndParticipant(Username),
 }
 
 /// Why the arguments were refused.
@@ -119,14 +122,9 @@ pub enum ConfigError {
     /// A participant needs a name.
     #[error("--username is required (unless you run a hub with --relay)")]
     NoUsername,
-    /// A hub is not a participant.
-    #[error(
-        "--relay runs a hub, which does not chat: drop --username, and run a separate chitty-node to chat"
-    )]
-    HubWithUsername,
     /// A hub serves the rooms its clients name and dials nobody.
     #[error(
-        "--relay serves every room its clients use and dials nobody: --room and --connect do not apply"
+        "--relay serves every room its clients use and dials nobody: --connect does not apply, nor --room without --username"
     )]
     HubOptions,
     /// The default identity location could not be worked out.
@@ -158,16 +156,19 @@ impl TryFrom<Args> for Config {
     fn try_from(a: Args) -> Result<Self, ConfigError> {
         let role = match (a.relay, a.username) {
             (false, None) => return Err(ConfigError::NoUsername),
-            (true, Some(_)) => return Err(ConfigError::HubWithUsername),
-            (true, None) if a.room.is_some() || !a.connect.is_empty() => {
-                return Err(ConfigError::HubOptions);
+            (true, _) if !a.connect.is_empty() => return Err(ConfigError::HubOptions),
+            (true, None) if a.room.is_some() => return Err(ConfigError::HubOptions),
+            (true, Some(u)) => {
+                Role::HubAndParticipant(Username::new(u).map_err(ConfigError::Username)?)
             }
             (false, Some(u)) => Role::Participant(Username::new(u).map_err(ConfigError::Username)?),
             (true, None) => Role::Hub,
         };
         let identity = match (&role, a.identity) {
             (_, Some(p)) => Some(p),
-            (Role::Hub, None) => Some(crate::identity::default_relay_path()?),
+            (Role::Hub | Role::HubAndParticipant(_), None) => {
+                Some(crate::identity::default_relay_path()?)
+            }
             (Role::Participant(_), None) => None,
         };
         let room = match a.room {
@@ -181,7 +182,7 @@ impl TryFrom<Args> for Config {
             return Err(ConfigError::Connect(bad.clone()));
         }
         let port = match role {
-            Role::Hub => crate::net::hub::DEFAULT_HUB_PORT,
+            Role::Hub | Role::HubAndParticipant(_) => crate::net::hub::DEFAULT_HUB_PORT,
             Role::Participant(_) => 0,
         };
         let listen = if a.listen.is_empty() {
@@ -231,15 +232,21 @@ mod tests {
     #[test]
     fn refusals_name_the_flag() {
         assert!(parse(&[]).unwrap_err().contains("--username is required"));
-        assert!(
-            parse(&["--relay", "--username", "a"])
-                .unwrap_err()
-                .contains("does not chat")
-        );
+        assert!(matches!(
+            parse(&["--relay", "--username", "a", "--identity", "/tmp/x.key"])
+                .unwrap()
+                .role,
+            Role::HubAndParticipant(_)
+        ));
         assert!(
             parse(&["--relay", "--room", "x"])
                 .unwrap_err()
-                .contains("do not apply")
+                .contains("does not apply")
+        );
+        assert!(
+            parse(&["--relay", "--connect", "/ip4/1.2.3.4/tcp/1"])
+                .unwrap_err()
+                .contains("does not apply")
         );
         let hub = parse(&["--relay", "--identity", "/tmp/x.key"]).unwrap();
         assert_eq!(hub.role, Role::Hub);

@@ -27,11 +27,14 @@ pub mod wire;
 use std::future::Future;
 use std::io::IsTerminal;
 
+use libp2p::Multiaddr;
 use libp2p::identity::Keypair;
+use libp2p::multiaddr::Protocol;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
 pub use cli::{Config, Role};
+use core::event::ChatEvent;
 pub use net::NetError;
 
 /// User commands waiting for the event loop.
@@ -65,47 +68,145 @@ impl RunError {
 }
 
 /// Runs a node until it has left the room (after `/quit`, the end of input, or `shutdown`), or a
-/// hub until `shutdown`.
+/// hub until `shutdown`; a hub given a username runs both, the participant reaching the hub on
+/// loopback, and stops when the participant leaves.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
     let keypair = match &config.identity {
         Some(path) => identity::load_or_create(path)?,
         None => Keypair::generate_ed25519(),
     };
-    let format = if config.json {
-        ui::render::Format::Json
-    } else if config.role == Role::Hub {
-        ui::render::Format::HubLog
-    } else {
-        ui::render::Format::Human
+    let json = config.json;
+    let hub_config = |keypair, listen| net::hub::HubConfig {
+        keypair,
+        listen,
+        history: config.history,
     };
-    let (ev_tx, ev_rx) = mpsc::channel(EVENTS_CAP);
-    let user = match config.role {
+    match config.role.clone() {
         Role::Hub => {
+            let format = if json {
+                ui::render::Format::Json
+            } else {
+                ui::render::Format::HubLog
+            };
+            let (ev_tx, ev_rx) = mpsc::channel(EVENTS_CAP);
             let span = tracing::info_span!("hub", peer = %keypair.public().to_peer_id());
-            let hub = net::hub::Hub::new(
-                net::hub::HubConfig {
-                    keypair,
-                    listen: config.listen,
-                    history: config.history,
-                },
-                ev_tx,
-            )?;
+            let hub = net::hub::Hub::new(hub_config(keypair, config.listen.clone()), ev_tx)?;
             let ui = tokio::spawn(ui::run_log(format, ev_rx));
             let result = hub.run(shutdown).instrument(span).await;
             if let Err(e) = ui.await {
                 tracing::error!(error = %e, "ui task failed");
             }
-            return Ok(result?);
+            Ok(result?)
         }
-        Role::Participant(user) => user,
+        Role::Participant(user) => {
+            let connect = config.connect.clone();
+            run_node(
+                &config,
+                keypair,
+                user,
+                config.listen.clone(),
+                connect,
+                shutdown,
+            )
+            .await
+        }
+        Role::HubAndParticipant(user) => {
+            let (ev_tx, mut ev_rx) = mpsc::channel(EVENTS_CAP);
+            let span = tracing::info_span!("hub", peer = %keypair.public().to_peer_id());
+            let hub = net::hub::Hub::new(hub_config(keypair, config.listen.clone()), ev_tx)?;
+            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+            let hub_task = tokio::spawn(
+                hub.run(async {
+                    let _ = stop_rx.await;
+                })
+                .instrument(span),
+            );
+            // The hub's address first, ready to paste; then its log goes to the diagnostics, and
+            // the screen is the participant's.
+            let mut hub_addr = None;
+            while let Some(event) = ev_rx.recv().await {
+                if let ChatEvent::Ready { peer, listen, .. } = &event {
+                    hub_addr = loopback_of(peer, listen);
+                    ui::print_hub_ready(json, &event);
+                    break;
+                }
+            }
+            tokio::spawn(async move {
+                while let Some(event) = ev_rx.recv().await {
+                    tracing::info!(target: "chitty_node::hub", ?event, "hub");
+                }
+            });
+            let Some(hub_addr) = hub_addr else {
+                // The hub stopped before it listened: its error says why.
+                let _ = stop_tx.send(());
+                return match hub_task.await {
+                    Ok(Err(e)) => Err(e.into()),
+                    _ => Err(NetError::OutputClosed.into()),
+                };
+            };
+            let listen = vec![
+                Multiaddr::empty()
+                    .with(Protocol::Ip4(std::net::Ipv4Addr::UNSPECIFIED))
+                    .with(Protocol::Tcp(0)),
+            ];
+            let result = run_node(
+                &config,
+                Keypair::generate_ed25519(),
+                user,
+                listen,
+                vec![hub_addr],
+                shutdown,
+            )
+            .await;
+            let _ = stop_tx.send(());
+            if let Ok(Err(e)) = hub_task.await {
+                tracing::warn!(error = %e, "hub stopped with an error");
+            }
+            result
+        }
+    }
+}
+
+/// A loopback address of the hub, for a participant in the same process.
+fn loopback_of(peer: &str, listen: &[String]) -> Option<Multiaddr> {
+    let peer: libp2p::PeerId = peer.parse().ok()?;
+    listen.iter().find_map(|a| {
+        let a: Multiaddr = a.parse().ok()?;
+        let port = a.iter().find_map(|p| match p {
+            Protocol::Tcp(port) => Some(port),
+            _ => None,
+        })?;
+        Some(
+            Multiaddr::empty()
+                .with(Protocol::Ip4(std::net::Ipv4Addr::LOCALHOST))
+                .with(Protocol::Tcp(port))
+                .with(Protocol::P2p(peer)),
+        )
+    })
+}
+
+/// Runs a participant.
+async fn run_node(
+    config: &Config,
+    keypair: Keypair,
+    user: core::event::Username,
+    listen: Vec<Multiaddr>,
+    connect: Vec<Multiaddr>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    let format = if config.json {
+        ui::render::Format::Json
+    } else {
+        ui::render::Format::Human
     };
+    let (ev_tx, ev_rx) = mpsc::channel(EVENTS_CAP);
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMANDS_CAP);
     let node = net::NodeConfig {
         keypair,
         user,
-        room: config.room,
-        listen: config.listen,
-        connect: config.connect,
+        room: config.room.clone(),
+        listen,
+        connect,
         mdns: config.mdns,
         history: config.history,
         join_grace: config.join_grace,

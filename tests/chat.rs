@@ -399,3 +399,39 @@ fn log_file_records_the_service_log() {
         "every line is timestamped:\n{log}"
     );
 }
+
+/// `--relay --username NAME` runs a hub that also chats: its address comes first, ready to
+/// paste, then the participant's own chat, and a client of the hub chats with it.
+#[test]
+fn a_hub_given_a_username_also_chats() {
+    let dir = std::env::temp_dir().join(format!("chitty-hubchat-{}", std::process::id()));
+    let key = dir.join("relay.key");
+    let port = free_port();
+    let listen = format!("/ip4/127.0.0.1/tcp/{port}");
+    let mut h = Node::spawn(
+        "alice",
+        &[
+            "--relay",
+            "--no-mdns",
+            "--identity",
+            key.to_str().unwrap(),
+            "--listen",
+            &listen,
+        ],
+    );
+    let hub = h.wait_for("the hub's address", |v| v["type"] == "hub");
+    let hub_addr = hub["listen"][0].as_str().unwrap().to_owned();
+    assert!(hub_addr.ends_with(hub["peer"].as_str().unwrap()), "{hub}");
+    let first = &h.seen()[0];
+    assert_eq!(first["type"], "hub", "the hub's address comes first");
+    h.wait_join("alice");
+    let mut b = Node::spawn("bob", &args(&["--connect", &hub_addr]));
+    b.wait_join("alice");
+    h.wait_join("bob");
+    b.send("hi hub owner");
+    h.wait_message("bob", "hi hub owner");
+    h.send("/quit");
+    assert_eq!(b.wait_leave("alice")["reason"], "quit");
+    assert!(h.wait_exit().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -138,7 +138,8 @@ impl Hub {
         }
     }
 
-    async fn emit(&self, event: ChatEvent) -> Result<(), NetError> {
+    // `&mut self`: a `&Hub` held across the await would need the swarm to be `Sync`.
+    async fn emit(&mut self, event: ChatEvent) -> Result<(), NetError> {
         self.events
             .send(event)
             .await

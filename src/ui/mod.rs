@@ -131,3 +131,20 @@ pub async fn run_log(format: Format, mut events: mpsc::Receiver<ChatEvent>) {
         );
     }
 }
+
+/// Prints a hub's `ready` before a participant in the same process takes the screen: as the
+/// hub's log does in human mode, as a `hub` object in JSON (the `ready` that follows is the
+/// participant's).
+pub fn print_hub_ready(json: bool, event: &ChatEvent) {
+    let lines = if json {
+        match event {
+            ChatEvent::Ready { peer, listen, .. } => {
+                vec![serde_json::json!({"type": "hub", "peer": peer, "listen": listen}).to_string()]
+            }
+            _ => Vec::new(),
+        }
+    } else {
+        render::render(event, Format::HubLog, chrono::Local::now())
+    };
+    write_lines(&mut Sink::Stdout, lines);
+}
