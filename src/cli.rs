@@ -32,7 +32,8 @@ pub struct Args {
 
     /// Keep this node's key in PATH (created, owner-only, on first use), so its peer id survives
     /// restarts. Default for a hub: $XDG_DATA_HOME/chitty-node/relay.key (or
-    /// ~/.local/share/chitty-node/relay.key); for a participant: a new key every run.
+    /// ~/.local/share/chitty-node/relay.key); for a participant:
+    /// .../chitty-node/identities/NAME.key, so a name stays the same peer.
     #[arg(long, value_name = "PATH")]
     pub identity: Option<PathBuf>,
 
@@ -169,7 +170,8 @@ impl TryFrom<Args> for Config {
             (Role::Hub | Role::HubAndParticipant(_), None) => {
                 Some(crate::identity::default_relay_path()?)
             }
-            (Role::Participant(_), None) => None,
+            // A participant's key follows its name; without a data directory, a new key per run.
+            (Role::Participant(u), None) => crate::identity::default_user_path(u.as_str()).ok(),
         };
         let room = match a.room {
             Some(r) => RoomName::new(r).map_err(ConfigError::Room)?,

@@ -37,9 +37,8 @@ pub enum IdentityError {
     NoHome,
 }
 
-/// Where the hub keeps its key unless `--identity` says otherwise:
-/// `$XDG_DATA_HOME/chitty-node/relay.key`, or `$HOME/.local/share/chitty-node/relay.key`.
-pub fn default_relay_path() -> Result<PathBuf, IdentityError> {
+/// The data directory: `$XDG_DATA_HOME/chitty-node`, or `$HOME/.local/share/chitty-node`.
+fn data_dir() -> Result<PathBuf, IdentityError> {
     let base = match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
         Some(d) => PathBuf::from(d),
         None => {
@@ -49,7 +48,59 @@ pub fn default_relay_path() -> Result<PathBuf, IdentityError> {
             PathBuf::from(home).join(".local").join("share")
         }
     };
-    Ok(base.join("chitty-node").join("relay.key"))
+    Ok(base.join("chitty-node"))
+}
+
+/// Where the hub keeps its key unless `--identity` says otherwise:
+/// `<data dir>/relay.key`.
+pub fn default_relay_path() -> Result<PathBuf, IdentityError> {
+    Ok(data_dir()?.join("relay.key"))
+}
+
+/// Where a participant keeps its key unless `--identity` says otherwise:
+/// `<data dir>/identities/<username>.key`, the name with every byte outside `A-Za-z0-9_-`
+/// written as `%XX`, so that no name can reach outside the directory.
+pub fn default_user_path(username: &str) -> Result<PathBuf, IdentityError> {
+    let mut file = String::new();
+    for b in username.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
+            file.push(char::from(b));
+        } else {
+            file.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Ok(data_dir()?.join("identities").join(format!("{file}.key")))
+}
+
+/// A key and the lock that says this process uses it.
+#[derive(Debug)]
+pub struct Identity {
+    /// The key.
+    pub keypair: Keypair,
+    /// Held open for the life of the process: the lock is released when it is dropped.
+    _lock: Option<fs::File>,
+}
+
+/// Loads or creates the key in `path` and locks it for this process. If another process holds
+/// it (the same username started twice on one machine), a fresh key is used instead, with a
+/// warning: two nodes must never share a peer id.
+pub fn load_locked(path: &Path) -> Result<Identity, IdentityError> {
+    let keypair = load_or_create(path)?;
+    let file = fs::File::open(path).map_err(io(path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Identity {
+            keypair,
+            _lock: Some(file),
+        }),
+        Err(fs::TryLockError::WouldBlock) => {
+            tracing::warn!(path = %path.display(), "identity in use by another process; using a new key for this run");
+            Ok(Identity {
+                keypair: Keypair::generate_ed25519(),
+                _lock: None,
+            })
+        }
+        Err(fs::TryLockError::Error(e)) => Err(io(path)(e)),
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> IdentityError + '_ {
@@ -101,6 +152,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn user_key_names_cannot_escape_the_directory() {
+        let p = default_user_path("../../etc/é").unwrap_or_else(|_| PathBuf::from("x"));
+        let name = p.file_name().unwrap().to_str().unwrap().to_owned();
+        assert_eq!(name, "%2E%2E%2F%2E%2E%2Fetc%2F%C3%A9.key");
+        assert_eq!(p.parent().unwrap().file_name().unwrap(), "identities");
+    }
+
+    #[test]
     fn a_key_is_created_once_with_owner_only_permissions_and_reloaded() {
         let dir = std::env::temp_dir().join(format!("chitty-id-{}", std::process::id()));
         let path = dir.join("sub").join("relay.key");
@@ -113,6 +172,16 @@ mod tests {
             let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600);
         }
+        // Locked: a second user of the same file gets a fresh key.
+        let held = load_locked(&path).unwrap();
+        let other = load_locked(&path).unwrap();
+        assert_eq!(held.keypair.public().to_peer_id(), a.public().to_peer_id());
+        assert_ne!(other.keypair.public().to_peer_id(), a.public().to_peer_id());
+        drop(held);
+        assert_eq!(
+            load_locked(&path).unwrap().keypair.public().to_peer_id(),
+            a.public().to_peer_id()
+        );
         fs::write(&path, b"not a key").unwrap();
         assert!(matches!(
             load_or_create(&path),

@@ -71,8 +71,13 @@ impl RunError {
 /// hub until `shutdown`; a hub given a username runs both, the participant reaching the hub on
 /// loopback, and stops when the participant leaves.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
-    let keypair = match &config.identity {
-        Some(path) => identity::load_or_create(path)?,
+    // Held until the node stops: its lock keeps a second process off the same key.
+    let identity = match &config.identity {
+        Some(path) => Some(identity::load_locked(path)?),
+        None => None,
+    };
+    let keypair = match &identity {
+        Some(id) => id.keypair.clone(),
         None => Keypair::generate_ed25519(),
     };
     let json = config.json;

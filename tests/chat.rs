@@ -435,3 +435,117 @@ fn a_hub_given_a_username_also_chats() {
     assert!(h.wait_exit().success());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A username keeps its peer id across restarts: the key lives in the data directory, created
+/// owner-only; a second process with the same name at once gets a key of its own.
+#[test]
+fn a_username_keeps_its_peer_id_across_restarts() {
+    let data = std::env::temp_dir().join(format!("chitty-ids-{}", std::process::id()));
+    let run = |name: &str| -> String {
+        let out = std::process::Command::new(common::bin())
+            .args([
+                "--json",
+                "--no-mdns",
+                "--listen",
+                "/ip4/127.0.0.1/tcp/0",
+                "--username",
+                name,
+            ])
+            .env("XDG_DATA_HOME", &data)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("runs");
+        let first = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let v: Value = serde_json::from_str(&first).expect("a ready line");
+        v["peer"].as_str().expect("a peer id").to_owned()
+    };
+    let a = run("client1");
+    assert_eq!(run("client1"), a, "same name, same peer");
+    assert_ne!(run("client2"), a);
+    let key = data
+        .join("chitty-node")
+        .join("identities")
+        .join("client1.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key)
+            .expect("the key file")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    // Two at once: the second must not share the first one's peer id.
+    let mut held = Node::start("client1", {
+        let mut c = std::process::Command::new(common::bin());
+        c.args([
+            "--json",
+            "--no-mdns",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--username",
+            "client1",
+        ])
+        .env("XDG_DATA_HOME", &data);
+        c
+    });
+    let (p1, _) = held.ready();
+    assert_eq!(p1, a);
+    assert_ne!(run("client1"), a, "the key is in use: a fresh one");
+    drop(held);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// Two participants claiming the same name are shown apart, by a peer id suffix, and a message
+/// never appears under the other's name.
+#[test]
+fn two_participants_of_one_name_are_told_apart() {
+    let (mut a, addr) = first("alice", &[]);
+    let mut t1 = Node::spawn("twin", &args(&["--connect", &addr]));
+    let mut t2 = Node::spawn("twin", &args(&["--connect", &addr]));
+    let (p1, _) = t1.ready();
+    let (p2, _) = t2.ready();
+    assert_ne!(p1, p2);
+    for n in [&mut t1, &mut t2] {
+        n.wait_join("alice");
+    }
+    a.wait_count("both twins' joins", 2, |v| {
+        v["type"] == "join" && v["user"] == "twin"
+    });
+    t1.send("from the first");
+    t2.send("from the second");
+    let m1 = a.wait_for("first", |v| v["text"] == "from the first");
+    let m2 = a.wait_for("second", |v| v["text"] == "from the second");
+    assert_eq!(m1["peer"], p1.as_str());
+    assert_eq!(m2["peer"], p2.as_str());
+    let d1 = m1["display"]
+        .as_str()
+        .expect("an ambiguous name is displayed with a suffix");
+    let d2 = m2["display"]
+        .as_str()
+        .expect("an ambiguous name is displayed with a suffix");
+    assert_ne!(d1, d2);
+    assert!(
+        d1.starts_with("twin#") && p1.ends_with(&d1["twin#".len()..]),
+        "{d1} {p1}"
+    );
+    assert!(
+        d2.starts_with("twin#") && p2.ends_with(&d2["twin#".len()..]),
+        "{d2} {p2}"
+    );
+    a.send("/who");
+    let who = a.wait_for("who", |v| v["type"] == "who");
+    let twins: Vec<&str> = who["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["user"] == "twin")
+        .filter_map(|p| p["peer"].as_str())
+        .collect();
+    assert_eq!(twins.len(), 2, "{who}");
+}

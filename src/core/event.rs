@@ -42,6 +42,11 @@ pub enum NameError {
         /// What was being named.
         what: &'static str,
     },
+    /// A `#` in a username.
+    #[error(
+        "username contains '#', which marks the peer id suffix of names shared by several participants"
+    )]
+    Hash,
     /// A control character (escape sequences, newlines, NUL...), which could corrupt a terminal.
     #[error("{what} contains a control character (U+{code:04X})")]
     Control {
@@ -84,10 +89,14 @@ fn check_chars(
 pub struct Username(String);
 
 impl Username {
-    /// Validates `s` as a username.
+    /// Validates `s` as a username. `#` is refused: it marks the peer-id suffix that tells
+    /// apart two participants of the same name (`client1#a1b2c3`), which no name may imitate.
     pub fn new(s: impl Into<String>) -> Result<Self, NameError> {
         let s = s.into();
         check_chars(&s, "username", MAX_USERNAME_CHARS, false)?;
+        if s.contains('#') {
+            return Err(NameError::Hash);
+        }
         Ok(Self(s))
     }
 
@@ -285,6 +294,7 @@ impl Event {
             reason,
             by: matches!(self.body, Body::Lost { .. }).then(|| self.author.to_base58()),
             sync,
+            ambiguous: false,
         }
     }
 }
@@ -330,6 +340,9 @@ pub struct EventView {
     pub by: Option<String>,
     /// Whether the event arrived by catching up (history sync) rather than live.
     pub sync: bool,
+    /// Whether another participant uses the same username: the ui then shows the name with a
+    /// peer id suffix (`client1#a1b2c3`), so that nobody can pass for someone else.
+    pub ambiguous: bool,
 }
 
 /// A participant as `/who` shows it.
@@ -403,6 +416,7 @@ mod tests {
             Username::new("a b"),
             Err(NameError::Whitespace { .. })
         ));
+        assert_eq!(Username::new("client1#a1b2c3"), Err(NameError::Hash));
         assert!(matches!(
             Username::new("a\u{1b}[2J"),
             Err(NameError::Control { code: 0x1b, .. })

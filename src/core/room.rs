@@ -514,7 +514,7 @@ impl Room {
             }
             Body::Message(_) => {}
         }
-        let view = event.view(sync);
+        let view = self.view(event, sync);
         let declared_lost =
             matches!(&event.body, Body::Lost { subject, .. } if *subject == self.me);
         if matches!(self.phase, Phase::Created | Phase::Waiting { .. }) {
@@ -586,8 +586,9 @@ impl Room {
         }
         let signed = wire::sign_event(event, &self.topic, &self.cfg.keypair);
         // Shown first, so that whatever publishing reports (a queued notice) follows the line.
-        self.outputs
-            .push_back(Output::Show(ChatEvent::Chat(signed.event.view(false))));
+        self.outputs.push_back(Output::Show(ChatEvent::Chat(
+            self.view(&signed.event, false),
+        )));
         self.outputs.push_back(Output::Publish(signed.clone()));
         self.transcript.insert(signed);
     }
@@ -637,11 +638,22 @@ impl Room {
         self.roster.insert(peer, new);
     }
 
+    /// The ui's view of `event`, marking names that several participants use.
+    fn view(&self, event: &Event, sync: bool) -> EventView {
+        let mut v = event.view(sync);
+        let (who, user) = event.participant();
+        v.ambiguous = self
+            .roster
+            .iter()
+            .any(|(peer, p)| *peer != who && p.user == *user);
+        v
+    }
+
     fn show_history(&mut self) {
         let events = self
             .transcript
             .iter()
-            .map(|e| e.event.view(false))
+            .map(|e| self.view(&e.event, false))
             .collect();
         self.outputs
             .push_back(Output::Show(ChatEvent::History(events)));

@@ -36,22 +36,32 @@ fn human_event(v: &EventView) -> String {
     format!("{line}{lost}{sync}")
 }
 
+/// The name to show: with a peer id suffix when another participant uses the same one.
+fn display(v: &EventView) -> String {
+    if v.ambiguous {
+        format!("{}#{}", v.user, short_id(&v.peer))
+    } else {
+        v.user.clone()
+    }
+}
+
 fn human_line(v: &EventView) -> String {
+    let user = display(v);
     match v.kind {
         EventKind::Join => format!(
             "[{l}] System: Participant {u} joined Chitty-Chat at Lamport time {l}",
             l = v.lamport,
-            u = v.user
+            u = user
         ),
         EventKind::Leave => format!(
             "[{l}] System: Participant {u} left Chitty-Chat at Lamport time {l}",
             l = v.lamport,
-            u = v.user
+            u = user
         ),
         EventKind::Message => format!(
             "[{}] {}: {}",
             v.lamport,
-            v.user,
+            user,
             v.text.as_deref().unwrap_or_default()
         ),
     }
@@ -75,6 +85,9 @@ fn json_event(v: &EventView, ty: &str) -> Value {
     }
     if let Some(by) = &v.by {
         o["by"] = json!(by);
+    }
+    if v.ambiguous {
+        o["display"] = json!(display(v));
     }
     if v.sync && ty != "history" {
         o["sync"] = json!(true);
@@ -270,6 +283,7 @@ mod tests {
             reason: (kind == EventKind::Leave).then_some(LeaveReason::Quit),
             by: None,
             sync: false,
+            ambiguous: false,
         }
     }
 

@@ -23,6 +23,7 @@ pub fn bin() -> &'static str {
 /// A running node.
 pub struct Node {
     pub name: String,
+    data: std::path::PathBuf,
     child: Child,
     stdin: Option<ChildStdin>,
     rx: Receiver<Value>,
@@ -38,8 +39,17 @@ impl Node {
         Node::start(name, cmd)
     }
 
-    /// Starts `cmd` (which must run chitty-node with `--json`).
+    /// Starts `cmd` (which must run chitty-node with `--json`), with a data directory of its
+    /// own (so that nodes of the same name do not share a key file).
     pub fn start(name: &str, mut cmd: Command) -> Node {
+        let data = std::env::temp_dir().join(format!(
+            "chitty-test-{}-{}",
+            std::process::id(),
+            NODES.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        ));
+        if !cmd.get_envs().any(|(k, _)| k == "XDG_DATA_HOME") {
+            cmd.env("XDG_DATA_HOME", &data);
+        }
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -74,6 +84,7 @@ impl Node {
         });
         Node {
             name: name.to_owned(),
+            data,
             stdin: child.stdin.take(),
             child,
             rx,
@@ -278,8 +289,11 @@ impl Drop for Node {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data);
     }
 }
+
+static NODES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 /// Removes the `/p2p/ID` suffix of an address.
 pub fn without_peer_id(addr: &str) -> String {
