@@ -59,6 +59,11 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
 
+    /// Live events accepted per second from any one author (bursts of twice that); the excess
+    /// is dropped and not forwarded.
+    #[arg(long, value_name = "N", default_value_t = crate::core::limit::DEFAULT_RATE)]
+    pub max_rate: u32,
+
     /// How many events the transcript keeps for /history.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_HISTORY)]
     pub history: usize,
@@ -91,6 +96,8 @@ pub struct Config {
     pub json: bool,
     /// Transcript bound.
     pub history: usize,
+    /// Per-author rate limit (events per second).
+    pub max_rate: u32,
     /// The service log file.
     pub log_file: Option<PathBuf>,
     /// Verbosity of stderr diagnostics.
@@ -131,6 +138,9 @@ pub enum ConfigError {
     /// The default identity location could not be worked out.
     #[error(transparent)]
     Identity(#[from] crate::identity::IdentityError),
+    /// `--max-rate 0` would drop everything.
+    #[error("--max-rate must be at least 1")]
+    Rate,
     /// `--history 0` would keep nothing.
     #[error("--history must be at least 1")]
     History,
@@ -180,6 +190,9 @@ impl TryFrom<Args> for Config {
         if a.history == 0 {
             return Err(ConfigError::History);
         }
+        if a.max_rate == 0 {
+            return Err(ConfigError::Rate);
+        }
         if let Some(bad) = a.connect.iter().find(|addr| !dialable(addr)) {
             return Err(ConfigError::Connect(bad.clone()));
         }
@@ -205,6 +218,7 @@ impl TryFrom<Args> for Config {
             mdns: !a.no_mdns,
             json: a.json,
             history: a.history,
+            max_rate: a.max_rate,
             log_file: a.log_file,
             verbose: a.verbose,
             join_grace: JOIN_GRACE,

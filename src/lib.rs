@@ -215,6 +215,7 @@ async fn run_node(
         mdns: config.mdns,
         history: config.history,
         join_grace: config.join_grace,
+        max_rate: config.max_rate,
     };
     let span =
         tracing::info_span!("node", user = %node.user, peer = %node.keypair.public().to_peer_id());

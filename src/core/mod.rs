@@ -6,6 +6,7 @@
 pub mod archive;
 pub mod clock;
 pub mod event;
+pub mod limit;
 pub mod room;
 pub mod sync;
 pub mod transcript;

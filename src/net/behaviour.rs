@@ -122,6 +122,37 @@ pub fn gossipsub_config() -> Result<gossipsub::Config, BehaviourError> {
     Ok(config)
 }
 
+/// Peer scoring (gossipsub v1.1): only what suits a chat. Invalid messages weigh heavily (a
+/// few put a peer below the graylist threshold, after which gossipsub ignores it); the
+/// throughput and mesh-delivery terms are off (a quiet room is not a misbehaving one), and so
+/// is the IP colocation term (many honest nodes share a host or a NAT).
+pub fn score_params() -> (gossipsub::PeerScoreParams, gossipsub::PeerScoreThresholds) {
+    let params = gossipsub::PeerScoreParams {
+        ip_colocation_factor_weight: 0.0,
+        ..Default::default()
+    };
+    (params, gossipsub::PeerScoreThresholds::default())
+}
+
+/// The score parameters of a room's topic.
+pub fn topic_score_params() -> gossipsub::TopicScoreParams {
+    gossipsub::TopicScoreParams {
+        topic_weight: 1.0,
+        time_in_mesh_weight: 0.01,
+        time_in_mesh_quantum: Duration::from_secs(1),
+        time_in_mesh_cap: 100.0,
+        first_message_deliveries_weight: 0.1,
+        first_message_deliveries_decay: 0.9,
+        first_message_deliveries_cap: 100.0,
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        // Three invalid messages: 3^2 x -10 = -90, below the graylist threshold (-80).
+        invalid_message_deliveries_weight: -10.0,
+        invalid_message_deliveries_decay: 0.9,
+        ..Default::default()
+    }
+}
+
 impl ChatBehaviour {
     /// Builds the behaviours for `key`: a client's, or a hub's (`hub`).
     pub fn new(

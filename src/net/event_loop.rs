@@ -25,6 +25,7 @@ use tracing::{debug, info, warn};
 use super::behaviour::{BehaviourError, ChatBehaviour, ChatBehaviourEvent};
 use super::hello::SyncResponseOut;
 use crate::core::event::{Body, ChatEvent, RoomName, SignedEvent, Username};
+use crate::core::limit::RateLimiter;
 use crate::core::room::{Hello, Output, PENDING_COMMANDS_CAP, Room, RoomConfig, UserCommand};
 use crate::core::sync::SyncRequest;
 use crate::wire;
@@ -72,6 +73,14 @@ pub const DISCOVERED_REDIAL_MAX: Duration = Duration::from_secs(10);
 pub const RESERVE_RETRY: Duration = Duration::from_secs(5);
 /// Most registrations asked for at once.
 pub const DISCOVER_LIMIT: u64 = 256;
+/// Invalid messages from one peer, within [`OFFENCE_WINDOW`], that get it cut off.
+pub const BAN_AFTER: u32 = 5;
+/// The window in which offences add up.
+pub const OFFENCE_WINDOW: Duration = Duration::from_secs(60);
+/// How long a cut-off peer stays cut off.
+pub const BAN_FOR: Duration = Duration::from_secs(600);
+/// Most peers tracked for offences, bans and rate episodes.
+pub const OFFENDERS_CAP: usize = 1024;
 /// Most pages asked for in one exchange (a peer cannot keep us asking for ever).
 pub const MAX_SYNC_PAGES: u32 = 64;
 /// How long publishing waits for a newly connected peer to say hello and subscribe, so that a
@@ -98,6 +107,8 @@ pub struct NodeConfig {
     pub history: usize,
     /// How long to wait for a first hello before joining alone.
     pub join_grace: Duration,
+    /// Live events accepted per second per author (bursts of twice that).
+    pub max_rate: u32,
 }
 
 /// Why the node stopped with an error.
@@ -256,6 +267,14 @@ pub struct EventLoop {
     told_queued: bool,
     /// Every open connection and when it last proved alive (established, or a ping answered).
     alive: HashMap<ConnectionId, (PeerId, Instant)>,
+    /// Per-author rate limits on live events.
+    limiter: RateLimiter,
+    /// Authors over their rate right now (told once per episode).
+    limited: HashSet<PeerId>,
+    /// Invalid messages per sending peer: how many, since when.
+    offences: HashMap<PeerId, (u32, Instant)>,
+    /// Peers cut off for sending invalid messages, until when.
+    banned: HashMap<PeerId, Instant>,
     /// Peers we are catching up with (one sync exchange at a time per peer), with the number
     /// of pages asked for in this exchange.
     syncing: HashMap<PeerId, u32>,
@@ -350,9 +369,15 @@ impl EventLoop {
             join_grace: config.join_grace,
         });
         let topic = gossipsub::IdentTopic::new(room.topic());
-        swarm
-            .behaviour_mut()
-            .gossipsub
+        let (params, thresholds) = super::behaviour::score_params();
+        let gossip = &mut swarm.behaviour_mut().gossipsub;
+        gossip
+            .with_peer_score(params, thresholds)
+            .map_err(NetError::Subscribe)?;
+        gossip
+            .set_topic_params(topic.clone(), super::behaviour::topic_score_params())
+            .map_err(|e| NetError::Subscribe(e.to_owned()))?;
+        gossip
             .subscribe(&topic)
             .map_err(|e| NetError::Subscribe(format!("{}: {e}", room.topic())))?;
         let targets = config
@@ -391,6 +416,10 @@ impl EventLoop {
             links: HashMap::new(),
             told_queued: false,
             alive: HashMap::new(),
+            limiter: RateLimiter::new(config.max_rate),
+            limited: HashSet::new(),
+            offences: HashMap::new(),
+            banned: HashMap::new(),
             syncing: HashMap::new(),
             next_sync_at: Instant::now() + SYNC_INTERVAL,
             sync_turn: 0,
@@ -837,6 +866,9 @@ impl EventLoop {
         if n.left || n.addrs.is_empty() || self.swarm.is_connected(&peer) {
             return;
         }
+        if self.banned.get(&peer).is_some_and(|until| *until > now) {
+            return;
+        }
         // The next attempt is scheduled now, even if this one hangs in a cut network: the first
         // dial after a repair then starts within NEIGHBOUR_REDIAL_MAX, and DIAL_TIMEOUT bounds
         // how many attempts can be pending at once.
@@ -965,6 +997,11 @@ impl EventLoop {
                         t.retry_at = None;
                         t.backoff = REDIAL_MIN;
                     }
+                }
+                if self.is_banned(&peer_id) {
+                    debug!(peer = %peer_id, "refusing a cut-off peer");
+                    self.swarm.close_connection(connection_id);
+                    return Ok(());
                 }
                 self.alive.insert(connection_id, (peer_id, Instant::now()));
                 if let Some(n) = self.neighbours.get_mut(&peer_id) {
@@ -1116,30 +1153,57 @@ impl EventLoop {
                 message_id,
                 message,
             } => {
+                let now = Instant::now();
+                /// What becomes of a message.
+                enum Verdict {
+                    Accepted {
+                        leave: bool,
+                        lamport: u64,
+                        new: bool,
+                    },
+                    /// Over its author's rate: dropped, not forwarded, not held against anyone.
+                    Limited,
+                    Rejected(String),
+                }
                 let verdict = match message.source {
-                    None => Err("unsigned message".to_owned()),
-                    Some(source) => wire::decode_event(&message.data)
-                        .map_err(|e| e.to_string())
-                        .and_then(|event| {
+                    None => Verdict::Rejected("unsigned message".to_owned()),
+                    Some(source) => match wire::decode_event(&message.data) {
+                        Err(e) => Verdict::Rejected(e.to_string()),
+                        Ok(_) if !self.limiter.allow(source, now) => Verdict::Limited,
+                        Ok(event) => {
                             let leave = matches!(event.event.body, Body::Leave);
                             let lamport = event.event.lamport;
-                            self.room
-                                .handle_remote(source, event)
-                                .map(|new| (source, leave, lamport, new))
-                                .map_err(|e| e.to_string())
-                        }),
+                            match self.room.handle_remote(source, event) {
+                                Ok(new) => Verdict::Accepted {
+                                    leave,
+                                    lamport,
+                                    new,
+                                },
+                                Err(e) => Verdict::Rejected(e.to_string()),
+                            }
+                        }
+                    },
                 };
+                let acceptance = match &verdict {
+                    Verdict::Accepted { .. } => gossipsub::MessageAcceptance::Accept,
+                    Verdict::Limited => gossipsub::MessageAcceptance::Ignore,
+                    Verdict::Rejected(_) => gossipsub::MessageAcceptance::Reject,
+                };
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&message_id, &propagation_source, acceptance);
                 match verdict {
-                    Ok((source, leave, lamport, new)) => {
+                    Verdict::Accepted {
+                        leave,
+                        lamport,
+                        new,
+                    } => {
+                        let source = message.source.unwrap_or(propagation_source);
                         info!(author = %source, via = %propagation_source, lamport, new, "received");
-                        self.swarm
-                            .behaviour_mut()
-                            .gossipsub
-                            .report_message_validation_result(
-                                &message_id,
-                                &propagation_source,
-                                gossipsub::MessageAcceptance::Accept,
-                            );
+                        if self.limited.remove(&source) {
+                            info!(author = %source, "back under the rate limit");
+                        }
                         if leave
                             && new
                             && let Some(n) = self.neighbours.get_mut(&source)
@@ -1153,16 +1217,21 @@ impl EventLoop {
                             let _ = self.swarm.disconnect_peer_id(source);
                         }
                     }
-                    Err(reason) => {
-                        warn!(source = ?message.source, via = %propagation_source, %reason, "rejected message");
-                        self.swarm
-                            .behaviour_mut()
-                            .gossipsub
-                            .report_message_validation_result(
-                                &message_id,
-                                &propagation_source,
-                                gossipsub::MessageAcceptance::Reject,
-                            );
+                    Verdict::Limited => {
+                        let source = message.source.unwrap_or(propagation_source);
+                        if self.limited.len() < OFFENDERS_CAP && self.limited.insert(source) {
+                            warn!(author = %source, "over the rate limit; excess messages dropped");
+                            self.emit(ChatEvent::Notice(format!(
+                                "{} is sending too fast; some of its messages are dropped",
+                                crate::ui::render::short_id(&source.to_base58())
+                            )))
+                            .await?;
+                        } else {
+                            debug!(author = %source, "rate-limited message dropped");
+                        }
+                    }
+                    Verdict::Rejected(reason) => {
+                        self.offence(propagation_source, &reason, now).await?
                     }
                 }
             }
@@ -1175,6 +1244,58 @@ impl EventLoop {
             other => debug!(event = ?other, "gossipsub event"),
         }
         Ok(())
+    }
+
+    /// `peer` sent an invalid message: logged at warn the first time, then quietly; after
+    /// [`BAN_AFTER`] within [`OFFENCE_WINDOW`] the peer is cut off for [`BAN_FOR`].
+    async fn offence(&mut self, peer: PeerId, reason: &str, now: Instant) -> Result<(), NetError> {
+        if !self.offences.contains_key(&peer) && self.offences.len() >= OFFENDERS_CAP {
+            self.offences
+                .retain(|_, (_, since)| now.duration_since(*since) < OFFENCE_WINDOW);
+            if self.offences.len() >= OFFENDERS_CAP {
+                // Still full: judge this one alone, without remembering it.
+                warn!(%peer, %reason, "rejected message");
+                return Ok(());
+            }
+        }
+        let entry = self.offences.entry(peer).or_insert((0, now));
+        if now.duration_since(entry.1) >= OFFENCE_WINDOW {
+            *entry = (0, now);
+        }
+        entry.0 += 1;
+        let count = entry.0;
+        if count == 1 {
+            warn!(%peer, %reason, "rejected message");
+        } else {
+            debug!(%peer, %reason, count, "rejected message");
+        }
+        if count >= BAN_AFTER && !self.banned.contains_key(&peer) {
+            warn!(%peer, count, "cutting off a peer that keeps sending invalid messages");
+            if self.banned.len() >= OFFENDERS_CAP {
+                self.banned.retain(|_, until| *until > now);
+            }
+            if self.banned.len() < OFFENDERS_CAP {
+                self.banned.insert(peer, now + BAN_FOR);
+            }
+            if let Some(n) = self.neighbours.get_mut(&peer) {
+                n.left = true;
+                n.retry_at = None;
+            }
+            let _ = self.swarm.disconnect_peer_id(peer);
+            self.emit(ChatEvent::Notice(format!(
+                "cut off peer {} for sending invalid messages",
+                crate::ui::render::short_id(&peer.to_base58())
+            )))
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Whether `peer` is cut off now.
+    fn is_banned(&self, peer: &PeerId) -> bool {
+        self.banned
+            .get(peer)
+            .is_some_and(|until| *until > Instant::now())
     }
 
     fn handle_mdns(&mut self, event: mdns::Event) {

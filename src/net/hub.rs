@@ -88,6 +88,12 @@ impl Hub {
     pub fn new(config: HubConfig, events: mpsc::Sender<ChatEvent>) -> Result<Self, NetError> {
         // No mDNS: clients find the hub by its address, and LAN peers find each other.
         let mut swarm = build_swarm(&config.keypair, false, true)?;
+        let (params, thresholds) = super::behaviour::score_params();
+        swarm
+            .behaviour_mut()
+            .gossipsub
+            .with_peer_score(params, thresholds)
+            .map_err(NetError::Subscribe)?;
         for addr in &config.listen {
             swarm
                 .listen_on(addr.clone())
@@ -219,6 +225,12 @@ impl Hub {
                 }
             }
             let t = gossipsub::IdentTopic::new(topic);
+            let gossip = &mut self.swarm.behaviour_mut().gossipsub;
+            if let Err(e) =
+                gossip.set_topic_params(t.clone(), super::behaviour::topic_score_params())
+            {
+                debug!(topic, error = e, "no score parameters for the topic");
+            }
             if let Err(e) = self.swarm.behaviour_mut().gossipsub.subscribe(&t) {
                 warn!(topic, error = %e, "cannot subscribe");
                 return None;
