@@ -412,6 +412,22 @@ impl Room {
 
     /// A live chat event from gossipsub, whose message was signed by `source`. Returns whether it
     /// was new (and shown); a duplicate is accepted but shown once.
+    /// Checks a live event without taking it: what [`Room::handle_remote`] would refuse.
+    pub fn check_remote(&self, source: PeerId, event: &SignedEvent) -> Result<(), Rejection> {
+        if event.event.author != source {
+            return Err(Rejection::ForgedAuthor {
+                claimed: event.event.author,
+            });
+        }
+        if event.topic != self.topic {
+            return Err(Rejection::OtherRoom(event.topic.clone()));
+        }
+        if event.event.author == self.me && !self.transcript.is_known(&event.event) {
+            return Err(Rejection::OwnEvent);
+        }
+        self.check_stamp(event.event.lamport)
+    }
+
     pub fn handle_remote(&mut self, source: PeerId, event: SignedEvent) -> Result<bool, Rejection> {
         if event.event.author != source {
             return Err(Rejection::ForgedAuthor {

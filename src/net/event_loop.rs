@@ -269,8 +269,8 @@ pub struct EventLoop {
     alive: HashMap<ConnectionId, (PeerId, Instant)>,
     /// Per-author rate limits on live events.
     limiter: RateLimiter,
-    /// Authors over their rate right now (told once per episode).
-    limited: HashSet<PeerId>,
+    /// Authors found over their rate, and when the user was last told.
+    limited: HashMap<PeerId, Instant>,
     /// Invalid messages per sending peer: how many, since when.
     offences: HashMap<PeerId, (u32, Instant)>,
     /// Peers cut off for sending invalid messages, until when.
@@ -417,7 +417,7 @@ impl EventLoop {
             told_queued: false,
             alive: HashMap::new(),
             limiter: RateLimiter::new(config.max_rate),
-            limited: HashSet::new(),
+            limited: HashMap::new(),
             offences: HashMap::new(),
             banned: HashMap::new(),
             syncing: HashMap::new(),
@@ -1169,19 +1169,23 @@ impl EventLoop {
                     None => Verdict::Rejected("unsigned message".to_owned()),
                     Some(source) => match wire::decode_event(&message.data) {
                         Err(e) => Verdict::Rejected(e.to_string()),
-                        Ok(_) if !self.limiter.allow(source, now) => Verdict::Limited,
-                        Ok(event) => {
-                            let leave = matches!(event.event.body, Body::Leave);
-                            let lamport = event.event.lamport;
-                            match self.room.handle_remote(source, event) {
-                                Ok(new) => Verdict::Accepted {
-                                    leave,
-                                    lamport,
-                                    new,
-                                },
-                                Err(e) => Verdict::Rejected(e.to_string()),
+                        // Invalid is invalid whatever the rate: checked first, so it counts.
+                        Ok(event) => match self.room.check_remote(source, &event) {
+                            Err(e) => Verdict::Rejected(e.to_string()),
+                            Ok(()) if !self.limiter.allow(source, now) => Verdict::Limited,
+                            Ok(()) => {
+                                let leave = matches!(event.event.body, Body::Leave);
+                                let lamport = event.event.lamport;
+                                match self.room.handle_remote(source, event) {
+                                    Ok(new) => Verdict::Accepted {
+                                        leave,
+                                        lamport,
+                                        new,
+                                    },
+                                    Err(e) => Verdict::Rejected(e.to_string()),
+                                }
                             }
-                        }
+                        },
                     },
                 };
                 let acceptance = match &verdict {
@@ -1201,9 +1205,7 @@ impl EventLoop {
                     } => {
                         let source = message.source.unwrap_or(propagation_source);
                         info!(author = %source, via = %propagation_source, lamport, new, "received");
-                        if self.limited.remove(&source) {
-                            info!(author = %source, "back under the rate limit");
-                        }
+
                         if leave
                             && new
                             && let Some(n) = self.neighbours.get_mut(&source)
@@ -1219,7 +1221,17 @@ impl EventLoop {
                     }
                     Verdict::Limited => {
                         let source = message.source.unwrap_or(propagation_source);
-                        if self.limited.len() < OFFENDERS_CAP && self.limited.insert(source) {
+                        // Told at most once a minute per author.
+                        let told = self
+                            .limited
+                            .get(&source)
+                            .is_some_and(|t| now.duration_since(*t) < OFFENCE_WINDOW);
+                        if self.limited.len() >= OFFENDERS_CAP {
+                            self.limited
+                                .retain(|_, t| now.duration_since(*t) < OFFENCE_WINDOW);
+                        }
+                        if !told && self.limited.len() < OFFENDERS_CAP {
+                            self.limited.insert(source, now);
                             warn!(author = %source, "over the rate limit; excess messages dropped");
                             self.emit(ChatEvent::Notice(format!(
                                 "{} is sending too fast; some of its messages are dropped",
@@ -1269,7 +1281,15 @@ impl EventLoop {
         } else {
             debug!(%peer, %reason, count, "rejected message");
         }
-        if count >= BAN_AFTER && !self.banned.contains_key(&peer) {
+        // gossipsub's own score may already ignore it (below the graylist threshold): then the
+        // next invalid messages would never reach us to be counted.
+        let graylisted = self
+            .swarm
+            .behaviour()
+            .gossipsub
+            .peer_score(&peer)
+            .is_some_and(|s| s <= gossipsub::PeerScoreThresholds::default().graylist_threshold);
+        if (count >= BAN_AFTER || graylisted) && !self.banned.contains_key(&peer) {
             warn!(%peer, count, "cutting off a peer that keeps sending invalid messages");
             if self.banned.len() >= OFFENDERS_CAP {
                 self.banned.retain(|_, until| *until > now);
