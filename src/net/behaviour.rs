@@ -5,7 +5,9 @@ use std::time::Duration;
 use libp2p::identity::Keypair;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{gossipsub, identify, mdns, ping, relay, rendezvous, request_response};
+use libp2p::{
+    connection_limits, gossipsub, identify, mdns, ping, relay, rendezvous, request_response,
+};
 
 use super::hello::{HELLO_PROTOCOL, HelloCodec, SYNC_PROTOCOL, SyncCodec};
 
@@ -57,9 +59,18 @@ pub enum BehaviourError {
     Mdns(#[from] std::io::Error),
 }
 
+/// Most connections being set up from outside at once.
+pub const MAX_PENDING_INCOMING: u32 = 64;
+/// Most established connections from outside (a hub serves this many clients).
+pub const MAX_ESTABLISHED_INCOMING: u32 = 1024;
+/// Most established connections with one peer (simultaneous dials, a relayed and a direct one).
+pub const MAX_PER_PEER: u32 = 4;
+
 /// Everything a chat node speaks.
 #[derive(NetworkBehaviour)]
 pub struct ChatBehaviour {
+    /// Bounds connections, so no peer can grow our per-connection state without limit.
+    pub limits: connection_limits::Behaviour,
     /// The chat itself: one topic per room.
     pub gossipsub: gossipsub::Behaviour,
     /// LAN discovery; off with `--no-mdns`.
@@ -189,6 +200,12 @@ impl ChatBehaviour {
                 .with_agent_version(format!("chitty-node/{}", env!("CARGO_PKG_VERSION"))),
         );
         Ok(Self {
+            limits: connection_limits::Behaviour::new(
+                connection_limits::ConnectionLimits::default()
+                    .with_max_pending_incoming(Some(MAX_PENDING_INCOMING))
+                    .with_max_established_incoming(Some(MAX_ESTABLISHED_INCOMING))
+                    .with_max_established_per_peer(Some(MAX_PER_PEER)),
+            ),
             gossipsub,
             mdns: mdns.into(),
             hello,

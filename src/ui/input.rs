@@ -249,6 +249,18 @@ mod tests {
         assert!(m.contains("control character"), "{m}");
     }
 
+    proptest::proptest! {
+        /// Any line parses to something, without panicking; a message never carries a control
+        /// character or more than 128 characters.
+        #[test]
+        fn any_line_parses_without_panicking(line in "\\PC{0,300}|[\\x00-\\x7f]{0,200}") {
+            if let Parsed::Command(UserCommand::Say(t)) = parse_line(&line) {
+                proptest::prop_assert!(t.as_str().chars().count() <= 128);
+                proptest::prop_assert!(!t.as_str().chars().any(char::is_control));
+            }
+        }
+    }
+
     #[test]
     fn plain_reader_refuses_bad_utf8_and_long_lines_and_keeps_going() {
         let mut data = b"one\r\n\xff\xfe\n".to_vec();
