@@ -549,3 +549,33 @@ fn two_participants_of_one_name_are_told_apart() {
         .collect();
     assert_eq!(twins.len(), 2, "{who}");
 }
+
+/// A participant that restarts with the same key (same name) is heard again: its new events are
+/// not taken for the old ones.
+#[test]
+fn a_restarted_participant_is_heard_again() {
+    let data = std::env::temp_dir().join(format!("chitty-rerun-{}", std::process::id()));
+    let (mut a, addr) = first("alice", &[]);
+    let run = |line: &str| {
+        let mut c = std::process::Command::new(common::bin());
+        c.args(["--json", "--username", "client1"])
+            .args(args(&["--connect", &addr]))
+            .env("XDG_DATA_HOME", &data);
+        let mut n = Node::start("client1", c);
+        n.wait_join("client1");
+        n.send(line);
+        n.send("/quit");
+        assert!(n.wait_exit().success());
+        n.ready().0
+    };
+    let p1 = run("first run");
+    a.wait_message("client1", "first run");
+    let p2 = run("second run");
+    assert_eq!(p1, p2, "the same key");
+    a.wait_message("client1", "second run");
+    let joins = a.wait_count("both joins", 2, |v| {
+        v["type"] == "join" && v["user"] == "client1"
+    });
+    assert_ne!(joins[0]["lamport"], joins[1]["lamport"]);
+    let _ = std::fs::remove_dir_all(&data);
+}

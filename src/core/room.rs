@@ -133,6 +133,10 @@ pub struct RoomConfig {
     pub history: usize,
     /// How long to wait to catch up with a participant before joining alone.
     pub join_grace: Duration,
+    /// The sequence number before our first event. A key outlives a run, and events are
+    /// identified by `(author, seq)`: each run must number above every earlier one (the event
+    /// loop uses the start time in microseconds), or peers would take new events for old.
+    pub first_seq: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,13 +184,14 @@ pub struct Room {
 impl Room {
     /// A room not yet started: call [`Room::start`].
     pub fn new(cfg: RoomConfig) -> Self {
+        let seq = cfg.first_seq;
         Self {
             me: cfg.keypair.public().to_peer_id(),
             topic: cfg.room.topic(),
             transcript: Transcript::new(cfg.history),
             cfg,
             clock: LamportClock::new(),
-            seq: 0,
+            seq,
             phase: Phase::Created,
             pending: VecDeque::new(),
             roster: BTreeMap::new(),
@@ -708,6 +713,7 @@ mod tests {
             room: RoomName::lobby(),
             history: 10_000,
             join_grace: JOIN_GRACE,
+            first_seq: 0,
         })
     }
 
@@ -1160,6 +1166,7 @@ mod tests {
                     room: RoomName::lobby(),
                     history,
                     join_grace: JOIN_GRACE,
+                    first_seq: 0,
                 }))
             })
             .collect();

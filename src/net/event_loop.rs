@@ -367,6 +367,10 @@ impl EventLoop {
             room: config.room.clone(),
             history: config.history,
             join_grace: config.join_grace,
+            first_seq: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2))
+                .unwrap_or(0),
         });
         let topic = gossipsub::IdentTopic::new(room.topic());
         let (params, thresholds) = super::behaviour::score_params();
