@@ -103,9 +103,18 @@ pub enum Rejection {
         /// The author named in the event.
         claimed: PeerId,
     },
-    /// The stamp is absurdly far ahead of our clock, or too close to overflow.
-    #[error("stamp {stamp} is too far ahead of the local clock {local}")]
+    /// The stamp is 2^62 or more: no honest clock gets there.
+    #[error("stamp {stamp} is beyond any honest clock")]
     StampTooFar {
+        /// The received stamp.
+        stamp: u64,
+        /// Our clock.
+        local: u64,
+    },
+    /// The stamp is more than 2^32 ahead of our clock: refused here, though another node whose
+    /// clock is further on may take it (so its forwarder is not to blame).
+    #[error("stamp {stamp} is too far ahead of the local clock {local}")]
+    StampAhead {
         /// The received stamp.
         stamp: u64,
         /// Our clock.
@@ -319,10 +328,20 @@ impl Room {
         if hello.topic != self.topic {
             return Err(Rejection::OtherRoom(hello.topic));
         }
-        self.check_stamp(hello.lamport)?;
+        // Only the absolute bound: a hello is how a newcomer learns how far the room's clock
+        // has come, however far that is from its own.
+        if hello.lamport >= MAX_STAMP {
+            return Err(Rejection::StampTooFar {
+                stamp: hello.lamport,
+                local: self.clock.now(),
+            });
+        }
         self.clock.merge(hello.lamport);
         for p in hello.participants {
-            if p.peer == self.me || self.check_stamp(p.lamport).is_err() {
+            // Only the sender speaks for itself: other entries are unsigned hearsay (a peer could
+            // rename someone or fill the roster); other participants are learned from their
+            // own signed joins, by gossip or sync.
+            if p.peer != from || p.lamport >= MAX_STAMP {
                 continue;
             }
             if p.peer == from && matches!(self.phase, Phase::Waiting { .. }) {
@@ -491,8 +510,11 @@ impl Room {
 
     fn check_stamp(&self, stamp: u64) -> Result<(), Rejection> {
         let local = self.clock.now();
-        if stamp >= MAX_STAMP || stamp > local.saturating_add(MAX_CLOCK_JUMP) {
+        if stamp >= MAX_STAMP {
             return Err(Rejection::StampTooFar { stamp, local });
+        }
+        if stamp > local.saturating_add(MAX_CLOCK_JUMP) {
+            return Err(Rejection::StampAhead { stamp, local });
         }
         Ok(())
     }
@@ -663,10 +685,21 @@ impl Room {
     fn view(&self, event: &Event, sync: bool) -> EventView {
         let mut v = event.view(sync);
         let (who, user) = event.participant();
+        let known = self.roster.get(&who).map(|p| &p.user);
+        if matches!(event.body, Body::Lost { .. })
+            && let Some(name) = known
+        {
+            // The announcer's word for the name counts for nothing: the name is the one the
+            // vanished participant used itself.
+            v.user = name.as_str().to_owned();
+        }
+        // Shown apart when another participant uses the name, or when an author uses a name
+        // other than the one it joined with.
         v.ambiguous = self
             .roster
             .iter()
-            .any(|(peer, p)| *peer != who && p.user == *user);
+            .any(|(peer, p)| *peer != who && p.user.as_str() == v.user)
+            || (!matches!(event.body, Body::Lost { .. }) && known.is_some_and(|n| n != user));
         v
     }
 

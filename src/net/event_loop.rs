@@ -26,7 +26,9 @@ use super::behaviour::{BehaviourError, ChatBehaviour, ChatBehaviourEvent};
 use super::hello::SyncResponseOut;
 use crate::core::event::{Body, ChatEvent, RoomName, SignedEvent, Username};
 use crate::core::limit::RateLimiter;
-use crate::core::room::{Hello, Output, PENDING_COMMANDS_CAP, Room, RoomConfig, UserCommand};
+use crate::core::room::{
+    Hello, Output, PENDING_COMMANDS_CAP, Rejection, Room, RoomConfig, UserCommand,
+};
 use crate::core::sync::SyncRequest;
 use crate::wire;
 
@@ -1167,15 +1169,24 @@ impl EventLoop {
                     },
                     /// Over its author's rate: dropped, not forwarded, not held against anyone.
                     Limited,
+                    /// Valid, but not for us (a stamp too far ahead of our own clock, our own
+                    /// key from another run): dropped, not forwarded; a forwarder is not to blame.
+                    Unfit(String),
                     Rejected(String),
                 }
+                let judge = |e: Rejection| match e {
+                    Rejection::StampAhead { .. } | Rejection::OwnEvent => {
+                        Verdict::Unfit(e.to_string())
+                    }
+                    other => Verdict::Rejected(other.to_string()),
+                };
                 let verdict = match message.source {
                     None => Verdict::Rejected("unsigned message".to_owned()),
                     Some(source) => match wire::decode_event(&message.data) {
                         Err(e) => Verdict::Rejected(e.to_string()),
                         // Invalid is invalid whatever the rate: checked first, so it counts.
                         Ok(event) => match self.room.check_remote(source, &event) {
-                            Err(e) => Verdict::Rejected(e.to_string()),
+                            Err(e) => judge(e),
                             Ok(()) if !self.limiter.allow(source, now) => Verdict::Limited,
                             Ok(()) => {
                                 let leave = matches!(event.event.body, Body::Leave);
@@ -1186,7 +1197,7 @@ impl EventLoop {
                                         lamport,
                                         new,
                                     },
-                                    Err(e) => Verdict::Rejected(e.to_string()),
+                                    Err(e) => judge(e),
                                 }
                             }
                         },
@@ -1194,7 +1205,7 @@ impl EventLoop {
                 };
                 let acceptance = match &verdict {
                     Verdict::Accepted { .. } => gossipsub::MessageAcceptance::Accept,
-                    Verdict::Limited => gossipsub::MessageAcceptance::Ignore,
+                    Verdict::Limited | Verdict::Unfit(_) => gossipsub::MessageAcceptance::Ignore,
                     Verdict::Rejected(_) => gossipsub::MessageAcceptance::Reject,
                 };
                 self.swarm
@@ -1244,6 +1255,14 @@ impl EventLoop {
                             .await?;
                         } else {
                             debug!(author = %source, "rate-limited message dropped");
+                        }
+                    }
+                    Verdict::Unfit(reason) => {
+                        // Only the author itself is to blame for sending it.
+                        if message.source == Some(propagation_source) {
+                            self.offence(propagation_source, &reason, now).await?;
+                        } else {
+                            debug!(via = %propagation_source, %reason, "dropped a message unfit for us");
                         }
                     }
                     Verdict::Rejected(reason) => {

@@ -21,7 +21,8 @@ pub enum Format {
 /// The last characters of a base58 peer id: enough to tell peers apart at a glance (every
 /// ed25519 peer id starts with the same `12D3KooW`).
 pub fn short_id(peer: &str) -> &str {
-    let start = peer.len().saturating_sub(6);
+    // Eight base58 characters: about 47 bits, too many to grind a look-alike key for.
+    let start = peer.len().saturating_sub(8);
     peer.get(start..).unwrap_or(peer)
 }
 
@@ -376,7 +377,7 @@ mod tests {
 
     #[test]
     fn short_ids_are_the_tail() {
-        assert_eq!(short_id("12D3KooWabcdef"), "abcdef");
+        assert_eq!(short_id("12D3KooWabcdefgh"), "abcdefgh");
         assert_eq!(short_id("abc"), "abc");
     }
 }
