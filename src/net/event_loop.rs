@@ -892,6 +892,12 @@ impl EventLoop {
 
     /// Dials `--connect` address number `i`.
     fn dial_target(&mut self, i: usize, now: Instant) {
+        if let Some(p) = self.targets[i].peer
+            && self.is_banned(&p)
+        {
+            self.targets[i].retry_at = Some(now + REDIAL_MAX);
+            return;
+        }
         let t = &mut self.targets[i];
         let opts = match t.named {
             Some(peer) => DialOpts::peer_id(peer)
@@ -1182,6 +1188,10 @@ impl EventLoop {
                 };
                 let verdict = match message.source {
                     None => Verdict::Rejected("unsigned message".to_owned()),
+                    // A cut-off author is ignored whoever relays it.
+                    Some(source) if self.is_banned(&source) => {
+                        Verdict::Unfit(format!("{source} is cut off"))
+                    }
                     Some(source) => match wire::decode_event(&message.data) {
                         Err(e) => Verdict::Rejected(e.to_string()),
                         // Invalid is invalid whatever the rate: checked first, so it counts.

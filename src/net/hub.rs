@@ -78,6 +78,8 @@ pub struct Hub {
     alive: HashMap<ConnectionId, (PeerId, Instant)>,
     /// Sync exchanges the hub asked for: the room and the page count of each request.
     syncing: HashMap<request_response::OutboundRequestId, (String, u32)>,
+    /// Per-author rate limits on relayed events.
+    limiter: crate::core::limit::RateLimiter,
     /// Leavers to hang up on once their leave has been forwarded (and, soon after, their
     /// unregistration has arrived: it travels on a stream of its own, behind the leave).
     hang_up: Vec<(PeerId, Instant)>,
@@ -114,6 +116,7 @@ impl Hub {
             alive: HashMap::new(),
             syncing: HashMap::new(),
             hang_up: Vec::new(),
+            limiter: crate::core::limit::RateLimiter::new(crate::core::limit::DEFAULT_RATE),
         })
     }
 
@@ -303,7 +306,22 @@ impl Hub {
                 message,
             })) => {
                 let topic = message.topic.as_str().to_owned();
+                let now = Instant::now();
                 let verdict = match (message.source, self.rooms.get_mut(&topic)) {
+                    // The hub keeps the same per-author rate as participants, so a flood does not
+                    // fill its history or pass through it.
+                    (Some(source), Some(_)) if !self.limiter.allow(source, now) => {
+                        debug!(author = %source, "rate-limited message dropped");
+                        self.swarm
+                            .behaviour_mut()
+                            .gossipsub
+                            .report_message_validation_result(
+                                &message_id,
+                                &propagation_source,
+                                gossipsub::MessageAcceptance::Ignore,
+                            );
+                        return Ok(());
+                    }
                     (Some(source), Some(archive)) => wire::decode_event(&message.data)
                         .map_err(|e| e.to_string())
                         .and_then(|ev| archive.accept(Some(source), ev).map_err(|e| e.to_string())),
