@@ -522,11 +522,7 @@ impl EventLoop {
 
     async fn announce_ready(&mut self) -> Result<(), NetError> {
         self.ready_pending = false;
-        let listen = self
-            .listening
-            .iter()
-            .map(|a| a.clone().with(Protocol::P2p(self.me)).to_string())
-            .collect();
+        let listen = super::full_addresses(&self.listening, self.me);
         info!(peer = %self.me, "ready");
         self.emit(ChatEvent::Ready {
             peer: self.me.to_base58(),
@@ -823,17 +819,7 @@ impl EventLoop {
         if !self.outbox.is_empty() {
             self.flush_outbox(false).await?;
         }
-        let dead: Vec<(ConnectionId, PeerId)> = self
-            .alive
-            .iter()
-            .filter(|(_, (_, t))| now.duration_since(*t) >= LIVENESS_TIMEOUT)
-            .map(|(c, (p, _))| (*c, *p))
-            .collect();
-        for (connection, peer) in dead {
-            warn!(%peer, "no answer to pings for {LIVENESS_TIMEOUT:?}; closing the connection");
-            self.alive.remove(&connection);
-            self.swarm.close_connection(connection);
-        }
+        super::close_silent(&mut self.swarm, &mut self.alive, now);
         if self.leaving.is_some() {
             return Ok(());
         }

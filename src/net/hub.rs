@@ -158,11 +158,7 @@ impl Hub {
     async fn announce_ready(&mut self) -> Result<(), NetError> {
         self.ready_pending = false;
         self.ready_done = true;
-        let listen = self
-            .listening
-            .iter()
-            .map(|a| a.clone().with(Protocol::P2p(self.me)).to_string())
-            .collect();
+        let listen = super::full_addresses(&self.listening, self.me);
         self.emit(ChatEvent::Ready {
             peer: self.me.to_base58(),
             user: String::new(),
@@ -181,17 +177,7 @@ impl Hub {
     }
 
     fn sweep_dead(&mut self, now: Instant) {
-        let dead: Vec<(ConnectionId, PeerId)> = self
-            .alive
-            .iter()
-            .filter(|(_, (_, t))| now.duration_since(*t) >= LIVENESS_TIMEOUT)
-            .map(|(c, (p, _))| (*c, *p))
-            .collect();
-        for (connection, peer) in dead {
-            warn!(%peer, "no answer to pings; closing the connection");
-            self.alive.remove(&connection);
-            self.swarm.close_connection(connection);
-        }
+        super::close_silent(&mut self.swarm, &mut self.alive, now);
     }
 
     /// The archive of `topic`, subscribing to it on first use.
