@@ -16,6 +16,7 @@
 //! Beside them: [`wire`], the versioned CBOR encoding (the only `serde_cbor` user), [`cli`], the
 //! arguments, [`identity`], persistent keys, and [`logging`], the tracing set-up.
 
+pub mod bench;
 pub mod cli;
 pub mod core;
 pub mod identity;
