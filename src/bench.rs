@@ -87,6 +87,10 @@ pub struct Report {
     pub rss_load_kib: Vec<u64>,
     /// One-way latency of a plain TCP echo on loopback with the same payload.
     pub floor: Percentiles,
+    /// The throughput steps, the last one the first that did not hold.
+    pub throughput: Vec<Step>,
+    /// Time from `kill -9` until every other node announced the node lost.
+    pub lost_announced: Option<Duration>,
 }
 
 impl Report {
@@ -101,7 +105,19 @@ impl Report {
             "rss_rest_kib": self.rss_rest_kib,
             "rss_load_kib": self.rss_load_kib,
             "floor": self.floor.json(),
+            "throughput": self.throughput.iter().map(|s| json!({"rate": s.rate, "delivered": s.delivered, "latency": s.latency.json()})).collect::<Vec<_>>(),
+            "highest_rate_held": self.highest_rate_held(),
+            "lost_announced_ms": self.lost_announced.map(|d| d.as_secs_f64() * 1000.0),
         })
+    }
+
+    /// The highest throughput step with p99 <= 50 ms and nothing lost.
+    pub fn highest_rate_held(&self) -> Option<f64> {
+        self.throughput
+            .iter()
+            .filter(|s| s.delivered >= 1.0 && s.latency.p99 <= Duration::from_millis(50))
+            .map(|s| s.rate)
+            .next_back()
     }
 
     /// As a readable table.
@@ -123,6 +139,24 @@ impl Report {
             }
         };
         let l = &self.latency;
+        let mut extra = String::new();
+        for st in &self.throughput {
+            extra.push_str(&format!(
+                "throughput {:>6}/s    p50 {}  p99 {}  delivered {:.2}%\n",
+                st.rate,
+                ms(st.latency.p50),
+                ms(st.latency.p99),
+                st.delivered * 100.0
+            ));
+        }
+        if let Some(r) = self.highest_rate_held() {
+            extra.push_str(&format!(
+                "highest rate held     {r}/s (p99 <= 50 ms, nothing lost)\n"
+            ));
+        }
+        if let Some(d) = self.lost_announced {
+            extra.push_str(&format!("kill -9 announced in  {}\n", ms(d)));
+        }
         format!(
             "nodes                 {}\n\
              every join seen after {}\n\
@@ -134,7 +168,7 @@ impl Report {
              duplicates            {}\n\
              RSS at rest (mean)    {} KiB\n\
              RSS under load (mean) {} KiB\n\
-             floor (TCP echo) p50  {}   p99 {}\n",
+             floor (TCP echo) p50  {}   p99 {}\n{}",
             self.nodes,
             ms(self.all_joined),
             ms(l.p50),
@@ -150,6 +184,7 @@ impl Report {
             mean(&self.rss_load_kib),
             ms(self.floor.p50),
             ms(self.floor.p99),
+            extra,
         )
     }
 }
@@ -276,79 +311,137 @@ fn floor(size: usize, n: usize) -> Result<Percentiles, BenchError> {
     Ok(Percentiles::of(v))
 }
 
-/// Runs the latency scenario once.
-pub fn run(cfg: &BenchConfig) -> Result<Report, BenchError> {
-    let data = std::env::temp_dir().join(format!("chitty-bench-{}", std::process::id()));
-    let started = Instant::now();
-    let mut procs = Vec::new();
-    let first = spawn(&cfg.node_bin, "n0", &[], &data)?;
-    let deadline = Instant::now() + cfg.timeout;
-    let addr = loop {
-        let (_, v) = first
-            .lines
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .map_err(|_| BenchError::Timeout("n0 never got ready".into()))?;
-        if v["type"] == "ready" {
-            break v["listen"][0].as_str().unwrap_or_default().to_owned();
-        }
-    };
-    procs.push(first);
-    for i in 1..cfg.nodes {
-        procs.push(spawn(
-            &cfg.node_bin,
-            &format!("n{i}"),
-            &["--connect".into(), addr.clone()],
-            &data,
-        )?);
+/// A set of running nodes joined on loopback; killed and cleaned up when dropped.
+struct Cluster {
+    procs: Vec<Proc>,
+    /// Lines read but not yet looked at, per node.
+    pending: Vec<Vec<(Instant, Value)>>,
+    data: PathBuf,
+    all_joined: Duration,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.procs.clear();
+        let _ = std::fs::remove_dir_all(&self.data);
     }
-    // Everyone sees every join.
-    let mut joins: Vec<usize> = vec![0; cfg.nodes];
-    let mut pending: Vec<Vec<(Instant, Value)>> = vec![Vec::new(); cfg.nodes];
-    while joins.iter().any(|j| *j < cfg.nodes) {
-        if Instant::now() > deadline {
-            return Err(BenchError::Timeout(format!("joins seen: {joins:?}")));
+}
+
+/// What one load step measured.
+struct Load {
+    latencies: Vec<Duration>,
+    expected: usize,
+    duplicates: usize,
+}
+
+impl Cluster {
+    /// Starts `cfg.nodes` nodes (node 0 listens, the others `--connect` to it) and waits until
+    /// every node has seen every join.
+    fn start(cfg: &BenchConfig) -> Result<Self, BenchError> {
+        let data = std::env::temp_dir().join(format!("chitty-bench-{}", std::process::id()));
+        let started = Instant::now();
+        // The bench measures the transport, not the flood policy: no per-author limit.
+        let extra = |mut v: Vec<String>| {
+            v.extend(["--max-rate".to_owned(), "1000000".to_owned()]);
+            v
+        };
+        let first = spawn(&cfg.node_bin, "n0", &extra(vec![]), &data)?;
+        let deadline = Instant::now() + cfg.timeout;
+        let addr = loop {
+            let (_, v) = first
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .map_err(|_| BenchError::Timeout("n0 never got ready".into()))?;
+            if v["type"] == "ready" {
+                break v["listen"][0].as_str().unwrap_or_default().to_owned();
+            }
+        };
+        let mut procs = vec![first];
+        for i in 1..cfg.nodes {
+            let args = extra(vec!["--connect".into(), addr.clone()]);
+            procs.push(spawn(&cfg.node_bin, &format!("n{i}"), &args, &data)?);
         }
-        for (i, p) in procs.iter().enumerate() {
-            while let Ok((t, v)) = p.lines.try_recv() {
-                if v["type"] == "join" {
-                    joins[i] += 1;
-                }
-                pending[i].push((t, v));
+        let mut cluster = Cluster {
+            pending: vec![Vec::new(); procs.len()],
+            procs,
+            data,
+            all_joined: Duration::ZERO,
+        };
+        let mut joins: Vec<usize> = vec![0; cfg.nodes];
+        while joins.iter().any(|j| *j < cfg.nodes) {
+            if Instant::now() > deadline {
+                return Err(BenchError::Timeout(format!("joins seen: {joins:?}")));
+            }
+            cluster.poll();
+            for (i, p) in cluster.pending.iter().enumerate() {
+                joins[i] = p.iter().filter(|(_, v)| v["type"] == "join").count();
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        cluster.all_joined = started.elapsed();
+        for p in &mut cluster.pending {
+            p.clear();
+        }
+        Ok(cluster)
+    }
+
+    /// Moves whatever the nodes printed into `pending`.
+    fn poll(&mut self) {
+        for (i, p) in self.procs.iter().enumerate() {
+            while let Ok(x) = p.lines.try_recv() {
+                self.pending[i].push(x);
             }
         }
-        std::thread::sleep(Duration::from_millis(2));
     }
-    let all_joined = started.elapsed();
-    let rss_rest_kib = procs.iter().map(|p| rss_kib(p.child.id())).collect();
-    // The load: node 0 writes lines at the rate; every other node reads them.
-    let mut sent: HashMap<String, Instant> = HashMap::new();
-    let gap = Duration::from_secs_f64(1.0 / cfg.rate.max(0.001));
-    let sender = procs[0]
-        .stdin
-        .as_mut()
-        .ok_or_else(|| BenchError::Other("no stdin".into()))?;
-    let load_start = Instant::now();
-    for i in 0..cfg.messages {
-        let tag = format!("b{i} ");
-        let line = payload(&tag, cfg.size);
-        sent.insert(tag.trim().to_owned(), Instant::now());
-        writeln!(sender, "{line}").map_err(|e| BenchError::Other(e.to_string()))?;
-        sender
-            .flush()
-            .map_err(|e| BenchError::Other(e.to_string()))?;
-        // Pacing of the workload.
-        let next = load_start + gap * (i as u32 + 1);
-        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+
+    fn rss(&self) -> Vec<u64> {
+        self.procs.iter().map(|p| rss_kib(p.child.id())).collect()
     }
-    let rss_load_kib = procs.iter().map(|p| rss_kib(p.child.id())).collect();
-    let expected = cfg.messages * (cfg.nodes - 1);
-    let mut latencies = Vec::with_capacity(expected);
-    let mut seen: Vec<HashMap<String, usize>> = vec![HashMap::new(); cfg.nodes];
-    let until = Instant::now() + cfg.timeout;
-    loop {
-        for (i, p) in procs.iter().enumerate().skip(1) {
-            let mut take = |t: Instant, v: &Value| {
-                if v["type"] == "message" && v["user"] == "n0" {
+
+    /// Sends `messages` lines of `size` bytes at `rate` per second in all, round-robin from the
+    /// first `senders` nodes, and times each delivery at every other node.
+    fn load(
+        &mut self,
+        senders: usize,
+        messages: usize,
+        rate: f64,
+        size: usize,
+        step: &str,
+        timeout: Duration,
+    ) -> Result<Load, BenchError> {
+        let n = self.procs.len();
+        let senders = senders.clamp(1, n);
+        let mut sent: HashMap<String, (usize, Instant)> = HashMap::new();
+        let gap = Duration::from_secs_f64(1.0 / rate.max(0.001));
+        let start = Instant::now();
+        for i in 0..messages {
+            let s = i % senders;
+            let tag = format!("{step}{i}");
+            let line = payload(&format!("{tag} "), size);
+            let stdin = self.procs[s]
+                .stdin
+                .as_mut()
+                .ok_or_else(|| BenchError::Other("no stdin".into()))?;
+            sent.insert(tag, (s, Instant::now()));
+            writeln!(stdin, "{line}").map_err(|e| BenchError::Other(e.to_string()))?;
+            stdin
+                .flush()
+                .map_err(|e| BenchError::Other(e.to_string()))?;
+            // The pace of the workload.
+            let next = start + gap.mul_f64((i + 1) as f64);
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        }
+        let expected = messages * (n - 1);
+        let mut latencies = Vec::with_capacity(expected);
+        let mut seen: Vec<HashMap<String, usize>> = vec![HashMap::new(); n];
+        let until = Instant::now() + timeout;
+        loop {
+            self.poll();
+            for (i, lines) in self.pending.iter_mut().enumerate() {
+                for (t, v) in lines.drain(..) {
+                    if v["type"] != "message" {
+                        continue;
+                    }
                     let tag = v["text"]
                         .as_str()
                         .unwrap_or_default()
@@ -356,47 +449,154 @@ pub fn run(cfg: &BenchConfig) -> Result<Report, BenchError> {
                         .next()
                         .unwrap_or_default()
                         .to_owned();
-                    if let Some(s) = sent.get(&tag) {
-                        let n = seen[i].entry(tag).or_insert(0);
-                        *n += 1;
-                        if *n == 1 {
-                            latencies.push(t.saturating_duration_since(*s));
-                        }
+                    let Some((s, at)) = sent.get(&tag) else {
+                        continue;
+                    };
+                    if *s == i {
+                        continue;
+                    }
+                    let count = seen[i].entry(tag).or_insert(0);
+                    *count += 1;
+                    if *count == 1 {
+                        latencies.push(t.saturating_duration_since(*at));
                     }
                 }
-            };
-            for (t, v) in pending[i].drain(..) {
-                take(t, &v);
             }
-            while let Ok((t, v)) = p.lines.try_recv() {
-                take(t, &v);
+            if latencies.len() >= expected || Instant::now() > until {
+                break;
             }
+            std::thread::sleep(Duration::from_millis(2));
         }
-        if latencies.len() >= expected || Instant::now() > until {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(2));
+        let duplicates = seen
+            .iter()
+            .flat_map(|m| m.values())
+            .filter(|c| **c > 1)
+            .count();
+        Ok(Load {
+            latencies,
+            expected,
+            duplicates,
+        })
     }
-    let duplicates = seen
-        .iter()
-        .flat_map(|m| m.values())
-        .filter(|n| **n > 1)
-        .count();
-    let delivered = if expected == 0 {
+
+    /// Kills the last node (`kill -9`) and times until every other node has announced it lost.
+    fn kill_last(&mut self, timeout: Duration) -> Result<Duration, BenchError> {
+        let last = self.procs.len() - 1;
+        let name = format!("n{last}");
+        let killed = Instant::now();
+        let _ = self.procs[last].child.kill();
+        let mut done = vec![false; last];
+        while done.iter().any(|d| !d) {
+            if killed.elapsed() > timeout {
+                return Err(BenchError::Timeout(format!(
+                    "{name} was not announced lost everywhere"
+                )));
+            }
+            self.poll();
+            for (i, lines) in self.pending.iter_mut().enumerate().take(last) {
+                if lines.iter().any(|(_, v)| {
+                    v["type"] == "leave" && v["user"] == name.as_str() && v["reason"] == "lost"
+                }) {
+                    done[i] = true;
+                }
+                lines.clear();
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(killed.elapsed())
+    }
+}
+
+/// One step of the throughput scenario.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// Messages per second, all senders together.
+    pub rate: f64,
+    /// Latency at that rate.
+    pub latency: Percentiles,
+    /// Deliveries seen / expected.
+    pub delivered: f64,
+}
+
+/// Which measurements to make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// Latency at a fixed rate from one sender.
+    Latency,
+    /// Raise the rate (every node sending) until p99 passes 50 ms or something is lost.
+    Throughput,
+    /// Time to announce a killed node.
+    Recovery,
+    /// All of them, in one cluster.
+    All,
+}
+
+/// Runs the chosen scenarios on one cluster.
+pub fn run(
+    cfg: &BenchConfig,
+    scenario: Scenario,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Report, BenchError> {
+    progress(&format!("starting {} nodes", cfg.nodes));
+    let mut c = Cluster::start(cfg)?;
+    let mut report = Report {
+        nodes: cfg.nodes,
+        all_joined: c.all_joined,
+        rss_rest_kib: c.rss(),
+        floor: floor(cfg.size.max(1), 1000)?,
+        ..Default::default()
+    };
+    if matches!(scenario, Scenario::Latency | Scenario::All) {
+        progress(&format!(
+            "latency: {} messages at {}/s",
+            cfg.messages, cfg.rate
+        ));
+        let load = c.load(1, cfg.messages, cfg.rate, cfg.size, "l", cfg.timeout)?;
+        report.rss_load_kib = c.rss();
+        report.delivered = ratio(&load);
+        report.duplicates = load.duplicates;
+        report.latency = Percentiles::of(load.latencies);
+    }
+    if matches!(scenario, Scenario::Throughput | Scenario::All) {
+        let mut rate = 50.0;
+        let mut k = 0;
+        while rate <= 12_800.0 {
+            progress(&format!("throughput: {rate}/s from every node"));
+            let messages = (rate * 2.0) as usize;
+            let load = c.load(
+                cfg.nodes,
+                messages,
+                rate,
+                cfg.size,
+                &format!("t{k}-"),
+                cfg.timeout,
+            )?;
+            let step = Step {
+                rate,
+                delivered: ratio(&load),
+                latency: Percentiles::of(load.latencies),
+            };
+            let held = step.delivered >= 1.0 && step.latency.p99 <= Duration::from_millis(50);
+            report.throughput.push(step);
+            if !held {
+                break;
+            }
+            report.rss_load_kib = c.rss();
+            rate *= 2.0;
+            k += 1;
+        }
+    }
+    if matches!(scenario, Scenario::Recovery | Scenario::All) {
+        progress("recovery: kill -9 one node");
+        report.lost_announced = Some(c.kill_last(cfg.timeout)?);
+    }
+    Ok(report)
+}
+
+fn ratio(load: &Load) -> f64 {
+    if load.expected == 0 {
         1.0
     } else {
-        latencies.len() as f64 / expected as f64
-    };
-    drop(procs);
-    let _ = std::fs::remove_dir_all(&data);
-    Ok(Report {
-        nodes: cfg.nodes,
-        all_joined,
-        latency: Percentiles::of(latencies),
-        delivered,
-        duplicates,
-        rss_rest_kib,
-        rss_load_kib,
-        floor: floor(cfg.size.max(1), 1000)?,
-    })
+        load.latencies.len() as f64 / load.expected as f64
+    }
 }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use chitty_node::bench::{BenchConfig, run};
+use chitty_node::bench::{BenchConfig, Scenario, run};
 use clap::Parser;
 
 /// Starts N real chitty-node processes on loopback and measures delivery latency, delivery,
@@ -26,6 +26,9 @@ struct Args {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// What to measure: latency, throughput, recovery or all.
+    #[arg(long, default_value = "latency")]
+    scenario: String,
 }
 
 fn main() -> ExitCode {
@@ -34,6 +37,18 @@ fn main() -> ExitCode {
         eprintln!("chitty-bench: need --nodes >= 2, --rate > 0 and --size from 1 to 512");
         return ExitCode::from(2);
     }
+    let scenario = match a.scenario.as_str() {
+        "latency" => Scenario::Latency,
+        "throughput" => Scenario::Throughput,
+        "recovery" => Scenario::Recovery,
+        "all" => Scenario::All,
+        other => {
+            eprintln!(
+                "chitty-bench: unknown --scenario {other:?} (latency, throughput, recovery, all)"
+            );
+            return ExitCode::from(2);
+        }
+    };
     let node_bin = match std::env::current_exe() {
         Ok(p) => p.with_file_name("chitty-node"),
         Err(e) => {
@@ -53,7 +68,8 @@ fn main() -> ExitCode {
         "chitty-bench: {} nodes, {} messages of {} bytes at {}/s ...",
         a.nodes, a.messages, a.size, a.rate
     );
-    match run(&cfg) {
+    let mut progress = |what: &str| eprintln!("chitty-bench: {what}");
+    match run(&cfg, scenario, &mut progress) {
         Ok(r) => {
             if a.json {
                 println!("{}", r.json());
