@@ -18,6 +18,21 @@ fn lab(n: usize) -> Option<Lab> {
     Some(Lab::bridge(n).expect("lab set-up"))
 }
 
+/// One node per host, named `names`; returns once every node has seen every join.
+fn start_all(lab: &Lab, names: &[&str]) -> Vec<Node> {
+    let mut nodes: Vec<Node> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| lab.spawn(i + 1, n, &[]))
+        .collect();
+    for n in nodes.iter_mut() {
+        for who in names {
+            n.wait_join(who);
+        }
+    }
+    nodes
+}
+
 /// `(event, lamport, peer, text, reason)` of each history line: what must match across nodes.
 fn keys(history: &[Value]) -> Vec<String> {
     history
@@ -101,16 +116,7 @@ fn a_late_joiner_catches_up_before_its_join() {
 fn five_nodes_heal_a_twenty_second_partition() {
     let Some(lab) = lab(5) else { return };
     let names = ["n1", "n2", "n3", "n4", "n5"];
-    let mut nodes: Vec<Node> = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| lab.spawn(i + 1, n, &[]))
-        .collect();
-    for n in nodes.iter_mut() {
-        for who in names {
-            n.wait_join(who);
-        }
-    }
+    let mut nodes = start_all(&lab, &names);
     let mut sent = Vec::new();
     let mut say = |nodes: &mut [Node], i: usize, text: String| {
         nodes[i].send(&text);
@@ -188,16 +194,7 @@ fn lost_count(history: &[Value], user: &str) -> usize {
 fn crashed_and_frozen_participants_are_announced_once() {
     let Some(lab) = lab(4) else { return };
     let names = ["k1", "k2", "k3", "k4"];
-    let mut nodes: Vec<Node> = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| lab.spawn(i + 1, n, &[]))
-        .collect();
-    for n in nodes.iter_mut() {
-        for who in names {
-            n.wait_join(who);
-        }
-    }
+    let mut nodes = start_all(&lab, &names);
     // kill -9 k4.
     let killed = Instant::now();
     nodes[3].signal("KILL");

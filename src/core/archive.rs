@@ -130,23 +130,12 @@ impl Archive {
 
     /// What the hub has, to rebuild its history from a client (after a restart, say).
     pub fn sync_request(&self) -> SyncRequest {
-        SyncRequest {
-            topic: self.topic.clone(),
-            low: self.transcript.watermark().cloned(),
-            have: self.transcript.summary(),
-        }
+        self.transcript.sync_request(&self.topic)
     }
 
     /// The oldest page of what a client lacks.
     pub fn handle_sync_request(&self, req: &SyncRequest) -> SyncResponse {
-        if req.topic != self.topic {
-            return SyncResponse {
-                events: Vec::new(),
-                more: false,
-            };
-        }
-        let (events, more) = self.transcript.missing(req.low.as_ref(), &req.have);
-        SyncResponse { events, more }
+        self.transcript.answer(&self.topic, req)
     }
 }
 

@@ -359,23 +359,12 @@ impl Room {
 
     /// What we have, for a peer to send us what we lack.
     pub fn sync_request(&self) -> SyncRequest {
-        SyncRequest {
-            topic: self.topic.clone(),
-            low: self.transcript.watermark().cloned(),
-            have: self.transcript.summary(),
-        }
+        self.transcript.sync_request(&self.topic)
     }
 
     /// Answers a peer's sync request with the oldest page of what it lacks.
     pub fn handle_sync_request(&self, req: &SyncRequest) -> SyncResponse {
-        if req.topic != self.topic {
-            return SyncResponse {
-                events: Vec::new(),
-                more: false,
-            };
-        }
-        let (events, more) = self.transcript.missing(req.low.as_ref(), &req.have);
-        SyncResponse { events, more }
+        self.transcript.answer(&self.topic, req)
     }
 
     /// Takes a page of history from `from`: each event is merged and shown like a live one, marked

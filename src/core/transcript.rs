@@ -8,7 +8,7 @@ use std::ops::Bound;
 use libp2p::PeerId;
 
 use super::event::{Event, OrderKey, SignedEvent};
-use super::sync::{AuthorHave, MAX_RANGES, PAGE_BYTES, PAGE_EVENTS};
+use super::sync::{AuthorHave, MAX_RANGES, PAGE_BYTES, PAGE_EVENTS, SyncRequest, SyncResponse};
 
 /// Default number of events a transcript keeps.
 pub const DEFAULT_HISTORY: usize = 10_000;
@@ -88,6 +88,28 @@ impl Transcript {
     /// The key below which nothing is kept any more, if the bound was ever reached.
     pub fn watermark(&self) -> Option<&OrderKey> {
         self.watermark.as_ref()
+    }
+
+    /// "Here is what I have" for room `topic`: the request a node or hub sends to catch up.
+    pub fn sync_request(&self, topic: &str) -> SyncRequest {
+        SyncRequest {
+            topic: topic.to_owned(),
+            low: self.watermark().cloned(),
+            have: self.summary(),
+        }
+    }
+
+    /// The answer to a peer's request: the oldest page of what it lacks, or nothing for another
+    /// room.
+    pub fn answer(&self, topic: &str, req: &SyncRequest) -> SyncResponse {
+        if req.topic != topic {
+            return SyncResponse {
+                events: Vec::new(),
+                more: false,
+            };
+        }
+        let (events, more) = self.missing(req.low.as_ref(), &req.have);
+        SyncResponse { events, more }
     }
 
     /// What this transcript holds, per author, as runs of sequence numbers.
