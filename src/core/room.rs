@@ -277,6 +277,20 @@ impl Room {
         join.into_iter().chain(self.lost.values().copied()).min()
     }
 
+    /// Every peer we could reach has said hello and none is a participant or a hub: there is no
+    /// past to catch up with, so the join need not wait out the grace. (Called by the event
+    /// loop once discovery has had its time; a participant found later is caught up with then.)
+    pub fn end_wait_among_newcomers(&mut self) {
+        if matches!(self.phase, Phase::Waiting { .. }) && self.historians.is_empty() {
+            self.join();
+        }
+    }
+
+    /// Whether the join is still waiting.
+    pub fn is_waiting(&self) -> bool {
+        matches!(self.phase, Phase::Waiting { .. })
+    }
+
     /// Fires what is due: the end of the join wait, `lost` announcements.
     pub fn handle_timeout(&mut self, now: Instant) {
         if let Phase::Waiting { deadline } = self.phase
@@ -868,6 +882,26 @@ mod tests {
             ]
         );
         assert!(b.has_left());
+    }
+
+    #[test]
+    fn among_newcomers_only_the_wait_can_end_early() {
+        let now = Instant::now();
+        let mut b = room("b");
+        let mut c = room("c");
+        b.start(now, true);
+        c.start(now, true);
+        b.handle_hello(c.me(), c.hello()).unwrap();
+        b.end_wait_among_newcomers();
+        assert!(b.has_joined(), "no participant to catch up with");
+        // With a participant around, the wait goes on until its history is in.
+        let mut a = room("a");
+        a.start(now, false);
+        let mut d = room("d");
+        d.start(now, true);
+        d.handle_hello(a.me(), a.hello()).unwrap();
+        d.end_wait_among_newcomers();
+        assert!(!d.has_joined());
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub const OUTBOX_RETRY: Duration = Duration::from_millis(500);
 /// A connection with no successful ping for this long is closed as dead (a frozen process, a cut
 /// cable): with pings every second, a silent peer is noticed within about 5 s.
 pub const LIVENESS_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long discovery gets before a node that has met only newcomers joins: less than the join
+/// grace, so that a simultaneous start of many nodes is over within a second.
+pub const NEWCOMER_WAIT: Duration = Duration::from_millis(400);
 /// How long a dial, with its Noise and Yamux upgrades, may take.
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// First wait before dialling a peer found by mDNS or met before again.
@@ -261,6 +264,8 @@ pub struct EventLoop {
     tcp_listeners: HashSet<ListenerId>,
     ready_pending: bool,
     started: bool,
+    /// When the room started (the join wait began).
+    started_at: Instant,
     targets: Vec<Target>,
     outbox: VecDeque<Queued>,
     outbox_retry_at: Option<Instant>,
@@ -416,6 +421,7 @@ impl EventLoop {
             tcp_listeners,
             ready_pending: false,
             started: false,
+            started_at: Instant::now(),
             targets,
             outbox: VecDeque::new(),
             outbox_retry_at: None,
@@ -535,6 +541,7 @@ impl EventLoop {
             self.started = true;
             let expect_peers = self.mdns || !self.targets.is_empty();
             self.room.start(Instant::now(), expect_peers);
+            self.started_at = Instant::now();
         }
         Ok(())
     }
@@ -789,6 +796,9 @@ impl EventLoop {
             self.leaving.as_ref().map(|l| l.deadline),
             settle,
             self.leaving.is_none().then_some(self.next_sync_at),
+            // Only while it is ahead: past it, hellos (not the clock) end the wait.
+            Some(self.started_at + NEWCOMER_WAIT)
+                .filter(|t| self.room.is_waiting() && *t > Instant::now()),
             self.alive
                 .values()
                 .map(|(_, t)| *t + LIVENESS_TIMEOUT)
@@ -815,6 +825,7 @@ impl EventLoop {
     async fn handle_timers(&mut self, now: Instant) -> Result<(), NetError> {
         if self.started {
             self.room.handle_timeout(now);
+            self.maybe_end_wait(now);
         }
         if !self.outbox.is_empty() {
             self.flush_outbox(false).await?;
@@ -873,6 +884,18 @@ impl EventLoop {
         match self.swarm.dial(opts) {
             Ok(()) => debug!(%peer, "dialling a neighbour"),
             Err(e) => debug!(%peer, error = %e, "cannot dial a neighbour"),
+        }
+    }
+
+    /// Ends the join wait early when discovery has had [`NEWCOMER_WAIT`] and everyone reached
+    /// has said hello: the room then knows whether anyone has a past to catch up with.
+    fn maybe_end_wait(&mut self, now: Instant) {
+        if !self.room.is_waiting() || now < self.started_at + NEWCOMER_WAIT || self.links.is_empty()
+        {
+            return;
+        }
+        if self.links.values().all(|l| l.hello != HelloState::Pending) {
+            self.room.end_wait_among_newcomers();
         }
     }
 
@@ -1119,6 +1142,9 @@ impl EventLoop {
             },
             SwarmEvent::Behaviour(ChatBehaviourEvent::Hello(ev)) => {
                 self.handle_hello(ev);
+                if self.started {
+                    self.maybe_end_wait(Instant::now());
+                }
                 self.flush_outbox(false).await?;
             }
             SwarmEvent::Behaviour(ChatBehaviourEvent::Identify(identify::Event::Received {
