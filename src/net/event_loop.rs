@@ -448,6 +448,11 @@ impl EventLoop {
         let mut shutdown = std::pin::pin!(shutdown);
         let mut shutdown_done = false;
         loop {
+            if self.started {
+                // Every turn, not only on its timer: once the moment has passed while other
+                // events kept the loop busy, the timer is no longer asked for.
+                self.maybe_end_wait(Instant::now());
+            }
             self.drain_room().await?;
             if self.room.has_left() {
                 self.progress_leave().await?;
