@@ -3,23 +3,13 @@
 //! keeps the bounded transcript, knows who is present, and answers hellos and sync requests so
 //! that clients behind it catch up as with any participant. IO-less, like the room.
 
-use std::collections::BTreeMap;
-
 use libp2p::PeerId;
 
-use super::event::{Body, EventView, OrderKey, SignedEvent, Username};
-use super::room::{Hello, MAX_CLOCK_JUMP, MAX_STAMP, Participant, Rejection};
+use super::event::{Body, EventView, SignedEvent};
+use super::room::{Hello, MAX_CLOCK_JUMP, MAX_STAMP, Rejection};
+use super::roster::{Presence, Roster};
 use super::sync::{SyncRequest, SyncResponse};
 use super::transcript::Transcript;
-
-#[derive(Debug, Clone)]
-struct Presence {
-    user: Username,
-    key: OrderKey,
-    lamport: u64,
-    seq: u64,
-    present: bool,
-}
 
 /// One room's history, as a hub keeps it.
 #[derive(Debug)]
@@ -28,7 +18,7 @@ pub struct Archive {
     transcript: Transcript,
     /// The highest stamp accepted: the archive's clock, for hellos and the stamp sanity check.
     clock: u64,
-    roster: BTreeMap<PeerId, Presence>,
+    roster: Roster,
 }
 
 impl Archive {
@@ -38,7 +28,7 @@ impl Archive {
             topic,
             transcript: Transcript::new(history),
             clock: 0,
-            roster: BTreeMap::new(),
+            roster: Roster::default(),
         }
     }
 
@@ -93,15 +83,7 @@ impl Archive {
                 seq: e.seq,
                 present,
             };
-            let room_for_more = self.roster.len() < super::room::ROSTER_CAP;
-            match self.roster.get_mut(&who) {
-                Some(p) if new.key >= p.key => *p = new,
-                Some(_) => {}
-                None if room_for_more => {
-                    self.roster.insert(who, new);
-                }
-                None => {}
-            }
+            self.roster.update(who, new);
         }
         let view = e.view(false);
         self.transcript.insert(signed);
@@ -113,17 +95,7 @@ impl Archive {
         Hello {
             topic: self.topic.clone(),
             lamport: self.clock,
-            participants: self
-                .roster
-                .iter()
-                .filter(|(_, p)| p.present)
-                .map(|(peer, p)| Participant {
-                    peer: *peer,
-                    user: p.user.clone(),
-                    lamport: p.lamport,
-                    seq: p.seq,
-                })
-                .collect(),
+            participants: self.roster.participants(),
             archive: true,
         }
     }
@@ -142,7 +114,7 @@ impl Archive {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::event::{Event, Text};
+    use crate::core::event::{Event, Text, Username};
     use libp2p::identity::Keypair;
 
     fn signed(key: &Keypair, seq: u64, lamport: u64, body: Body) -> SignedEvent {

@@ -8,5 +8,6 @@ pub mod clock;
 pub mod event;
 pub mod limit;
 pub mod room;
+pub mod roster;
 pub mod sync;
 pub mod transcript;

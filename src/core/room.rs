@@ -6,7 +6,7 @@
 //! to publish and things to show. Its timers (the join grace, staggered `lost` announcements)
 //! are exposed by [`Room::poll_timeout`] and fired by [`Room::handle_timeout`].
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
@@ -17,6 +17,7 @@ use super::event::{
     Body, ChatEvent, Event, EventView, OrderKey, ParticipantView, RoomName, SignedEvent, Text,
     Username,
 };
+use super::roster::{Presence, Roster};
 use super::sync::{SyncRequest, SyncResponse};
 use super::transcript::Transcript;
 use crate::wire;
@@ -156,17 +157,6 @@ enum Phase {
     Left,
 }
 
-#[derive(Debug, Clone)]
-struct Presence {
-    user: Username,
-    /// The event that set this presence: last writer wins, by total order.
-    key: OrderKey,
-    /// The stamp and sequence number of the participant's join (for hellos).
-    lamport: u64,
-    seq: u64,
-    present: bool,
-}
-
 /// One participant's view of the room.
 #[derive(Debug)]
 pub struct Room {
@@ -177,7 +167,7 @@ pub struct Room {
     seq: u64,
     phase: Phase,
     pending: VecDeque<UserCommand>,
-    roster: BTreeMap<PeerId, Presence>,
+    roster: Roster,
     transcript: Transcript,
     /// Peers that had joined when they said hello: catching up with one ends the join wait.
     historians: HashSet<PeerId>,
@@ -203,7 +193,7 @@ impl Room {
             seq,
             phase: Phase::Created,
             pending: VecDeque::new(),
-            roster: BTreeMap::new(),
+            roster: Roster::default(),
             historians: HashSet::new(),
             lost: HashMap::new(),
             connected: HashSet::new(),
@@ -320,17 +310,7 @@ impl Room {
         Hello {
             topic: self.topic.clone(),
             lamport: self.clock.now(),
-            participants: self
-                .roster
-                .iter()
-                .filter(|(_, p)| p.present)
-                .map(|(peer, p)| Participant {
-                    peer: *peer,
-                    user: p.user.clone(),
-                    lamport: p.lamport,
-                    seq: p.seq,
-                })
-                .collect(),
+            participants: self.roster.participants(),
             archive: false,
         }
     }
@@ -639,8 +619,7 @@ impl Room {
         self.transcript.insert(signed);
     }
 
-    /// Last writer wins, by the total order of the events that set presence (so ties in stamps
-    /// resolve the same way on every node).
+    /// Records a presence (see [`Roster::update`]).
     fn update_presence(
         &mut self,
         peer: PeerId,
@@ -650,38 +629,16 @@ impl Room {
         seq: u64,
         present: bool,
     ) {
-        let new = Presence {
-            user,
-            key,
-            lamport,
-            seq,
-            present,
-        };
-        if let Some(p) = self.roster.get_mut(&peer) {
-            if new.key >= p.key {
-                *p = new;
-            }
-            return;
-        }
-        if self.roster.len() >= ROSTER_CAP {
-            // Make room by forgetting the participant that is longest gone.
-            let oldest_gone = self
-                .roster
-                .iter()
-                .filter(|(_, p)| !p.present)
-                .min_by(|a, b| a.1.key.cmp(&b.1.key))
-                .map(|(id, _)| *id);
-            match oldest_gone {
-                Some(id) => {
-                    self.roster.remove(&id);
-                }
-                None => {
-                    tracing::warn!(%peer, "roster full; participant not tracked");
-                    return;
-                }
-            }
-        }
-        self.roster.insert(peer, new);
+        self.roster.update(
+            peer,
+            Presence {
+                user,
+                key,
+                lamport,
+                seq,
+                present,
+            },
+        );
     }
 
     /// The ui's view of `event`, marking names that several participants use.
