@@ -26,6 +26,15 @@ fn ip(args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// A name prefix of its own for each lab: the process id and a counter.
+fn prefix() -> String {
+    format!(
+        "chl{}x{}",
+        std::process::id(),
+        LABS.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
 /// Hosts in network namespaces: on one bridge, or on two subnets joined by a router.
 pub struct Lab {
     bridge: String,
@@ -54,11 +63,7 @@ impl Lab {
 
     /// `n` hosts, 10.77.0.1 to 10.77.0.n, on one bridge.
     pub fn bridge(n: usize) -> Result<Lab, String> {
-        let prefix = format!(
-            "chl{}x{}",
-            std::process::id(),
-            LABS.fetch_add(1, Ordering::SeqCst)
-        );
+        let prefix = prefix();
         let mut lab = Lab {
             bridge: format!("{prefix}br"),
             hosts: Vec::new(),
@@ -80,45 +85,7 @@ impl Lab {
         ip(&["-n", &lab.bridge, "link", "set", "br0", "up"])?;
         for i in 1..=n {
             let host = format!("{prefix}h{i}");
-            ip(&["netns", "add", &host])?;
-            lab.hosts.push(host.clone());
-            let port = format!("p{i}");
-            ip(&[
-                "link",
-                "add",
-                "eth0",
-                "netns",
-                &host,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &port,
-                "netns",
-                &lab.bridge,
-            ])?;
-            ip(&[
-                "-n",
-                &lab.bridge,
-                "link",
-                "set",
-                &port,
-                "master",
-                "br0",
-                "up",
-            ])?;
-            ip(&[
-                "-n",
-                &host,
-                "addr",
-                "add",
-                &format!("10.77.0.{i}/24"),
-                "dev",
-                "eth0",
-            ])?;
-            ip(&["-n", &host, "link", "set", "eth0", "up"])?;
-            ip(&["-n", &host, "link", "set", "lo", "up"])?;
-            ip(&["-n", &host, "route", "add", "224.0.0.0/4", "dev", "eth0"])?;
+            lab.add_host(&host, &lab.bridge.clone(), i, &format!("10.77.0.{i}/24"))?;
         }
         Ok(lab)
     }
@@ -127,11 +94,7 @@ impl Lab {
     /// each on its own bridge, joined by a router namespace at 10.81.1.254 and 10.81.2.254 that
     /// forwards between them if `forwarding`. No multicast crosses the router.
     pub fn routed(left: usize, right: usize, forwarding: bool) -> Result<Lab, String> {
-        let prefix = format!(
-            "chl{}x{}",
-            std::process::id(),
-            LABS.fetch_add(1, Ordering::SeqCst)
-        );
+        let prefix = prefix();
         let router = format!("{prefix}rt");
         let other = format!("{prefix}b2");
         let mut lab = Lab {
@@ -178,26 +141,7 @@ impl Lab {
             for k in 1..=count {
                 i += 1;
                 let host = format!("{prefix}h{i}");
-                ip(&["netns", "add", &host])?;
-                lab.hosts.push(host.clone());
-                let port = format!("p{i}");
-                ip(&[
-                    "link", "add", "eth0", "netns", &host, "type", "veth", "peer", "name", &port,
-                    "netns", &bridge,
-                ])?;
-                ip(&["-n", &bridge, "link", "set", &port, "master", "br0", "up"])?;
-                ip(&[
-                    "-n",
-                    &host,
-                    "addr",
-                    "add",
-                    &format!("10.81.{side}.{k}/24"),
-                    "dev",
-                    "eth0",
-                ])?;
-                ip(&["-n", &host, "link", "set", "eth0", "up"])?;
-                ip(&["-n", &host, "link", "set", "lo", "up"])?;
-                ip(&["-n", &host, "route", "add", "224.0.0.0/4", "dev", "eth0"])?;
+                lab.add_host(&host, &bridge, i, &format!("10.81.{side}.{k}/24"))?;
                 ip(&[
                     "-n",
                     &host,
@@ -218,6 +162,23 @@ impl Lab {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", router, bin()]).args(args);
         Node::start(name, cmd)
+    }
+
+    /// Adds host namespace `host`, its `eth0` a veth to port `p{i}` on `bridge`'s `br0`, with
+    /// address `cidr`, up, and a 224.0.0.0/4 route so multicast (mDNS) goes out on it.
+    fn add_host(&mut self, host: &str, bridge: &str, i: usize, cidr: &str) -> Result<(), String> {
+        ip(&["netns", "add", host])?;
+        self.hosts.push(host.to_owned());
+        let port = format!("p{i}");
+        ip(&[
+            "link", "add", "eth0", "netns", host, "type", "veth", "peer", "name", &port, "netns",
+            bridge,
+        ])?;
+        ip(&["-n", bridge, "link", "set", &port, "master", "br0", "up"])?;
+        ip(&["-n", host, "addr", "add", cidr, "dev", "eth0"])?;
+        ip(&["-n", host, "link", "set", "eth0", "up"])?;
+        ip(&["-n", host, "link", "set", "lo", "up"])?;
+        ip(&["-n", host, "route", "add", "224.0.0.0/4", "dev", "eth0"])
     }
 
     /// Runs `chitty-node --json --username NAME ARGS...` on host `i` (from 1).
