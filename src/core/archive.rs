@@ -3,8 +3,6 @@
 //! keeps the bounded transcript, knows who is present, and answers hellos and sync requests so
 //! that clients behind it catch up as with any participant. IO-less, like the room.
 
-use libp2p::PeerId;
-
 use super::event::{Body, EventView, SignedEvent};
 use super::room::{Hello, MAX_CLOCK_JUMP, MAX_STAMP, Rejection};
 use super::roster::{Presence, Roster};
@@ -42,23 +40,13 @@ impl Archive {
         &self.transcript
     }
 
-    /// Checks and keeps an event. `source` is the gossipsub signer for a live event (it must be
-    /// the author), `None` for one learned by sync (its own signature was checked when decoded).
-    /// Returns the event's view when it was new.
-    pub fn accept(
-        &mut self,
-        source: Option<PeerId>,
-        signed: SignedEvent,
-    ) -> Result<Option<EventView>, Rejection> {
+    /// Checks and keeps an event, live or learned by sync (its author's signature was checked
+    /// when it was decoded). Returns the event's view when it was new.
+    pub fn accept(&mut self, signed: SignedEvent) -> Result<Option<EventView>, Rejection> {
         if signed.topic != self.topic {
             return Err(Rejection::OtherRoom(signed.topic));
         }
         let e = &signed.event;
-        if let Some(source) = source
-            && source != e.author
-        {
-            return Err(Rejection::ForgedAuthor { claimed: e.author });
-        }
         if e.lamport >= MAX_STAMP || e.lamport > self.clock.saturating_add(MAX_CLOCK_JUMP) {
             return Err(Rejection::StampTooFar {
                 stamp: e.lamport,
@@ -133,29 +121,18 @@ mod tests {
         let k = Keypair::generate_ed25519();
         let me = k.public().to_peer_id();
         let mut a = Archive::new("chitty-chat".into(), 100);
-        assert!(
-            a.accept(Some(me), signed(&k, 1, 1, Body::Join))
-                .unwrap()
-                .is_some()
-        );
+        assert!(a.accept(signed(&k, 1, 1, Body::Join)).unwrap().is_some());
         let msg = signed(&k, 2, 2, Body::Message(Text::new("hi").unwrap()));
-        assert!(a.accept(Some(me), msg.clone()).unwrap().is_some());
-        assert!(
-            a.accept(None, msg).unwrap().is_none(),
-            "a duplicate is not new"
-        );
+        assert!(a.accept(msg.clone()).unwrap().is_some());
+        assert!(a.accept(msg).unwrap().is_none(), "a duplicate is not new");
         let h = a.hello();
         assert!(h.archive);
         assert_eq!(h.participants.len(), 1);
         assert!(matches!(
-            a.accept(Some(PeerId::random()), signed(&k, 3, 3, Body::Leave)),
-            Err(Rejection::ForgedAuthor { .. })
-        ));
-        assert!(matches!(
-            a.accept(Some(me), signed(&k, 3, u64::MAX, Body::Leave)),
+            a.accept(signed(&k, 3, u64::MAX, Body::Leave)),
             Err(Rejection::StampTooFar { .. })
         ));
-        a.accept(Some(me), signed(&k, 3, 3, Body::Leave)).unwrap();
+        a.accept(signed(&k, 3, 3, Body::Leave)).unwrap();
         assert!(a.hello().participants.is_empty());
         let all = a.handle_sync_request(&SyncRequest {
             topic: "chitty-chat".into(),
@@ -174,9 +151,6 @@ mod tests {
             "chitty-chat/else",
             &k,
         );
-        assert!(matches!(
-            a.accept(None, other),
-            Err(Rejection::OtherRoom(_))
-        ));
+        assert!(matches!(a.accept(other), Err(Rejection::OtherRoom(_))));
     }
 }

@@ -297,6 +297,12 @@ pub struct EventLoop {
     fatal: Option<NetError>,
 }
 
+/// Logged when gossipsub took an event but could not send it at once. With content-addressed
+/// message ids, an event whose every send queue was full is in gossipsub's cache (announced
+/// to peers by gossip, and offered by history sync); publishing it again is refused as a
+/// duplicate. Either way it has left our hands.
+const HANDED_OVER: &str = "event cached by gossipsub; gossip and sync carry it";
+
 /// Words for the user instead of libp2p's error names.
 fn describe_publish_error(e: &gossipsub::PublishError) -> &'static str {
     match e {
@@ -657,9 +663,13 @@ impl EventLoop {
                     return Ok(());
                 }
                 Err(
-                    gossipsub::PublishError::NoPeersSubscribedToTopic
-                    | gossipsub::PublishError::AllQueuesFull(_),
-                ) => {}
+                    e @ (gossipsub::PublishError::AllQueuesFull(_)
+                    | gossipsub::PublishError::Duplicate),
+                ) => {
+                    info!(lamport = event.lamport, error = %e, "{HANDED_OVER}");
+                    return Ok(());
+                }
+                Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
                 Err(e) => {
                     warn!(lamport = event.lamport, error = %e, "publish failed");
                     return self
@@ -756,9 +766,14 @@ impl EventLoop {
                     self.outbox.pop_front();
                 }
                 Err(
-                    gossipsub::PublishError::NoPeersSubscribedToTopic
-                    | gossipsub::PublishError::AllQueuesFull(_),
-                ) => break,
+                    e @ (gossipsub::PublishError::AllQueuesFull(_)
+                    | gossipsub::PublishError::Duplicate),
+                ) => {
+                    info!(lamport = front.lamport, error = %e, "{HANDED_OVER}");
+                    sent_messages += usize::from(front.is_message);
+                    self.outbox.pop_front();
+                }
+                Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => break,
                 Err(e) => {
                     warn!(lamport = front.lamport, error = %e, "publish of a queued event failed");
                     let lamport = front.lamport;
@@ -1192,6 +1207,8 @@ impl EventLoop {
                     },
                     /// Over its author's rate: dropped, not forwarded, not held against anyone.
                     Limited,
+                    /// An event we have: dropped, not forwarded.
+                    Known,
                     /// Valid, but not for us (a stamp too far ahead of our own clock, our own
                     /// key from another run): dropped, not forwarded; a forwarder is not to blame.
                     Unfit(String),
@@ -1203,22 +1220,31 @@ impl EventLoop {
                     }
                     other => Verdict::Rejected(other.to_string()),
                 };
-                let verdict = match message.source {
-                    None => Verdict::Rejected("unsigned message".to_owned()),
+                // The author is whoever signed the event (gossip messages carry no source).
+                let mut author = None;
+                let verdict = match wire::decode_event(&message.data) {
+                    Err(e) => Verdict::Rejected(e.to_string()),
                     // A cut-off author is ignored whoever relays it.
-                    Some(source) if self.is_banned(&source) => {
-                        Verdict::Unfit(format!("{source} is cut off"))
+                    Ok(event) if self.is_banned(&event.event.author) => {
+                        Verdict::Unfit(format!("{} is cut off", event.event.author))
                     }
-                    Some(source) => match wire::decode_event(&message.data) {
-                        Err(e) => Verdict::Rejected(e.to_string()),
+                    Ok(event) => {
+                        let source = event.event.author;
+                        author = Some(source);
                         // Invalid is invalid whatever the rate: checked first, so it counts.
-                        Ok(event) => match self.room.check_remote(source, &event) {
+                        match self.room.check_remote(&event) {
                             Err(e) => judge(e),
+                            // Already here (by sync, or the same event encoded otherwise, which
+                            // gossipsub takes for another message): not forwarded, and not
+                            // charged to the author's rate, which a replayer would drain.
+                            Ok(()) if self.room.transcript().is_known(&event.event) => {
+                                Verdict::Known
+                            }
                             Ok(()) if !self.limiter.allow(source, now) => Verdict::Limited,
                             Ok(()) => {
                                 let leave = matches!(event.event.body, Body::Leave);
                                 let lamport = event.event.lamport;
-                                match self.room.handle_remote(source, event) {
+                                match self.room.handle_remote(event) {
                                     Ok(new) => Verdict::Accepted {
                                         leave,
                                         lamport,
@@ -1227,12 +1253,14 @@ impl EventLoop {
                                     Err(e) => judge(e),
                                 }
                             }
-                        },
-                    },
+                        }
+                    }
                 };
                 let acceptance = match &verdict {
                     Verdict::Accepted { .. } => gossipsub::MessageAcceptance::Accept,
-                    Verdict::Limited | Verdict::Unfit(_) => gossipsub::MessageAcceptance::Ignore,
+                    Verdict::Limited | Verdict::Known | Verdict::Unfit(_) => {
+                        gossipsub::MessageAcceptance::Ignore
+                    }
                     Verdict::Rejected(_) => gossipsub::MessageAcceptance::Reject,
                 };
                 self.swarm
@@ -1245,7 +1273,7 @@ impl EventLoop {
                         lamport,
                         new,
                     } => {
-                        let source = message.source.unwrap_or(propagation_source);
+                        let source = author.unwrap_or(propagation_source);
                         info!(author = %source, via = %propagation_source, lamport, new, "received");
 
                         if leave
@@ -1262,7 +1290,7 @@ impl EventLoop {
                         }
                     }
                     Verdict::Limited => {
-                        let source = message.source.unwrap_or(propagation_source);
+                        let source = author.unwrap_or(propagation_source);
                         // Told at most once a minute per author.
                         let told = self
                             .limited
@@ -1284,9 +1312,10 @@ impl EventLoop {
                             debug!(author = %source, "rate-limited message dropped");
                         }
                     }
+                    Verdict::Known => debug!(via = %propagation_source, "known event dropped"),
                     Verdict::Unfit(reason) => {
                         // Only the author itself is to blame for sending it.
-                        if message.source == Some(propagation_source) {
+                        if author == Some(propagation_source) {
                             self.offence(propagation_source, &reason, now).await?;
                         } else {
                             debug!(via = %propagation_source, %reason, "dropped a message unfit for us");

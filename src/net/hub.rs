@@ -293,33 +293,43 @@ impl Hub {
             })) => {
                 let topic = message.topic.as_str().to_owned();
                 let now = Instant::now();
-                let verdict = match (message.source, self.rooms.get_mut(&topic)) {
-                    // The hub keeps the same per-author rate as participants, so a flood does not
-                    // fill its history or pass through it.
-                    (Some(source), Some(_)) if !self.limiter.allow(source, now) => {
-                        debug!(author = %source, "rate-limited message dropped");
-                        self.swarm
-                            .behaviour_mut()
-                            .gossipsub
-                            .report_message_validation_result(
-                                &message_id,
-                                &propagation_source,
-                                gossipsub::MessageAcceptance::Ignore,
-                            );
-                        return Ok(());
-                    }
-                    (Some(source), Some(archive)) => wire::decode_event(&message.data)
-                        .map_err(|e| e.to_string())
-                        .and_then(|ev| archive.accept(Some(source), ev).map_err(|e| e.to_string())),
-                    (None, _) => Err("unsigned message".to_owned()),
-                    (_, None) => Err(format!("not a room this hub serves: {topic}")),
+                // The author is whoever signed the event (gossip messages carry no source).
+                let mut author = None;
+                let verdict = match self.rooms.get_mut(&topic) {
+                    None => Err(format!("not a room this hub serves: {topic}")),
+                    Some(archive) => match wire::decode_event(&message.data) {
+                        Err(e) => Err(e.to_string()),
+                        // The hub keeps the same per-author rate as participants, so a flood
+                        // does not fill its history or pass through it. An event it has (the
+                        // same event encoded otherwise, or learned by sync) is not charged: a
+                        // replayer would drain its author's rate.
+                        Ok(ev)
+                            if archive.transcript().is_known(&ev.event)
+                                || !self.limiter.allow(ev.event.author, now) =>
+                        {
+                            debug!(author = %ev.event.author, "known or rate-limited message dropped");
+                            self.swarm
+                                .behaviour_mut()
+                                .gossipsub
+                                .report_message_validation_result(
+                                    &message_id,
+                                    &propagation_source,
+                                    gossipsub::MessageAcceptance::Ignore,
+                                );
+                            return Ok(());
+                        }
+                        Ok(ev) => {
+                            author = Some(ev.event.author);
+                            archive.accept(ev).map_err(|e| e.to_string())
+                        }
+                    },
                 };
                 let acceptance = match verdict {
                     Ok(view) => {
                         if let Some(view) = &view
                             && view.kind == crate::core::event::EventKind::Leave
                             && view.reason == Some(crate::core::event::LeaveReason::Quit)
-                            && let Some(source) = message.source
+                            && let Some(source) = author
                         {
                             // As a participant does: hanging up tells the leaver its leave is
                             // out; a moment later, so that its unregistration gets in.
@@ -511,7 +521,7 @@ impl Hub {
                     let mut views = Vec::new();
                     if let Some(archive) = self.rooms.get_mut(&topic) {
                         for e in resp.events {
-                            match archive.accept(None, e) {
+                            match archive.accept(e) {
                                 Ok(Some(mut view)) => {
                                     new += 1;
                                     view.sync = true;
