@@ -41,7 +41,7 @@ fn main() -> ExitCode {
         eprintln!("chitty-node: cannot open the log file: {e}");
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -116,17 +116,33 @@ fn check_mesh(c: &gossipsub::Config) -> Result<(), BehaviourError> {
     Ok(())
 }
 
+/// The mesh degree D: how many peers each node forwards a message to. Every message is also
+/// flood-published by its author to every subscribed peer it is connected to, so on a LAN, where
+/// mDNS connects everyone to everyone, the mesh only carries copies its members already have; in
+/// a room of 10 a node got each message about 6 times with libp2p's D = 6 (docs/PERFORMANCE.md).
+/// The mesh matters where peers are not all connected (through a hub): 4 keeps each message on
+/// several paths there, and history sync repairs what a path loses.
+pub const MESH_N: usize = 4;
+/// The fewest mesh peers before gossipsub grafts more.
+pub const MESH_N_LOW: usize = 3;
+/// The most mesh peers before gossipsub prunes some.
+pub const MESH_N_HIGH: usize = 8;
+
 /// The gossipsub configuration (docs/PROTOCOL.md, "Gossipsub").
 pub fn gossipsub_config() -> Result<gossipsub::Config, BehaviourError> {
     let config = gossipsub::ConfigBuilder::default()
         // Every message waits for our verdict before it is forwarded.
         .validate_messages()
-        // No gossipsub signature, source or sequence number: every chat event carries its
-        // author's signature already, checked once per message by `wire::decode_event`.
-        // gossipsub would check its own on every copy, before it drops duplicates (a node of a
-        // 10-node room gets each message about 6 times): that was a quarter of all CPU time
-        // (docs/PERFORMANCE.md). Messages carrying any of the three are refused.
-        .validation_mode(gossipsub::ValidationMode::Anonymous)
+        // No gossipsub signature: every chat event carries its author's signature already,
+        // checked once per message by `wire::decode_event`. gossipsub would check its own on
+        // every copy, before it drops duplicates (a node of a 10-node room gets each message
+        // about 6 times): that was a quarter of all CPU time (docs/PERFORMANCE.md). gossipsub
+        // checks nothing; the `from` field (`MessageAuthenticity::Author`) is only a hint that
+        // keeps forwarders from sending a message back to its author.
+        .validation_mode(gossipsub::ValidationMode::None)
+        .mesh_n(MESH_N)
+        .mesh_n_low(MESH_N_LOW)
+        .mesh_n_high(MESH_N_HIGH)
         .message_id_fn(|m: &gossipsub::Message| message_id(&m.data))
         // Form the mesh soon after start instead of after libp2p's default 5 s.
         .heartbeat_initial_delay(Duration::from_millis(100))
@@ -187,7 +203,7 @@ impl ChatBehaviour {
     ) -> Result<Self, BehaviourError> {
         let peer = key.public().to_peer_id();
         let gossipsub = gossipsub::Behaviour::new(
-            gossipsub::MessageAuthenticity::Anonymous,
+            gossipsub::MessageAuthenticity::Author(peer),
             gossipsub_config()?,
         )
         .map_err(|e| BehaviourError::Gossipsub(e.to_owned()))?;

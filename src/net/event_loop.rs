@@ -557,9 +557,15 @@ impl EventLoop {
         Ok(())
     }
 
-    /// Carries out everything the room asked for.
+    /// Carries out everything the room asked for: what goes to peers first, so that the
+    /// connection tasks, woken in that order, send before the ui renders our own line.
     async fn drain_room(&mut self) -> Result<(), NetError> {
+        let mut outputs = Vec::new();
         while let Some(out) = self.room.poll_output() {
+            outputs.push(out);
+        }
+        outputs.sort_by_key(|o| !matches!(o, Output::Publish(_)));
+        for out in outputs {
             match out {
                 Output::Show(ev) => {
                     if let ChatEvent::Chat(v) = &ev {
@@ -1256,6 +1262,11 @@ impl EventLoop {
                         }
                     }
                 };
+                if matches!(verdict, Verdict::Accepted { .. }) {
+                    // Shown before it is forwarded: the ui task is woken before the connection
+                    // tasks that forward it, and our user need not wait for those.
+                    self.drain_room().await?;
+                }
                 let acceptance = match &verdict {
                     Verdict::Accepted { .. } => gossipsub::MessageAcceptance::Accept,
                     Verdict::Limited | Verdict::Known | Verdict::Unfit(_) => {
