@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashSet;
 
 use common::Node;
-use common::netns::Lab;
+use common::netns::{Lab, Spawn};
 
 fn lab(forwarding: bool) -> Option<Lab> {
     if let Some(why) = Lab::unavailable() {

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::netns::Lab;
+use common::netns::{Lab, Spawn};
 
 #[test]
 fn three_hosts_find_each_other_by_mdns_and_chat() {

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use common::Node;
-use common::netns::Lab;
+use common::netns::{Lab, Spawn};
 use serde_json::Value;
 
 fn lab(n: usize) -> Option<Lab> {
