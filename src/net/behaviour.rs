@@ -119,14 +119,15 @@ fn check_mesh(c: &gossipsub::Config) -> Result<(), BehaviourError> {
 /// The mesh degree D: how many peers each node forwards a message to. Every message is also
 /// flood-published by its author to every subscribed peer it is connected to, so on a LAN, where
 /// mDNS connects everyone to everyone, the mesh only carries copies its members already have; in
-/// a room of 10 a node got each message about 6 times with libp2p's D = 6 (docs/PERFORMANCE.md).
-/// The mesh matters where peers are not all connected (through a hub): 4 keeps each message on
-/// several paths there, and history sync repairs what a path loses.
-pub const MESH_N: usize = 4;
+/// a room of 10, libp2p's D = 6 made about 65 TCP sends per message, and D = 3 cut the CPU per
+/// delivery by a fifth (docs/PERFORMANCE.md). The mesh matters where peers are not all
+/// connected (through a hub): 3 keeps each message on more than one path there, and history
+/// sync repairs what a path loses.
+pub const MESH_N: usize = 3;
 /// The fewest mesh peers before gossipsub grafts more.
-pub const MESH_N_LOW: usize = 3;
+pub const MESH_N_LOW: usize = 2;
 /// The most mesh peers before gossipsub prunes some.
-pub const MESH_N_HIGH: usize = 8;
+pub const MESH_N_HIGH: usize = 6;
 
 /// The gossipsub configuration (docs/PROTOCOL.md, "Gossipsub").
 pub fn gossipsub_config() -> Result<gossipsub::Config, BehaviourError> {
@@ -143,6 +144,7 @@ pub fn gossipsub_config() -> Result<gossipsub::Config, BehaviourError> {
         .mesh_n(MESH_N)
         .mesh_n_low(MESH_N_LOW)
         .mesh_n_high(MESH_N_HIGH)
+        .mesh_outbound_min(1)
         .message_id_fn(|m: &gossipsub::Message| message_id(&m.data))
         // Form the mesh soon after start instead of after libp2p's default 5 s.
         .heartbeat_initial_delay(Duration::from_millis(100))
