@@ -49,6 +49,9 @@ pub struct BenchConfig {
     pub missed: usize,
     /// How long to wait for any one thing (a join, the deliveries of a step, a convergence).
     pub timeout: Duration,
+    /// Where each node's stderr goes (`n0.err`, ...), with `RUST_LOG` passed on; discarded if
+    /// `None`.
+    pub stderr_dir: Option<PathBuf>,
 }
 
 /// Latency percentiles.
@@ -497,14 +500,21 @@ impl Drop for Proc {
 }
 
 impl Proc {
-    fn spawn(mut cmd: Command, data: &Path) -> Result<Proc, BenchError> {
+    fn spawn(mut cmd: Command, data: &Path, stderr: Option<PathBuf>) -> Result<Proc, BenchError> {
         let program = PathBuf::from(cmd.get_program());
+        let stderr = match stderr {
+            Some(path) => Stdio::from(
+                std::fs::File::create(&path)
+                    .map_err(|e| BenchError::Other(format!("{}: {e}", path.display())))?,
+            ),
+            None => Stdio::null(),
+        };
         let started = Instant::now();
         let mut child = cmd
             .env("XDG_DATA_HOME", data)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .map_err(|e| BenchError::Spawn(program, e))?;
         let pid = child.id();
@@ -782,6 +792,11 @@ impl Cluster {
                 "1000000".to_owned(),
             ]
         };
+        let err_file = |i: usize| {
+            cfg.stderr_dir
+                .as_ref()
+                .map(|d| d.join(format!("{}.err", name(i))))
+        };
         let started = Instant::now();
         let deadline = started + cfg.timeout;
         match cfg.placement {
@@ -794,7 +809,7 @@ impl Cluster {
                     for a in &addrs {
                         cmd.args(["--connect", a]);
                     }
-                    let p = Proc::spawn(cmd, data)?;
+                    let p = Proc::spawn(cmd, data, err_file(i))?;
                     let (addr, early) = wait_ready(&p, i, deadline)?;
                     cluster.pending[i].extend(early);
                     addrs.push(addr);
@@ -802,6 +817,7 @@ impl Cluster {
                 }
             }
             Placement::Netns => {
+                check_neighbour_table(cfg.nodes)?;
                 let lab = Lab::bridge(cfg.nodes).map_err(BenchError::Lab)?;
                 cluster.namespaces = lab.namespaces();
                 let ns = cluster.namespaces.clone();
@@ -809,7 +825,7 @@ impl Cluster {
                 for i in 0..cfg.nodes {
                     let mut cmd = Lab::command(lab.host(i + 1), &bin);
                     cmd.args(common(i));
-                    cluster.procs.push(Proc::spawn(cmd, data)?);
+                    cluster.procs.push(Proc::spawn(cmd, data, err_file(i))?);
                 }
                 cluster.lab = Some(lab);
             }
@@ -1161,6 +1177,25 @@ impl Cluster {
                 ));
             }
         }
+    }
+}
+
+/// The kernel keeps one ARP table for all namespaces, and drops what it cannot resolve once
+/// it holds `gc_thresh3` entries: every send of a host that came too late then fails (ENOBUFS),
+/// mDNS included, and it never finds anyone. A full mesh of `n` hosts needs about n x (n - 1)
+/// entries; on a real LAN each host has a table of its own.
+fn check_neighbour_table(n: usize) -> Result<(), BenchError> {
+    const KNOB: &str = "/proc/sys/net/ipv4/neigh/default/gc_thresh3";
+    let need = n * (n - 1) + 4 * n;
+    match std::fs::read_to_string(KNOB)
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+    {
+        Some(have) if have < need => Err(BenchError::Lab(format!(
+            "{n} hosts need about {need} ARP entries, and the kernel keeps at most {have} for all namespaces together; raise it for the run with `sysctl -w net.ipv4.neigh.default.gc_thresh3={}` (and gc_thresh2 with it)",
+            need.next_power_of_two()
+        ))),
+        _ => Ok(()),
     }
 }
 

@@ -36,6 +36,9 @@ struct Args {
     /// How long to wait for any one thing (a join, a step's deliveries), in seconds.
     #[arg(long, default_value_t = 20)]
     timeout: u64,
+    /// Keep each node's stderr in DIR/n0.err, ... (set RUST_LOG for more than warnings).
+    #[arg(long, value_name = "DIR")]
+    stderr_dir: Option<std::path::PathBuf>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -155,6 +158,7 @@ fn main() -> ExitCode {
         size: a.size,
         missed: a.missed,
         timeout: Duration::from_secs(a.timeout.max(1)),
+        stderr_dir: a.stderr_dir.clone(),
     };
     clean_up_on_signal();
     eprintln!(
