@@ -213,7 +213,7 @@ fn max_of(v: &[Duration]) -> Duration {
 impl Report {
     /// As one JSON object.
     pub fn json(&self) -> Value {
-        let latency = self.latency.clone().unwrap_or_default();
+        let l = self.latency.as_ref();
         json!({
             "placement": self.placement,
             "nodes": self.nodes,
@@ -221,10 +221,10 @@ impl Report {
             "first_peer_ms": self.startup.first_peer.iter().map(|d| ms(*d)).collect::<Vec<_>>(),
             "first_peer_max_ms": ms(max_of(&self.startup.first_peer)),
             "all_joined_ms": ms(self.startup.all_joined),
-            "latency": latency.latency.json(),
-            "delivered": latency.delivered,
-            "duplicates": latency.duplicates,
-            "cpu_us_per_delivery": latency.cpu_per_delivery.map(|d| d.as_secs_f64() * 1e6),
+            "latency": l.map(|l| l.latency.json()),
+            "delivered": l.map(|l| l.delivered),
+            "duplicates": l.map(|l| l.duplicates),
+            "cpu_us_per_delivery": l.and_then(|l| l.cpu_per_delivery).map(|d| d.as_secs_f64() * 1e6),
             "cpu_rest_per_s": self.cpu_rest,
             "rss_rest_kib": self.rss_rest_kib,
             "rss_load_kib": self.rss_load_kib,
@@ -476,6 +476,8 @@ pub fn clean_up() {
         let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
     }
     lab::remove(&std::mem::take(&mut l.namespaces));
+    // Also those of a lab still being built.
+    lab::remove_all_of_this_process();
     for d in l.dirs.drain(..) {
         let _ = std::fs::remove_dir_all(d);
     }
@@ -631,6 +633,8 @@ pub fn echo_client(addr: &str, size: usize, n: usize) -> Result<Percentiles, Ben
     let err = |e: std::io::Error| BenchError::Other(format!("TCP echo: {e}"));
     let mut c = TcpStream::connect(addr).map_err(err)?;
     c.set_nodelay(true).map_err(err)?;
+    c.set_read_timeout(Some(ECHO_TIMEOUT)).map_err(err)?;
+    c.set_write_timeout(Some(ECHO_TIMEOUT)).map_err(err)?;
     let buf = vec![7u8; size];
     let mut back = vec![0u8; size];
     let mut v = Vec::with_capacity(n);
@@ -644,10 +648,15 @@ pub fn echo_client(addr: &str, size: usize, n: usize) -> Result<Percentiles, Ben
     Ok(Percentiles::of(&v))
 }
 
+/// How long a load goes on listening after its last first delivery, for late duplicates.
+const LATE_DUPLICATES: Duration = Duration::from_millis(200);
+
 /// How many echoes make the floor.
 const FLOOR_ECHOES: usize = 500;
 /// The pause between two echoes of the floor.
 pub const ECHO_GAP: Duration = Duration::from_millis(2);
+/// How long one echo may take before the floor gives up.
+const ECHO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The floor on loopback: a TCP echo within this process.
 fn floor_loopback(size: usize) -> Result<Percentiles, BenchError> {
@@ -797,8 +806,10 @@ impl Cluster {
                 .as_ref()
                 .map(|d| d.join(format!("{}.err", name(i))))
         };
-        let started = Instant::now();
-        let deadline = started + cfg.timeout;
+        // From the first process start (after the lab is built), to the line that completed
+        // the last node's set of joins.
+        let mut started = Instant::now();
+        let mut deadline = started + cfg.timeout;
         match cfg.placement {
             Placement::Loopback => {
                 let mut addrs: Vec<String> = Vec::new();
@@ -822,6 +833,8 @@ impl Cluster {
                 cluster.namespaces = lab.namespaces();
                 let ns = cluster.namespaces.clone();
                 live(|l| l.namespaces.extend(ns));
+                started = Instant::now();
+                deadline = started + cfg.timeout;
                 for i in 0..cfg.nodes {
                     let mut cmd = Lab::command(lab.host(i + 1), &bin);
                     cmd.args(common(i));
@@ -833,6 +846,7 @@ impl Cluster {
         let n = cfg.nodes;
         let mut first_peer: Vec<Option<Duration>> = vec![None; n];
         let mut joins: Vec<HashSet<String>> = vec![HashSet::new(); n];
+        let mut last_join = started;
         while joins.iter().any(|j| j.len() < n) {
             if Instant::now() > deadline {
                 let seen: Vec<usize> = joins.iter().map(HashSet::len).collect();
@@ -848,14 +862,15 @@ impl Cluster {
                     }
                     if v["type"] == "join"
                         && let Some(u) = v["user"].as_str()
+                        && joins[i].insert(u.to_owned())
                     {
-                        joins[i].insert(u.to_owned());
+                        last_join = last_join.max(t);
                     }
                 }
             }
         }
         cluster.startup = Startup {
-            all_joined: started.elapsed(),
+            all_joined: last_join.saturating_duration_since(started),
             first_peer: first_peer.into_iter().flatten().collect(),
         };
         Ok(cluster)
@@ -864,10 +879,12 @@ impl Cluster {
     /// Waits up to `max` for any line, then moves whatever the nodes printed into `pending`.
     fn wait_lines(&mut self, max: Duration) {
         // One blocking wait on node 0 (most lines arrive everywhere at once), then a sweep.
-        if let Some(p) = self.procs.first()
-            && let Ok(x) = p.lines.recv_timeout(max)
-        {
-            self.pending[0].push(x);
+        if let Some(p) = self.procs.first() {
+            match p.lines.recv_timeout(max) {
+                Ok(x) => self.pending[0].push(x),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(max),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            }
         }
         for (i, p) in self.procs.iter().enumerate() {
             while let Ok(x) = p.lines.try_recv() {
@@ -929,8 +946,9 @@ impl Cluster {
         let expected = messages * receivers;
         let mut latencies = Vec::with_capacity(expected);
         let mut seen: Vec<HashMap<String, usize>> = vec![HashMap::new(); n];
-        let until = Instant::now() + timeout;
-        while latencies.len() < expected && Instant::now() < until {
+        let mut until = Instant::now() + timeout;
+        let mut drained = false;
+        while Instant::now() < until {
             self.wait_lines(Duration::from_millis(20));
             for (i, lines) in self.pending.iter_mut().enumerate() {
                 for (t, v) in lines.drain(..) {
@@ -956,6 +974,11 @@ impl Cluster {
                         latencies.push(t.saturating_duration_since(*at));
                     }
                 }
+            }
+            if latencies.len() >= expected && !drained {
+                // A moment more for duplicates that come after the last first delivery.
+                drained = true;
+                until = Instant::now() + LATE_DUPLICATES;
             }
         }
         let duplicates = seen
@@ -1009,8 +1032,9 @@ impl Cluster {
         let last = self.procs.len() - 1;
         let killed = Instant::now();
         let _ = self.procs[last].child.kill();
-        let mut done = vec![false; last];
-        while done.iter().any(|d| !d) {
+        // When each node printed the announcement.
+        let mut done: Vec<Option<Instant>> = vec![None; last];
+        while done.iter().any(Option::is_none) {
             if killed.elapsed() > timeout {
                 return Err(BenchError::Timeout(format!(
                     "{} was not announced lost everywhere",
@@ -1019,13 +1043,18 @@ impl Cluster {
             }
             self.wait_lines(Duration::from_millis(5));
             for (i, lines) in self.pending.iter_mut().enumerate().take(last) {
-                if lines.iter().any(|(_, v)| is_lost(v, &name(last))) {
-                    done[i] = true;
+                if let Some((t, _)) = lines.iter().find(|(_, v)| is_lost(v, &name(last))) {
+                    done[i].get_or_insert(*t);
                 }
                 lines.clear();
             }
         }
-        Ok(killed.elapsed())
+        Ok(done
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(killed)
+            .saturating_duration_since(killed))
     }
 
     /// Every node's `/history`, as comparable keys.
@@ -1082,21 +1111,27 @@ impl Cluster {
         let t_cut = Instant::now();
         lab.set_link(cut + 1, false).map_err(BenchError::Lab)?;
         // Both sides notice: node 0 announces the cut-off node lost, and it announces node 0.
-        let (mut rest_saw, mut cut_saw) = (false, false);
-        while !(rest_saw && cut_saw) {
+        let (mut rest_saw, mut cut_saw) = (None, None);
+        while rest_saw.is_none() || cut_saw.is_none() {
             if t_cut.elapsed() > timeout {
                 return Err(BenchError::Timeout(
                     "the partition was never noticed".into(),
                 ));
             }
             self.wait_lines(Duration::from_millis(20));
-            rest_saw |= self.pending[0].iter().any(|(_, v)| is_lost(v, &name(cut)));
-            cut_saw |= self.pending[cut].iter().any(|(_, v)| is_lost(v, &name(0)));
+            let when = |lines: &[(Instant, Value)], who: &str| {
+                lines.iter().find(|(_, v)| is_lost(v, who)).map(|(t, _)| *t)
+            };
+            rest_saw = rest_saw.or(when(&self.pending[0], &name(cut)));
+            cut_saw = cut_saw.or(when(&self.pending[cut], &name(0)));
             for p in &mut self.pending {
                 p.clear();
             }
         }
-        let noticed = t_cut.elapsed();
+        let noticed = rest_saw
+            .max(cut_saw)
+            .unwrap_or(t_cut)
+            .saturating_duration_since(t_cut);
         progress(&format!(
             "recovery: {} messages while {} is cut off",
             missed,

@@ -26,13 +26,34 @@ fn ip(args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// The start of the names of every namespace this process makes.
+fn process_prefix() -> String {
+    format!("chl{}x", std::process::id())
+}
+
 /// A name prefix of its own for each lab: the process id and a counter.
 fn prefix() -> String {
     format!(
-        "chl{}x{}",
-        std::process::id(),
+        "{}{}",
+        process_prefix(),
         LABS.fetch_add(1, Ordering::SeqCst)
     )
+}
+
+/// Removes every namespace this process made, finished labs or not (for a signal handler: a
+/// lab being built is not yet anyone's to drop).
+pub fn remove_all_of_this_process() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
+    let prefix = process_prefix();
+    let ours: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(&prefix))
+        .map(str::to_owned)
+        .collect();
+    remove(&ours);
 }
 
 /// Hosts in network namespaces: on one bridge, or on two subnets joined by a router.

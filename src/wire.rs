@@ -273,6 +273,12 @@ pub fn sign_event(event: Event, topic: &str, key: &Keypair) -> SignedEvent {
 pub fn decode_event(bytes: &[u8]) -> Result<SignedEvent, WireError> {
     check_len(bytes, MAX_EVENT_BYTES)?;
     let env: WireEnvelope = serde_cbor::from_slice(bytes)?;
+    // One encoding per event: anyone could otherwise re-encode an event (other key order,
+    // longer integers, chunked strings) into a new gossip message id, costing every node a
+    // signature check per copy (docs/PROTOCOL.md section 5).
+    if to_vec(&env) != bytes {
+        return Err(invalid("envelope", "not in canonical form"));
+    }
     check_version(env.v)?;
     check_len(&env.body, MAX_BODY_BYTES)?;
     let w: WireBody = serde_cbor::from_slice(&env.body)?;
@@ -597,6 +603,17 @@ mod tests {
         assert!(matches!(
             decode_event(&[0xff, 0x00]),
             Err(WireError::Cbor(_))
+        ));
+        // The same envelope in another key order: a new gossip id for the same event, refused.
+        let v: serde_cbor::Value = serde_cbor::from_slice(&good).unwrap();
+        let reordered = serde_cbor::to_vec(&v).unwrap();
+        assert_ne!(reordered, good);
+        assert!(matches!(
+            decode_event(&reordered),
+            Err(WireError::Invalid {
+                field: "envelope",
+                ..
+            })
         ));
         let mut trailing = good.clone();
         trailing.push(0);

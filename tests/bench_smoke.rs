@@ -110,7 +110,7 @@ fn an_interrupted_bench_cleans_up() {
     }
     let _one = NETNS.lock().unwrap_or_else(|e| e.into_inner());
     let before = namespaces();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chitty-bench"))
+    let child = Command::new(env!("CARGO_BIN_EXE_chitty-bench"))
         .args([
             "--netns",
             "--nodes",
@@ -124,6 +124,9 @@ fn an_interrupted_bench_cleans_up() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("chitty-bench starts");
+    // Killed (with what it made, by its handler) if the test fails before it interrupts it.
+    let mut child = Interrupt(child);
+    let child = &mut child.0;
     let pid = child.id();
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = channel();
@@ -167,6 +170,20 @@ fn an_interrupted_bench_cleans_up() {
                     .is_ok_and(|s| s.contains(") Z ")),
             "node {n} still runs"
         );
+    }
+}
+
+/// A bench that is sent SIGINT when dropped (so it cleans up), then reaped.
+struct Interrupt(std::process::Child);
+
+impl Drop for Interrupt {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-INT", &self.0.id().to_string()])
+                .status();
+            let _ = self.0.wait();
+        }
     }
 }
 

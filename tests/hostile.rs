@@ -34,7 +34,7 @@ enum Cmd {
     Publish(Vec<u8>),
     /// Publish again the last message it received (someone else's signed event), encoded
     /// otherwise (the envelope's keys in another order), so that gossipsub takes it for a new
-    /// message.
+    /// message: refused as not canonical.
     Replay,
 }
 
@@ -143,11 +143,16 @@ fn envelope(key: &Keypair, body: Vec<u8>) -> Vec<u8> {
     let mut msg = b"chitty-chat/event/1:".to_vec();
     msg.extend_from_slice(&body);
     let sig = key.sign(&msg).expect("ed25519 signs");
-    let mut m = std::collections::BTreeMap::new();
-    m.insert(text("v"), Value::Integer(1));
-    m.insert(text("body"), Value::Bytes(body));
-    m.insert(text("sig"), Value::Bytes(sig));
-    cbor(&Value::Map(m))
+    // The canonical encoding: keys in the order v, body, sig (docs/PROTOCOL.md section 5).
+    #[derive(serde::Serialize)]
+    struct Envelope {
+        v: u8,
+        #[serde(with = "serde_bytes")]
+        body: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        sig: Vec<u8>,
+    }
+    serde_cbor::to_vec(&Envelope { v: 1, body, sig }).expect("CBOR of an envelope")
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
@@ -202,7 +207,7 @@ async fn a_foreign_peer_cannot_disrupt_the_room() {
         );
         let _ = to_foreign.send(Cmd::Publish(e)).await;
     }
-    // Someone else's signed event, replayed in another encoding: shown once.
+    // Someone else's signed event, replayed in another encoding: refused, shown once.
     a.send("sign me");
     b.wait_message("alice", "sign me");
     let _ = to_foreign.send(Cmd::Replay).await;

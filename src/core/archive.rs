@@ -40,11 +40,10 @@ impl Archive {
         &self.transcript
     }
 
-    /// Checks and keeps an event, live or learned by sync (its author's signature was checked
-    /// when it was decoded). Returns the event's view when it was new.
-    pub fn accept(&mut self, signed: SignedEvent) -> Result<Option<EventView>, Rejection> {
+    /// What [`Archive::accept`] would refuse: another room, a wild stamp.
+    pub fn check(&self, signed: &SignedEvent) -> Result<(), Rejection> {
         if signed.topic != self.topic {
-            return Err(Rejection::OtherRoom(signed.topic));
+            return Err(Rejection::OtherRoom(signed.topic.clone()));
         }
         let e = &signed.event;
         if e.lamport >= MAX_STAMP || e.lamport > self.clock.saturating_add(MAX_CLOCK_JUMP) {
@@ -53,6 +52,14 @@ impl Archive {
                 local: self.clock,
             });
         }
+        Ok(())
+    }
+
+    /// Checks and keeps an event, live or learned by sync (its author's signature was checked
+    /// when it was decoded). Returns the event's view when it was new.
+    pub fn accept(&mut self, signed: SignedEvent) -> Result<Option<EventView>, Rejection> {
+        self.check(&signed)?;
+        let e = &signed.event;
         if self.transcript.is_known(e) {
             return Ok(None);
         }

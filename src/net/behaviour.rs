@@ -24,8 +24,10 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(1);
 /// retry waits for a new stream's negotiation, up to 10 s: the event loop does not wait for
 /// that, see `event_loop::LIVENESS_TIMEOUT`.)
 pub const PING_TIMEOUT: Duration = Duration::from_secs(5);
-/// Largest gossipsub frame we send or accept. Chat events are at most 1 KiB.
-pub const GOSSIP_MAX_TRANSMIT: usize = 64 * 1024;
+/// Largest gossipsub frame we send or accept. Chat events are at most 1152 bytes; the rest is
+/// room for control messages (a heartbeat's IHAVE lists). It also bounds what a peer can pad
+/// onto a message in the one field anonymous validation leaves unchecked (`key`).
+pub const GOSSIP_MAX_TRANSMIT: usize = 16 * 1024;
 /// The shortest registration a hub's rendezvous server accepts: registrations of clients that
 /// left or crashed are gone within this long (libp2p's default minimum is 2 hours).
 pub const RENDEZVOUS_MIN_TTL: u64 = 60;
@@ -137,10 +139,10 @@ pub fn gossipsub_config() -> Result<gossipsub::Config, BehaviourError> {
         // No gossipsub signature: every chat event carries its author's signature already,
         // checked once per message by `wire::decode_event`. gossipsub would check its own on
         // every copy, before it drops duplicates (a node of a 10-node room gets each message
-        // about 6 times): that was a quarter of all CPU time (docs/PERFORMANCE.md). gossipsub
-        // checks nothing; the `from` field (`MessageAuthenticity::Author`) is only a hint that
-        // keeps forwarders from sending a message back to its author.
-        .validation_mode(gossipsub::ValidationMode::None)
+        // about 6 times): that was a quarter of all CPU time (docs/PERFORMANCE.md). Anonymous
+        // messages carry no source, sequence number or signature, and any that does is
+        // refused (validation mode `None` would forward whatever a peer put there).
+        .validation_mode(gossipsub::ValidationMode::Anonymous)
         .mesh_n(MESH_N)
         .mesh_n_low(MESH_N_LOW)
         .mesh_n_high(MESH_N_HIGH)
@@ -205,7 +207,7 @@ impl ChatBehaviour {
     ) -> Result<Self, BehaviourError> {
         let peer = key.public().to_peer_id();
         let gossipsub = gossipsub::Behaviour::new(
-            gossipsub::MessageAuthenticity::Author(peer),
+            gossipsub::MessageAuthenticity::Anonymous,
             gossipsub_config()?,
         )
         .map_err(|e| BehaviourError::Gossipsub(e.to_owned()))?;

@@ -775,8 +775,8 @@ impl EventLoop {
                     e @ (gossipsub::PublishError::AllQueuesFull(_)
                     | gossipsub::PublishError::Duplicate),
                 ) => {
+                    // Not counted as sent: no peer has it yet.
                     info!(lamport = front.lamport, error = %e, "{HANDED_OVER}");
-                    sent_messages += usize::from(front.is_message);
                     self.outbox.pop_front();
                 }
                 Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => break,
@@ -1286,15 +1286,14 @@ impl EventLoop {
                     } => {
                         let source = author.unwrap_or(propagation_source);
                         info!(author = %source, via = %propagation_source, lamport, new, "received");
-
-                        if leave
-                            && new
-                            && let Some(n) = self.neighbours.get_mut(&source)
-                        {
+                        // A leave that actually ends the author's presence: an old one from an
+                        // earlier run, replayed, does not (its join is later in total order).
+                        let gone = leave && new && !self.room.is_present(&source);
+                        if gone && let Some(n) = self.neighbours.get_mut(&source) {
                             n.left = true;
                             n.retry_at = None;
                         }
-                        if leave && new {
+                        if gone {
                             // Hanging up tells the leaver its leave arrived (docs/PROTOCOL.md,
                             // "Leaving"), so it can exit without waiting.
                             let _ = self.swarm.disconnect_peer_id(source);

@@ -299,29 +299,33 @@ impl Hub {
                     None => Err(format!("not a room this hub serves: {topic}")),
                     Some(archive) => match wire::decode_event(&message.data) {
                         Err(e) => Err(e.to_string()),
-                        // The hub keeps the same per-author rate as participants, so a flood
-                        // does not fill its history or pass through it. An event it has (the
-                        // same event encoded otherwise, or learned by sync) is not charged: a
-                        // replayer would drain its author's rate.
-                        Ok(ev)
-                            if archive.transcript().is_known(&ev.event)
-                                || !self.limiter.allow(ev.event.author, now) =>
-                        {
-                            debug!(author = %ev.event.author, "known or rate-limited message dropped");
-                            self.swarm
-                                .behaviour_mut()
-                                .gossipsub
-                                .report_message_validation_result(
-                                    &message_id,
-                                    &propagation_source,
-                                    gossipsub::MessageAcceptance::Ignore,
-                                );
-                            return Ok(());
-                        }
-                        Ok(ev) => {
-                            author = Some(ev.event.author);
-                            archive.accept(ev).map_err(|e| e.to_string())
-                        }
+                        // Invalid is invalid whatever the rate: checked first, so that it counts.
+                        Ok(ev) => match archive.check(&ev) {
+                            Err(e) => Err(e.to_string()),
+                            // The hub keeps the same per-author rate as participants, so a
+                            // flood does not fill its history or pass through it. An event it
+                            // has (learned by sync) is not charged: a replayer would drain its
+                            // author's rate.
+                            Ok(())
+                                if archive.transcript().is_known(&ev.event)
+                                    || !self.limiter.allow(ev.event.author, now) =>
+                            {
+                                debug!(author = %ev.event.author, "known or rate-limited message dropped");
+                                self.swarm
+                                    .behaviour_mut()
+                                    .gossipsub
+                                    .report_message_validation_result(
+                                        &message_id,
+                                        &propagation_source,
+                                        gossipsub::MessageAcceptance::Ignore,
+                                    );
+                                return Ok(());
+                            }
+                            Ok(()) => {
+                                author = Some(ev.event.author);
+                                archive.accept(ev).map_err(|e| e.to_string())
+                            }
+                        },
                     },
                 };
                 let acceptance = match verdict {
