@@ -29,6 +29,8 @@ use crate::wire;
 
 /// The hub's TCP port unless `--listen` says otherwise.
 pub const DEFAULT_HUB_PORT: u16 = 4747;
+/// How long a stopping hub goes on forwarding what it has accepted.
+pub const FLUSH_LINGER: Duration = Duration::from_millis(250);
 /// How long the hub waits after a leave before hanging up on the leaver.
 pub const HANG_UP_DELAY: Duration = Duration::from_millis(500);
 /// Most rooms one hub serves.
@@ -120,10 +122,16 @@ impl Hub {
         })
     }
 
-    /// Runs until `shutdown` resolves (Ctrl-C, SIGTERM). The hub reads no input.
+    /// Runs until `shutdown` resolves (Ctrl-C, SIGTERM), then for [`FLUSH_LINGER`] more, so that
+    /// what it has just accepted is still forwarded (gossipsub drops a connection's queued
+    /// messages when the swarm goes). The hub reads no input.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), NetError> {
         let mut shutdown = std::pin::pin!(shutdown);
+        let mut stop_at: Option<Instant> = None;
         loop {
+            if stop_at.is_some_and(|t| Instant::now() >= t) {
+                return Ok(());
+            }
             self.hang_up_due(Instant::now());
             let liveness = self
                 .alive
@@ -132,11 +140,12 @@ impl Hub {
                 .chain(self.hang_up.iter().map(|h| h.1))
                 .min()
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            let liveness = stop_at.map_or(liveness, |t| liveness.min(t));
             tokio::select! {
                 biased;
-                _ = &mut shutdown => {
+                _ = &mut shutdown, if stop_at.is_none() => {
                     info!("hub shutting down");
-                    return Ok(());
+                    stop_at = Some(Instant::now() + FLUSH_LINGER);
                 }
                 event = self.swarm.select_next_some() => self.handle_swarm_event(event).await?,
                 _ = tokio::time::sleep_until(tokio::time::Instant::from_std(liveness)) => {
