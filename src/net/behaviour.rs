@@ -18,10 +18,8 @@ use super::hello::{HELLO_PROTOCOL, HelloCodec, SYNC_PROTOCOL, SyncCodec};
 pub const MDNS_QUERY_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a hello or a sync page may take before it is abandoned.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often each connection is pinged. Every 2 s: a frozen peer is still noticed within
-/// `event_loop::LIVENESS_TIMEOUT` (5 s) of its last answer, and a 50-node room at rest spends
-/// a third less CPU than with 1 s (docs/PERFORMANCE.md).
-pub const PING_INTERVAL: Duration = Duration::from_secs(2);
+/// How often each connection is pinged.
+pub const PING_INTERVAL: Duration = Duration::from_secs(1);
 /// How long one ping may take. (libp2p-ping reports only the second failure in a row, and the
 /// retry waits for a new stream's negotiation, up to 10 s: the event loop does not wait for
 /// that, see `event_loop::LIVENESS_TIMEOUT`.)

@@ -47,7 +47,7 @@ pub const MDNS_ADDRS_CAP: usize = 8;
 /// How often a non-empty outbox is retried even without a subscription event.
 pub const OUTBOX_RETRY: Duration = Duration::from_millis(500);
 /// A connection with no successful ping for this long is closed as dead (a frozen process, a cut
-/// cable): with pings every 2 s, a silent peer is noticed within about 5 s.
+/// cable): with pings every second, a silent peer is noticed within about 5 s.
 pub const LIVENESS_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long discovery gets before a node that has met only newcomers joins: less than the join
 /// grace, so that a simultaneous start of many nodes is over within a second.
