@@ -90,7 +90,8 @@ impl Percentiles {
         }
     }
 
-    fn json(&self) -> Value {
+    /// As JSON (milliseconds); [`Percentiles::from_json`] reads it back.
+    pub fn json(&self) -> Value {
         json!({"count": self.count, "p50_ms": ms(self.p50), "p90_ms": ms(self.p90), "p99_ms": ms(self.p99), "max_ms": ms(self.max)})
     }
 
@@ -592,14 +593,17 @@ fn cpu_ticks(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux unless told otherwise).
+/// Clock ticks per second (`getconf CLK_TCK`, asked once; 100 on Linux unless told otherwise).
 fn ticks_per_second() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 /// A payload of `size` bytes and at most 128 characters, starting with `tag`.

@@ -100,10 +100,7 @@ fn main() -> ExitCode {
     if let Some(addr) = &a.echo_client {
         return match bench::echo_client(addr, a.size, a.messages) {
             Ok(p) => {
-                println!(
-                    "{}",
-                    serde_json::json!({"count": p.count, "p50_ms": p.p50.as_secs_f64() * 1e3, "p90_ms": p.p90.as_secs_f64() * 1e3, "p99_ms": p.p99.as_secs_f64() * 1e3, "max_ms": p.max.as_secs_f64() * 1e3})
-                );
+                println!("{}", p.json());
                 ExitCode::SUCCESS
             }
             Err(e) => {
