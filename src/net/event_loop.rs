@@ -303,6 +303,26 @@ pub struct EventLoop {
 /// duplicate. Either way it has left our hands.
 const HANDED_OVER: &str = "event cached by gossipsub; gossip and sync carry it";
 
+/// What became of one event handed to gossipsub.
+enum Handed {
+    /// On its way to at least one peer.
+    Sent,
+    /// In gossipsub's cache but sent to no one yet ([`HANDED_OVER`]): not to be published again.
+    Cached,
+    /// No subscribed peer: it waits in the outbox.
+    NoPeers,
+    /// Refused (too large, say): the user is told.
+    Failed(gossipsub::PublishError),
+}
+
+/// The user's words for an event gossipsub refused.
+fn publish_error(lamport: u64, e: &gossipsub::PublishError) -> ChatEvent {
+    ChatEvent::Error(format!(
+        "could not send the event stamped {lamport}: {}",
+        describe_publish_error(e)
+    ))
+}
+
 /// Words for the user instead of libp2p's error names.
 fn describe_publish_error(e: &gossipsub::PublishError) -> &'static str {
     match e {
@@ -653,39 +673,42 @@ impl EventLoop {
             .collect()
     }
 
+    /// Hands the event stamped `lamport` to gossipsub and logs what became of it.
+    fn hand_to_gossipsub(&mut self, bytes: Vec<u8>, lamport: u64) -> Handed {
+        match self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(self.topic.clone(), bytes)
+        {
+            Ok(id) => {
+                info!(lamport, %id, "published");
+                Handed::Sent
+            }
+            Err(
+                e
+                @ (gossipsub::PublishError::AllQueuesFull(_) | gossipsub::PublishError::Duplicate),
+            ) => {
+                info!(lamport, error = %e, "{HANDED_OVER}");
+                Handed::Cached
+            }
+            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => Handed::NoPeers,
+            Err(e) => {
+                warn!(lamport, error = %e, "publish failed");
+                Handed::Failed(e)
+            }
+        }
+    }
+
     async fn publish(&mut self, signed: &SignedEvent) -> Result<(), NetError> {
         let event = &signed.event;
         let bytes = signed.bytes.to_vec();
         let is_message = matches!(event.body, Body::Message(_));
         if self.outbox.is_empty() && self.settled(Instant::now()) {
-            match self
-                .swarm
-                .behaviour_mut()
-                .gossipsub
-                .publish(self.topic.clone(), bytes.clone())
-            {
-                Ok(id) => {
-                    info!(lamport = event.lamport, seq = event.seq, %id, kind = ?event.body, "published");
-                    return Ok(());
-                }
-                Err(
-                    e @ (gossipsub::PublishError::AllQueuesFull(_)
-                    | gossipsub::PublishError::Duplicate),
-                ) => {
-                    info!(lamport = event.lamport, error = %e, "{HANDED_OVER}");
-                    return Ok(());
-                }
-                Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
-                Err(e) => {
-                    warn!(lamport = event.lamport, error = %e, "publish failed");
-                    return self
-                        .emit(ChatEvent::Error(format!(
-                            "could not send the event stamped {}: {}",
-                            event.lamport,
-                            describe_publish_error(&e)
-                        )))
-                        .await;
-                }
+            match self.hand_to_gossipsub(bytes.clone(), event.lamport) {
+                Handed::Sent | Handed::Cached => return Ok(()),
+                Handed::NoPeers => {}
+                Handed::Failed(e) => return self.emit(publish_error(event.lamport, &e)).await,
             }
         }
         // Lines are refused before they are stamped once OUTBOX_CAP is reached (handle_command);
@@ -760,35 +783,21 @@ impl EventLoop {
         }
         let mut sent_messages = 0;
         while let Some(front) = self.outbox.front() {
-            match self
-                .swarm
-                .behaviour_mut()
-                .gossipsub
-                .publish(self.topic.clone(), front.bytes.clone())
-            {
-                Ok(id) => {
-                    info!(lamport = front.lamport, %id, "published queued event");
-                    sent_messages += usize::from(front.is_message);
+            let (bytes, lamport, is_message) =
+                (front.bytes.clone(), front.lamport, front.is_message);
+            match self.hand_to_gossipsub(bytes, lamport) {
+                Handed::Sent => {
+                    sent_messages += usize::from(is_message);
                     self.outbox.pop_front();
                 }
-                Err(
-                    e @ (gossipsub::PublishError::AllQueuesFull(_)
-                    | gossipsub::PublishError::Duplicate),
-                ) => {
-                    // Not counted as sent: no peer has it yet.
-                    info!(lamport = front.lamport, error = %e, "{HANDED_OVER}");
+                // Not counted as sent: no peer has it yet.
+                Handed::Cached => {
                     self.outbox.pop_front();
                 }
-                Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => break,
-                Err(e) => {
-                    warn!(lamport = front.lamport, error = %e, "publish of a queued event failed");
-                    let lamport = front.lamport;
+                Handed::NoPeers => break,
+                Handed::Failed(e) => {
                     self.outbox.pop_front();
-                    self.emit(ChatEvent::Error(format!(
-                        "could not send the event stamped {lamport}: {}",
-                        describe_publish_error(&e)
-                    )))
-                    .await?;
+                    self.emit(publish_error(lamport, &e)).await?;
                 }
             }
         }
@@ -1240,9 +1249,9 @@ impl EventLoop {
                         // Invalid is invalid whatever the rate: checked first, so it counts.
                         match self.room.check_remote(&event) {
                             Err(e) => judge(e),
-                            // Already here (by sync, or the same event encoded otherwise, which
-                            // gossipsub takes for another message): not forwarded, and not
-                            // charged to the author's rate, which a replayer would drain.
+                            // Already here (learned by sync first; another encoding of it was
+                            // refused by `decode_event`): not forwarded, and not charged to the
+                            // author's rate, which a replayer would drain.
                             Ok(()) if self.room.transcript().is_known(&event.event) => {
                                 Verdict::Known
                             }
