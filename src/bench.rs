@@ -616,6 +616,11 @@ fn payload(tag: &str, size: usize) -> String {
     s
 }
 
+/// The tag a [`payload`] starts with, read back from a `message` line.
+fn tag_of(v: &Value) -> Option<&str> {
+    v["text"].as_str()?.split(' ').next()
+}
+
 /// Serves one TCP echo connection on `listener`.
 pub fn echo_serve(listener: TcpListener, size: usize) -> std::io::Result<()> {
     let (mut s, _) = listener.accept()?;
@@ -959,20 +964,16 @@ impl Cluster {
                     if v["type"] != "message" || Some(i) == absent {
                         continue;
                     }
-                    let tag = v["text"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .split(' ')
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
-                    let Some((s, at)) = sent.get(&tag) else {
+                    let Some(tag) = tag_of(&v) else {
+                        continue;
+                    };
+                    let Some((s, at)) = sent.get(tag) else {
                         continue;
                     };
                     if *s == i {
                         continue;
                     }
-                    let count = seen[i].entry(tag).or_insert(0);
+                    let count = seen[i].entry(tag.to_owned()).or_insert(0);
                     *count += 1;
                     if *count == 1 {
                         latencies.push(t.saturating_duration_since(*at));
@@ -1183,7 +1184,7 @@ impl Cluster {
                     }
                     if i == cut
                         && ty == "message"
-                        && let Some(tag) = v["text"].as_str().and_then(|s| s.split(' ').next())
+                        && let Some(tag) = tag_of(&v)
                         && tag.starts_with('p')
                     {
                         got.insert(tag.to_owned());
