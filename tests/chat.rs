@@ -579,3 +579,59 @@ fn a_restarted_participant_is_heard_again() {
     assert_ne!(joins[0]["lamport"], joins[1]["lamport"]);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// The ordering key of history entries: what must be the same on every node.
+fn history_keys(history: &[Value]) -> Vec<(u64, String, String)> {
+    history
+        .iter()
+        .map(|v| {
+            (
+                v["lamport"].as_u64().unwrap_or_default(),
+                v["peer"].as_str().unwrap_or_default().to_owned(),
+                v["event"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Restarting under one's own name is the most ordinary thing a user does: the restarted node
+/// takes back its earlier run's events (they come back by sync, signed with its own key), holds
+/// the same transcript as the room, and says nothing about them.
+#[test]
+fn a_restart_under_the_same_name_holds_the_whole_transcript_again() {
+    let data = std::env::temp_dir().join(format!("chitty-restart-{}", std::process::id()));
+    let (mut a, addr) = first("pat", &[]);
+    let start = || {
+        let mut c = std::process::Command::new(common::bin());
+        c.args(["--json", "--username", "quinn"])
+            .args(args(&["--connect", &addr]))
+            .env("XDG_DATA_HOME", &data);
+        Node::start("quinn", c)
+    };
+    let mut b = start();
+    b.wait_join("quinn");
+    b.send("said before the restart");
+    b.send("/quit");
+    assert!(b.wait_exit().success());
+    a.wait_leave("quinn");
+    drop(b);
+
+    let mut b = start();
+    let own = b.wait_for("the earlier run's line, caught up", |v| {
+        v["type"] == "message" && v["text"] == "said before the restart"
+    });
+    assert_eq!(own["sync"], true, "{own}");
+    b.wait_count("both of quinn's joins", 2, |v| {
+        v["type"] == "join" && v["user"] == "quinn"
+    });
+    a.wait_count("both of quinn's joins", 2, |v| {
+        v["type"] == "join" && v["user"] == "quinn"
+    });
+    let at_a = history_keys(&a.history());
+    let at_b = history_keys(&b.history());
+    assert_eq!(at_a.len(), 5, "{at_a:?}");
+    assert_eq!(at_a, at_b, "one transcript on both nodes");
+    let err = b.stderr_text();
+    assert!(!err.contains("refused"), "nothing to warn about: {err}");
+    let _ = std::fs::remove_dir_all(&data);
+}

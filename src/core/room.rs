@@ -115,10 +115,17 @@ pub enum Rejection {
         /// Our clock.
         local: u64,
     },
-    /// The event claims to be ours but we do not know it (a peer cannot forge our signature,
-    /// so this is an event from an earlier run with the same key).
-    #[error("event claims to be our own")]
-    OwnEvent,
+    /// The event is signed with our key and numbered as this run numbers its events, but this
+    /// run never sent it: only someone holding our key (another process, a copied key file)
+    /// can have made it. (Events of earlier runs, numbered below this run's first, are ours
+    /// and taken like any other.)
+    #[error(
+        "event {seq} is signed with our key but this run never sent it (is the key in use elsewhere?)"
+    )]
+    ForeignOwn {
+        /// Its sequence number.
+        seq: u64,
+    },
     /// The hello or sync message is from a node in another room.
     #[error("topic {0:?} is another room")]
     OtherRoom(String),
@@ -172,6 +179,8 @@ pub struct Room {
     /// Events learned while waiting to join, shown in total order just before the join.
     held: Vec<(OrderKey, EventView)>,
     outputs: VecDeque<Output>,
+    /// Whether the user was warned that our key signs events this run never sent.
+    told_foreign_own: bool,
 }
 
 impl Room {
@@ -193,6 +202,7 @@ impl Room {
             connected: HashSet::new(),
             held: Vec::new(),
             outputs: VecDeque::new(),
+            told_foreign_own: false,
         }
     }
 
@@ -364,6 +374,14 @@ impl Room {
             match self.accept(e, true) {
                 Ok(true) => new += 1,
                 Ok(false) => {}
+                // Said once: the same events come back with every anti-entropy round.
+                Err(e @ Rejection::ForeignOwn { .. }) if !self.told_foreign_own => {
+                    self.told_foreign_own = true;
+                    tracing::warn!(%from, reason = %e, "sync event refused");
+                }
+                Err(e @ Rejection::ForeignOwn { .. }) => {
+                    tracing::debug!(%from, reason = %e, "sync event refused")
+                }
                 Err(e) => tracing::warn!(%from, reason = %e, "sync event refused"),
             }
         }
@@ -417,9 +435,7 @@ impl Room {
         if event.topic != self.topic {
             return Err(Rejection::OtherRoom(event.topic.clone()));
         }
-        if event.event.author == self.me && !self.transcript.is_known(&event.event) {
-            return Err(Rejection::OwnEvent);
-        }
+        self.check_own(&event.event)?;
         self.check_stamp(event.event.lamport)
     }
 
@@ -476,6 +492,20 @@ impl Room {
         });
     }
 
+    /// Events signed with our key come back to us. Those this run sent are known; those of an
+    /// earlier run (numbered at or below this run's first sequence number) are ours as much as
+    /// anyone's and are taken like any other, so a restarted node holds the same transcript
+    /// as the room. Only an event numbered as this run's that this run never sent is refused.
+    fn check_own(&self, event: &Event) -> Result<(), Rejection> {
+        if event.author == self.me
+            && event.seq > self.cfg.first_seq
+            && !self.transcript.is_known(event)
+        {
+            return Err(Rejection::ForeignOwn { seq: event.seq });
+        }
+        Ok(())
+    }
+
     fn check_stamp(&self, stamp: u64) -> Result<(), Rejection> {
         let local = self.clock.now();
         if stamp >= MAX_STAMP {
@@ -494,14 +524,7 @@ impl Room {
             return Err(Rejection::OtherRoom(signed.topic));
         }
         let event = &signed.event;
-        if event.author == self.me {
-            // Our own events come back by sync: known, or from an earlier run with our key.
-            return if self.transcript.is_known(event) {
-                Ok(false)
-            } else {
-                Err(Rejection::OwnEvent)
-            };
-        }
+        self.check_own(event)?;
         self.check_stamp(event.lamport)?;
         if self.transcript.is_known(event) {
             return Ok(false);
@@ -742,6 +765,83 @@ mod tests {
             .iter()
             .map(|e| (e.event.author, e.event.seq, e.event.lamport))
             .collect()
+    }
+
+    /// A room under `keypair` whose run numbers its events above `first_seq`.
+    fn rerun(name: &str, keypair: &Keypair, first_seq: u64) -> Room {
+        Room::new(RoomConfig {
+            keypair: keypair.clone(),
+            user: Username::new(name).unwrap(),
+            room: RoomName::lobby(),
+            history: 10_000,
+            join_grace: JOIN_GRACE,
+            first_seq,
+        })
+    }
+
+    /// Restarting under one's own name (the same key) is ordinary: the events of the earlier
+    /// run come back by sync and are taken, so both nodes hold the same transcript again, and
+    /// the new join follows them.
+    #[test]
+    fn given_a_restart_under_the_same_key_when_syncing_then_the_earlier_runs_events_are_ours() {
+        let now = Instant::now();
+        let mut a = room("a");
+        a.start(now, false);
+        let key_b = Keypair::generate_ed25519();
+        let mut b1 = rerun("b", &key_b, 1_000);
+        b1.start(now, true);
+        b1.handle_hello(a.me(), a.hello()).unwrap();
+        sync(&a, &mut b1);
+        b1.handle_command(say("before the restart"), now);
+        b1.handle_command(UserCommand::Quit, now);
+        deliver(&drain(&mut b1).0, &mut a);
+        drain(&mut a);
+
+        let mut b2 = rerun("b", &key_b, 2_000);
+        b2.start(now, true);
+        b2.handle_hello(a.me(), a.hello()).unwrap();
+        sync(&a, &mut b2);
+        let (published, shown) = drain(&mut b2);
+        assert!(b2.has_joined(), "the join follows the caught-up past");
+        let views = chats(&shown);
+        assert!(
+            views
+                .iter()
+                .any(|v| v.sync && v.text.as_deref() == Some("before the restart")),
+            "{views:?}"
+        );
+        deliver(&published, &mut a);
+        assert_eq!(key(&a), key(&b2), "one transcript on both nodes");
+        assert!(b2.is_present(&b2.me()));
+        assert!(a.is_present(&b2.me()));
+    }
+
+    /// An event signed with our key, numbered as this run numbers its events, that this run
+    /// never sent: someone else holds our key. Refused, live or by sync, and warned once.
+    #[test]
+    fn given_our_key_elsewhere_when_an_event_of_this_run_we_never_sent_arrives_then_it_is_refused()
+    {
+        let now = Instant::now();
+        let key_b = Keypair::generate_ed25519();
+        let mut b = rerun("b", &key_b, 1_000);
+        b.start(now, false);
+        drain(&mut b);
+        // Another process with the same key, numbering above ours.
+        let mut twin = rerun("b", &key_b, 5_000);
+        twin.start(now, false);
+        let (events, _) = drain(&mut twin);
+        assert_eq!(
+            b.handle_remote(events[0].clone()),
+            Err(Rejection::ForeignOwn { seq: 5_001 })
+        );
+        assert!(b.check_remote(&events[0]).is_err());
+        // Our own event, come back, is simply known.
+        let mut c = room("c");
+        c.start(now, false);
+        b.handle_command(say("mine"), now);
+        let (mine, _) = drain(&mut b);
+        assert_eq!(b.check_remote(&mine[0]), Ok(()));
+        assert_eq!(b.handle_remote(mine[0].clone()), Ok(false));
     }
 
     #[test]

@@ -1225,12 +1225,13 @@ impl EventLoop {
                     /// An event we have: dropped, not forwarded.
                     Known,
                     /// Valid, but not for us (a stamp too far ahead of our own clock, our own
-                    /// key from another run): dropped, not forwarded; a forwarder is not to blame.
+                    /// key used by another process): dropped, not forwarded; a forwarder is not
+                    /// to blame.
                     Unfit(String),
                     Rejected(String),
                 }
                 let judge = |e: Rejection| match e {
-                    Rejection::StampAhead { .. } | Rejection::OwnEvent => {
+                    Rejection::StampAhead { .. } | Rejection::ForeignOwn { .. } => {
                         Verdict::Unfit(e.to_string())
                     }
                     other => Verdict::Rejected(other.to_string()),

@@ -265,6 +265,11 @@ impl Node {
         assert!(ok, "kill -{sig} {}", self.pid());
     }
 
+    /// Everything the node wrote to stderr so far.
+    pub fn stderr_text(&self) -> String {
+        self.stderr.lock().map(|l| l.join("\n")).unwrap_or_default()
+    }
+
     /// Panics with everything the node printed.
     pub fn fail(&self, why: &str) -> ! {
         let err = self.stderr.lock().map(|l| l.join("\n")).unwrap_or_default();
