@@ -635,3 +635,61 @@ fn a_restart_under_the_same_name_holds_the_whole_transcript_again() {
     assert!(!err.contains("refused"), "nothing to warn about: {err}");
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// Runs the binary to its end with no input; returns (exit code, stderr).
+fn run_to_end(args: &[&str], data: &std::path::Path) -> (Option<i32>, String) {
+    let out = std::process::Command::new(common::bin())
+        .args(args)
+        .env("XDG_DATA_HOME", data)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A listen address someone already listens on is refused at start, naming the address: two
+/// nodes (or two hubs) sharing a port would split the room between them.
+#[test]
+fn a_listen_address_in_use_is_refused_at_start() {
+    let data = std::env::temp_dir().join(format!("chitty-taken-{}", std::process::id()));
+    let listen = format!("/ip4/127.0.0.1/tcp/{}", free_port());
+    let mut a = Node::spawn("pat", &["--no-mdns", "--listen", &listen]);
+    a.wait_join("pat");
+    let (code, err) = run_to_end(
+        &["--json", "--no-mdns", "-u", "quinn", "--listen", &listen],
+        &data,
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&format!("cannot listen on {listen}")) && err.contains("already in use"),
+        "{err}"
+    );
+
+    // A hub on a taken port: the same, instead of a second hub with a new key.
+    let hub_listen = format!("/ip4/127.0.0.1/tcp/{}", free_port());
+    let key = data.join("hub.key");
+    let key = key.to_str().expect("a UTF-8 path");
+    let mut hub = Node::start("hub", {
+        let mut c = std::process::Command::new(common::bin());
+        c.args([
+            "--json",
+            "--relay",
+            "--identity",
+            key,
+            "--listen",
+            &hub_listen,
+        ]);
+        c
+    });
+    hub.ready();
+    let (code, err) = run_to_end(
+        &["--relay", "--identity", key, "--listen", &hub_listen],
+        &data,
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("already in use"), "{err}");
+    let _ = std::fs::remove_dir_all(&data);
+}

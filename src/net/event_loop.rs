@@ -8,7 +8,6 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use libp2p::core::transport::ListenerId;
-use libp2p::core::transport::TransportError;
 use libp2p::core::{Transport, upgrade};
 use libp2p::futures::StreamExt;
 use libp2p::identity::Keypair;
@@ -378,22 +377,7 @@ impl EventLoop {
     ) -> Result<Self, NetError> {
         let mut swarm = build_swarm(&config.keypair, config.mdns, false)?;
         let me = *swarm.local_peer_id();
-        let mut tcp_listeners = HashSet::new();
-        for addr in &config.listen {
-            let id = swarm
-                .listen_on(addr.clone())
-                .map_err(|e| NetError::Listen {
-                    addr: addr.clone(),
-                    reason: match e {
-                        TransportError::MultiaddrNotSupported(_) => {
-                            "not a TCP address (expected /ip4/ADDR/tcp/PORT or /ip6/ADDR/tcp/PORT)"
-                                .to_owned()
-                        }
-                        TransportError::Other(io) => io.to_string(),
-                    },
-                })?;
-            tcp_listeners.insert(id);
-        }
+        let tcp_listeners = super::listen_all(&mut swarm, &config.listen)?;
         let room = Room::new(RoomConfig {
             keypair: config.keypair.clone(),
             user: config.user.clone(),

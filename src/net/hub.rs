@@ -98,14 +98,7 @@ impl Hub {
             .gossipsub
             .with_peer_score(params, thresholds)
             .map_err(NetError::Subscribe)?;
-        for addr in &config.listen {
-            swarm
-                .listen_on(addr.clone())
-                .map_err(|e| NetError::Listen {
-                    addr: addr.clone(),
-                    reason: e.to_string(),
-                })?;
-        }
+        super::listen_all(&mut swarm, &config.listen)?;
         Ok(Self {
             me: *swarm.local_peer_id(),
             swarm,

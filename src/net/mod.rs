@@ -12,12 +12,71 @@ pub mod hub;
 
 pub use event_loop::{EventLoop, NetError, NodeConfig};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+use libp2p::core::transport::{ListenerId, TransportError};
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::ConnectionId;
 use libp2p::{Multiaddr, PeerId, Swarm};
+
+/// Starts listening on every address, for a node and a hub alike; the first that cannot be
+/// listened on is an error naming it.
+///
+/// libp2p's TCP transport sets `SO_REUSEPORT` on its listeners (so that dials can leave from the
+/// listening port), and so a second process asking for the same port gets it too: two nodes
+/// would share one address, and dialers land on either. So an address with a port of its own
+/// (not 0) is first bound without `SO_REUSEPORT`, which fails while anyone listens there.
+pub(crate) fn listen_all<B: libp2p::swarm::NetworkBehaviour>(
+    swarm: &mut Swarm<B>,
+    addrs: &[Multiaddr],
+) -> Result<HashSet<ListenerId>, NetError> {
+    let mut ids = HashSet::new();
+    for addr in addrs {
+        let refused = |reason: String| NetError::Listen {
+            addr: addr.clone(),
+            reason,
+        };
+        if let Some(socket) = fixed_port(addr) {
+            std::net::TcpListener::bind(socket).map_err(|e| {
+                refused(match e.kind() {
+                    std::io::ErrorKind::AddrInUse => {
+                        "the address is already in use (another chitty-node, or another program, \
+                         listens there); stop it or choose another port with --listen"
+                            .to_owned()
+                    }
+                    _ => e.to_string(),
+                })
+            })?;
+        }
+        let id = swarm.listen_on(addr.clone()).map_err(|e| {
+            refused(match e {
+                TransportError::MultiaddrNotSupported(_) => {
+                    "not a TCP address (expected /ip4/ADDR/tcp/PORT or /ip6/ADDR/tcp/PORT)"
+                        .to_owned()
+                }
+                TransportError::Other(io) => io.to_string(),
+            })
+        })?;
+        ids.insert(id);
+    }
+    Ok(ids)
+}
+
+/// The socket address of `/ip4|ip6/ADDR/tcp/PORT` with a port other than 0.
+fn fixed_port(addr: &Multiaddr) -> Option<SocketAddr> {
+    let mut parts = addr.iter();
+    let ip = match parts.next()? {
+        Protocol::Ip4(ip) => IpAddr::V4(ip),
+        Protocol::Ip6(ip) => IpAddr::V6(ip),
+        _ => return None,
+    };
+    match parts.next()? {
+        Protocol::Tcp(port) if port != 0 => Some(SocketAddr::new(ip, port)),
+        _ => None,
+    }
+}
 
 /// Closes every connection with no sign of life (established, or a ping answered) for
 /// [`event_loop::LIVENESS_TIMEOUT`]: libp2p closes none by itself. Shared by nodes and hubs.
