@@ -896,9 +896,15 @@ impl EventLoop {
         // how many attempts can be pending at once.
         n.retry_at = Some(now + n.backoff);
         n.backoff = (n.backoff * 2).min(n.max_backoff);
+        // From a new port, not the listening one: two nodes that find each other at the same
+        // instant dial each other at once, and from both listening ports the two dials are one
+        // TCP simultaneous open (the same four-tuple), whose security handshake fails on both
+        // sides (both are initiators), again and again in lockstep. From fresh ports they are
+        // two connections, and both succeed.
         let opts = DialOpts::peer_id(peer)
             .addresses(n.addrs.clone())
             .condition(PeerCondition::Always)
+            .allocate_new_port()
             .build();
         match self.swarm.dial(opts) {
             Ok(()) => debug!(%peer, "dialling a neighbour"),
