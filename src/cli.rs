@@ -46,10 +46,11 @@ pub struct Args {
     #[arg(long, value_name = "MULTIADDR")]
     pub listen: Vec<Multiaddr>,
 
-    /// Dial this peer at start and re-dial it whenever the connection drops (repeatable).
-    /// The /p2p/ID suffix is optional.
-    #[arg(long, value_name = "MULTIADDR")]
-    pub connect: Vec<Multiaddr>,
+    /// Dial this peer at start and re-dial it whenever the connection drops (repeatable):
+    /// HOST:PORT (192.0.2.7:4001, [::1]:4001, host.example:4001) or a multiaddr
+    /// (/ip4/192.0.2.7/tcp/4001, /dns4/host.example/tcp/4001), the /p2p/ID suffix optional.
+    #[arg(long, value_name = "ADDR")]
+    pub connect: Vec<String>,
 
     /// Do not discover peers on the LAN by mDNS.
     #[arg(long)]
@@ -146,19 +147,56 @@ pub enum ConfigError {
     History,
     /// A `--connect` address names no transport we can dial.
     #[error(
-        "--connect {0}: expected an IP address and TCP port, like /ip4/192.0.2.7/tcp/4001 or /ip6/::1/tcp/4001, optionally followed by /p2p/ID"
+        "--connect {0}: expected HOST:PORT (192.0.2.7:4001, [::1]:4001, host.example:4001) or a multiaddr (/ip4/192.0.2.7/tcp/4001, /dns4/host.example/tcp/4001), optionally followed by /p2p/ID"
     )]
-    Connect(Multiaddr),
+    Connect(String),
 }
 
-/// Whether we can dial `addr`: an IP address, a TCP port, optionally the peer id. (Names are not
-/// resolved: the node has no DNS transport.)
+/// Whether we can dial `addr`: an IP address or a host name, a TCP port, optionally the peer
+/// id.
 fn dialable(addr: &Multiaddr) -> bool {
     let mut parts = addr.iter();
-    matches!(parts.next(), Some(Protocol::Ip4(_) | Protocol::Ip6(_)))
-        && matches!(parts.next(), Some(Protocol::Tcp(_)))
+    matches!(
+        parts.next(),
+        Some(
+            Protocol::Ip4(_)
+                | Protocol::Ip6(_)
+                | Protocol::Dns(_)
+                | Protocol::Dns4(_)
+                | Protocol::Dns6(_)
+        )
+    ) && matches!(parts.next(), Some(Protocol::Tcp(_)))
         && matches!(parts.next(), None | Some(Protocol::P2p(_)))
         && parts.next().is_none()
+}
+
+/// Reads a `--connect` address: a multiaddr, or `HOST:PORT` as most programs take it.
+pub fn parse_connect(s: &str) -> Result<Multiaddr, ConfigError> {
+    let bad = || ConfigError::Connect(s.to_owned());
+    let addr = if s.starts_with('/') {
+        s.parse::<Multiaddr>().map_err(|_| bad())?
+    } else if let Ok(socket) = s.parse::<std::net::SocketAddr>() {
+        Multiaddr::from(socket.ip()).with(Protocol::Tcp(socket.port()))
+    } else {
+        let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        let name_ok = !host.is_empty()
+            && host.len() <= 253
+            && host
+                .split('.')
+                .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        if !name_ok {
+            return Err(bad());
+        }
+        Multiaddr::empty()
+            .with(Protocol::Dns(host.to_owned().into()))
+            .with(Protocol::Tcp(port))
+    };
+    if dialable(&addr) {
+        Ok(addr)
+    } else {
+        Err(bad())
+    }
 }
 
 impl TryFrom<Args> for Config {
@@ -193,9 +231,11 @@ impl TryFrom<Args> for Config {
         if a.max_rate == 0 {
             return Err(ConfigError::Rate);
         }
-        if let Some(bad) = a.connect.iter().find(|addr| !dialable(addr)) {
-            return Err(ConfigError::Connect(bad.clone()));
-        }
+        let connect = a
+            .connect
+            .iter()
+            .map(|c| parse_connect(c))
+            .collect::<Result<Vec<_>, _>>()?;
         let port = match role {
             Role::Hub | Role::HubAndParticipant(_) => crate::net::hub::DEFAULT_HUB_PORT,
             Role::Participant(_) => 0,
@@ -214,7 +254,7 @@ impl TryFrom<Args> for Config {
             identity,
             room,
             listen,
-            connect: a.connect,
+            connect,
             mdns: !a.no_mdns,
             json: a.json,
             history: a.history,
@@ -243,6 +283,29 @@ mod tests {
         assert!(!c.json);
         assert_eq!(c.listen[0].to_string(), "/ip4/0.0.0.0/tcp/0");
         assert_eq!(c.room.topic(), "chitty-chat");
+    }
+
+    /// `--connect` takes what people type first (`127.0.0.1:4747`, `localhost:4747`) as well as
+    /// multiaddrs.
+    #[test]
+    fn connect_takes_host_and_port_or_a_multiaddr() {
+        let one = |a: &str| {
+            parse_connect(a)
+                .map(|m| m.to_string())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(one("127.0.0.1:4747").unwrap(), "/ip4/127.0.0.1/tcp/4747");
+        assert_eq!(one("[::1]:4747").unwrap(), "/ip6/::1/tcp/4747");
+        assert_eq!(one("localhost:4747").unwrap(), "/dns/localhost/tcp/4747");
+        assert_eq!(
+            one("/dns4/hub.example/tcp/4747").unwrap(),
+            "/dns4/hub.example/tcp/4747"
+        );
+        let e = one("127.0.0.1").unwrap_err();
+        assert!(
+            e.contains("expected HOST:PORT") && e.contains("/ip4/192.0.2.7/tcp/4001"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -288,7 +351,10 @@ mod tests {
                 .contains("--connect")
         );
         assert!(parse(&["--username", "a", "--connect", "nonsense"]).is_err());
-        assert!(parse(&["--username", "a", "--connect", "/dns4/example.org/tcp/1"]).is_err());
+        assert!(parse(&["--username", "a", "--connect", "/ip4/1.2.3.4/udp/1"]).is_err());
+        assert!(parse(&["--username", "a", "--connect", "host:"]).is_err());
+        assert!(parse(&["--username", "a", "--connect", "a b:1"]).is_err());
+        assert!(parse(&["--username", "a", "--connect", "4747"]).is_err());
         assert!(parse(&["--username", "a", "--connect", "/ip4/1.2.3.4/tcp/1/ws"]).is_err());
         assert!(parse(&["--username", "a", "--connect", "/ip6/::1/tcp/1"]).is_ok());
         assert!(parse(&["--username", "a", "--history", "0"]).is_err());

@@ -693,3 +693,108 @@ fn a_listen_address_in_use_is_refused_at_start() {
     assert!(err.contains("already in use"), "{err}");
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// A `--connect` that cannot work says so once, with the reason a user can act on, keeps
+/// retrying, and says when it works; `HOST:PORT` (an IP address or a host name) is taken as
+/// well as a multiaddr.
+#[test]
+fn a_failing_connect_is_reported_once_and_its_success_too() {
+    let port = free_port();
+    let plain = format!("127.0.0.1:{port}");
+    let listen = format!("/ip4/127.0.0.1/tcp/{port}");
+    let mut b = Node::spawn("quinn", &args(&["--connect", &plain]));
+    let failed = b.wait_for("the dial failure", |v| v["type"] == "dial");
+    assert_eq!(failed["ok"], false, "{failed}");
+    assert_eq!(failed["error"], "refused", "{failed}");
+    assert_eq!(failed["addr"], listen.as_str(), "{failed}");
+
+    // Retried with backoff: once someone listens there, the link is made and reported.
+    let mut a = Node::spawn("pat", &["--no-mdns", "--listen", &listen]);
+    let (a_peer, _) = a.ready();
+    let ok = b.wait_for("the dial success", |v| {
+        v["type"] == "dial" && v["ok"] == true
+    });
+    assert_eq!(ok["peer"], a_peer.as_str(), "{ok}");
+    b.wait_join("pat");
+    let dials = b.seen().iter().filter(|v| v["type"] == "dial").count();
+    assert_eq!(dials, 2, "one failure, one success: {:?}", b.seen());
+
+    // The wrong /p2p/ID: someone answers, but not the peer the address names.
+    let (b_peer, _) = b.ready();
+    let wrong = format!("{listen}/p2p/{b_peer}");
+    let mut c = Node::spawn("ria", &args(&["--connect", &wrong]));
+    let failed = c.wait_for("the dial failure", |v| v["type"] == "dial");
+    assert_eq!(failed["error"], "wrong_peer", "{failed}");
+    assert!(
+        failed["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&a_peer)),
+        "names who answered: {failed}"
+    );
+
+    // A host name.
+    let mut d = Node::spawn("sam", &args(&["--connect", &format!("localhost:{port}")]));
+    d.wait_join("pat");
+    a.wait_join("sam");
+}
+
+/// `/peers` says whom we are connected to and whether we reach a hub; `/addr` prints our
+/// addresses again; `/history N` shows the last N events.
+#[test]
+fn peers_addr_and_the_last_n_events_of_history() {
+    let dir = std::env::temp_dir().join(format!("chitty-peers-{}", std::process::id()));
+    let key = dir.join("relay.key");
+    let mut hub = Node::start("hub", {
+        let mut c = std::process::Command::new(common::bin());
+        c.args(["--json", "--relay", "--identity", key.to_str().unwrap()])
+            .args(["--listen", "/ip4/127.0.0.1/tcp/0"]);
+        c
+    });
+    let (hub_peer, hub_listen) = hub.ready();
+    let (mut a, addr) = first("pat", &["--connect", &hub_listen[0]]);
+    let (a_peer, _) = a.ready();
+    let mut b = Node::spawn("quinn", &args(&["--connect", &addr]));
+    b.wait_join("pat");
+    a.wait_join("quinn");
+
+    a.send("/peers");
+    let peers = a.wait_for("the peers", |v| v["type"] == "peers");
+    assert_eq!(peers["hub"], true, "{peers}");
+    let list = peers["peers"].as_array().expect("a list");
+    assert!(
+        list.iter()
+            .any(|p| p["peer"] == hub_peer.as_str() && p["hub"] == true),
+        "{peers}"
+    );
+    assert!(
+        list.iter()
+            .any(|p| p["user"] == "quinn" && p["hub"] == false),
+        "{peers}"
+    );
+    b.send("/peers");
+    let peers = b.wait_for("the peers", |v| v["type"] == "peers");
+    assert_eq!(peers["hub"], false, "{peers}");
+
+    b.send("/addr");
+    let addrs = b.wait_for("the addresses", |v| v["type"] == "addresses");
+    let (b_peer, b_listen) = b.ready();
+    assert_eq!(addrs["peer"], b_peer.as_str());
+    assert_eq!(addrs["listen"][0], b_listen[0].as_str(), "{addrs}");
+
+    for i in 0..3 {
+        b.send(&format!("line {i}"));
+        a.wait_message("quinn", &format!("line {i}"));
+    }
+    let from = a.seen().len();
+    a.send("/history 2");
+    let last = a.wait_until("the last two events", |seen| {
+        let end = seen[from..]
+            .iter()
+            .position(|v| v["type"] == "history_end")?;
+        Some(seen[from..from + end].to_vec())
+    });
+    let texts: Vec<&str> = last.iter().filter_map(|v| v["text"].as_str()).collect();
+    assert_eq!(texts, ["line 1", "line 2"], "{last:?}");
+    assert_ne!(a_peer, b_peer);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -394,6 +394,82 @@ pub enum ChatEvent {
     },
     /// The user's input was refused, or something went wrong; nothing was sent.
     Error(String),
+    /// A `--connect` address could not be reached (said once until it works), or works again
+    /// after that.
+    Dial {
+        /// The address as given.
+        addr: String,
+        /// What happened.
+        outcome: DialOutcome,
+    },
+    /// The answer to `/peers`: whom we are connected to.
+    Links(Vec<LinkView>),
+    /// The answer to `/addr`: our peer id and the addresses others can dial.
+    Addresses {
+        /// Our base58 peer id.
+        peer: String,
+        /// Listen addresses, each ending in `/p2p/<peer>`, relayed ones included.
+        listen: Vec<String>,
+    },
+    /// Live events of one author were dropped over its rate, and sync has not brought them
+    /// back since (said only when something is really missing).
+    Dropped {
+        /// The author's username, as it signed them.
+        user: String,
+        /// The author's base58 peer id.
+        peer: String,
+        /// How many of its events are still missing.
+        missing: usize,
+        /// The rate limit that dropped them (events per second).
+        rate: u32,
+    },
+}
+
+/// What became of dialling a `--connect` address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialOutcome {
+    /// The dial failed; it is retried with backoff.
+    Failed(DialFailure),
+    /// Connected (after a failure that was reported).
+    Connected {
+        /// The peer reached there.
+        peer: String,
+    },
+}
+
+/// Why a dial failed, in the terms a user can act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialFailure {
+    /// Nothing listens at that address and port.
+    Refused,
+    /// No answer in time (a firewall, a host that is down, a wrong address).
+    TimedOut,
+    /// No route to that network or host.
+    Unreachable,
+    /// The host name did not resolve.
+    NoSuchHost,
+    /// Someone answered, but with another peer id than the address's `/p2p/ID`.
+    WrongPeer {
+        /// The peer id that answered.
+        found: String,
+    },
+    /// The address is this node's own.
+    OwnAddress,
+    /// Anything else, as the network layer describes it.
+    Other(String),
+}
+
+/// A connected peer, for `/peers`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkView {
+    /// Its base58 peer id.
+    pub peer: String,
+    /// Its username, if it is a present participant of our room.
+    pub user: Option<String>,
+    /// Where it was reached (`/p2p-circuit` for a connection relayed by a hub).
+    pub addr: String,
+    /// It is a hub (its hello said it keeps the room's history).
+    pub hub: bool,
 }
 
 #[cfg(test)]

@@ -52,8 +52,12 @@ pub enum UserCommand {
     Say(Text),
     /// Show the participants.
     Who,
-    /// Show the transcript in total order.
-    History,
+    /// Show the transcript in total order: all of it, or its last N events.
+    History(Option<usize>),
+    /// Show whom we are connected to (the network layer answers).
+    Peers,
+    /// Show our addresses again (the network layer answers).
+    Addresses,
     /// Leave the room.
     Quit,
 }
@@ -252,6 +256,11 @@ impl Room {
         self.roster.get(peer).is_some_and(|p| p.present)
     }
 
+    /// The name of `peer`, if it is a present participant.
+    pub fn name_of(&self, peer: &PeerId) -> Option<&Username> {
+        self.roster.get(peer).filter(|p| p.present).map(|p| &p.user)
+    }
+
     /// Whether `peer` was a participant and is known to have left or vanished.
     pub fn has_departed(&self, peer: &PeerId) -> bool {
         self.roster.get(peer).is_some_and(|p| !p.present)
@@ -401,7 +410,9 @@ impl Room {
     pub fn handle_command(&mut self, cmd: UserCommand, now: Instant) {
         match cmd {
             UserCommand::Who => self.show_who(),
-            UserCommand::History => self.show_history(),
+            UserCommand::History(last) => self.show_history(last),
+            // Questions about the network, not the room.
+            UserCommand::Peers | UserCommand::Addresses => {}
             UserCommand::Say(_) | UserCommand::Quit => match self.phase {
                 Phase::Created | Phase::Waiting { .. } => {
                     let quit = cmd == UserCommand::Quit;
@@ -592,7 +603,8 @@ impl Room {
                 self.lost.clear();
             }
             UserCommand::Who => self.show_who(),
-            UserCommand::History => self.show_history(),
+            UserCommand::History(last) => self.show_history(last),
+            UserCommand::Peers | UserCommand::Addresses => {}
         }
     }
 
@@ -671,10 +683,12 @@ impl Room {
         v
     }
 
-    fn show_history(&mut self) {
+    fn show_history(&mut self, last: Option<usize>) {
+        let skip = last.map_or(0, |n| self.transcript.len().saturating_sub(n));
         let events = self
             .transcript
             .iter()
+            .skip(skip)
             .map(|e| self.view(&e.event, false))
             .collect();
         self.outputs
@@ -1050,7 +1064,7 @@ mod tests {
         drain(&mut b);
         deliver(&pa, &mut b);
         b.handle_command(UserCommand::Who, Instant::now());
-        b.handle_command(UserCommand::History, Instant::now());
+        b.handle_command(UserCommand::History(None), Instant::now());
         let (_, s) = drain(&mut b);
         let who = s.iter().find_map(|c| match c {
             ChatEvent::Who(l) => Some(l.clone()),

@@ -23,7 +23,7 @@ use tracing::{debug, info, warn};
 
 use super::behaviour::{BehaviourError, ChatBehaviour, ChatBehaviourEvent};
 use super::hello::SyncResponseOut;
-use crate::core::event::{Body, ChatEvent, RoomName, SignedEvent, Username};
+use crate::core::event::{Body, ChatEvent, DialOutcome, LinkView, RoomName, SignedEvent, Username};
 use crate::core::limit::RateLimiter;
 use crate::core::room::{
     Hello, Output, PENDING_COMMANDS_CAP, Rejection, Room, RoomConfig, UserCommand,
@@ -156,6 +156,9 @@ struct Target {
     connected: bool,
     backoff: Duration,
     retry_at: Option<Instant>,
+    /// A failure was reported to the user since the last success: say nothing more until it
+    /// works, and then say so.
+    told: bool,
 }
 
 /// What we know of a connected peer's room.
@@ -294,6 +297,8 @@ pub struct EventLoop {
     leaving: Option<Leaving>,
     /// An error that ends the node once the leave is out.
     fatal: Option<NetError>,
+    /// Reports for the user made where nothing can be awaited, shown at the next turn.
+    reports: Vec<ChatEvent>,
 }
 
 /// Logged when gossipsub took an event but could not send it at once. With content-addressed
@@ -346,9 +351,19 @@ pub(crate) fn build_swarm(
         // upgrading: a dial into a cut network would otherwise hang for TCP's two minutes.
         .with_other_transport(|key| {
             let noise = noise::Config::new(key)?;
+            let tcp = || tcp::tokio::Transport::new(tcp::Config::default().nodelay(true));
+            // Host names (`/dns4/...`, `--connect host:port`) resolve as the system does. Without
+            // a readable system configuration, only the hosts file answers.
+            let tcp = libp2p::dns::tokio::Transport::system(tcp()).unwrap_or_else(|e| {
+                warn!(error = %e, "no DNS configuration; only the hosts file resolves names");
+                libp2p::dns::tokio::Transport::custom(
+                    tcp(),
+                    libp2p::dns::ResolverConfig::from_name_servers(Vec::new()),
+                    libp2p::dns::ResolverOpts::default(),
+                )
+            });
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
-                tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
-                    .upgrade(upgrade::Version::V1Lazy)
+                tcp.upgrade(upgrade::Version::V1Lazy)
                     .authenticate(noise)
                     .multiplex(yamux::Config::default())
                     .timeout(DIAL_TIMEOUT),
@@ -415,6 +430,7 @@ impl EventLoop {
                 connected: false,
                 backoff: REDIAL_MIN,
                 retry_at: Some(Instant::now()),
+                told: false,
             })
             .collect();
         Ok(Self {
@@ -449,6 +465,7 @@ impl EventLoop {
             hubs: HashMap::new(),
             leaving: None,
             fatal: None,
+            reports: Vec::new(),
         })
     }
 
@@ -464,6 +481,9 @@ impl EventLoop {
                 self.maybe_end_wait(Instant::now());
             }
             self.drain_room().await?;
+            for report in std::mem::take(&mut self.reports) {
+                self.emit(report).await?;
+            }
             if self.room.has_left() {
                 self.progress_leave().await?;
                 if self.leave_done() {
@@ -525,11 +545,35 @@ impl EventLoop {
                 )))
                 .await;
         }
-        if cmd == UserCommand::Quit {
+        match cmd {
             // Leaving is more than the room's leave: the hubs are told too.
-            self.quit();
-        } else {
-            self.room.handle_command(cmd, Instant::now());
+            UserCommand::Quit => self.quit(),
+            UserCommand::Peers => {
+                let mut links: Vec<LinkView> = self
+                    .links
+                    .iter()
+                    .map(|(peer, link)| LinkView {
+                        peer: peer.to_base58(),
+                        user: self.room.name_of(peer).map(|u| u.as_str().to_owned()),
+                        addr: link.addr.to_string(),
+                        hub: self.hubs.contains_key(peer),
+                    })
+                    .collect();
+                links.sort_by(|a, b| (!a.hub, &a.user, &a.peer).cmp(&(!b.hub, &b.user, &b.peer)));
+                self.emit(ChatEvent::Links(links)).await?;
+            }
+            UserCommand::Addresses => {
+                // Our own listeners, then relayed addresses on hubs.
+                let mut addrs = self.listening.clone();
+                addrs.extend(self.swarm.external_addresses().cloned());
+                let listen = super::full_addresses(&addrs, self.me);
+                self.emit(ChatEvent::Addresses {
+                    peer: self.me.to_base58(),
+                    listen,
+                })
+                .await?;
+            }
+            cmd => self.room.handle_command(cmd, Instant::now()),
         }
         Ok(())
     }
@@ -954,11 +998,26 @@ impl EventLoop {
                 }
             }
             Err(e) => {
-                warn!(addr = %t.addr, error = %e, "cannot dial");
+                debug!(addr = %t.addr, error = %e, "cannot dial");
                 t.retry_at = Some(now + t.backoff);
                 t.backoff = (t.backoff * 2).min(REDIAL_MAX);
+                self.dial_failed(i, &e);
             }
         }
+    }
+
+    /// A dial of `--connect` address number `i` failed: the user hears of it once, with the
+    /// reason, until it works again.
+    fn dial_failed(&mut self, i: usize, error: &DialError) {
+        let t = &mut self.targets[i];
+        if t.told {
+            return;
+        }
+        t.told = true;
+        self.reports.push(ChatEvent::Dial {
+            addr: t.addr.to_string(),
+            outcome: DialOutcome::Failed(super::dial::classify(error)),
+        });
     }
 
     async fn handle_swarm_event(
@@ -1036,6 +1095,15 @@ impl EventLoop {
                     let ours = t.dialing == Some(connection_id)
                         || t.named == Some(peer_id)
                         || t.peer == Some(peer_id);
+                    if ours && t.told {
+                        t.told = false;
+                        self.reports.push(ChatEvent::Dial {
+                            addr: t.addr.to_string(),
+                            outcome: DialOutcome::Connected {
+                                peer: peer_id.to_base58(),
+                            },
+                        });
+                    }
                     if ours {
                         t.peer = Some(peer_id);
                         t.dialing = None;
@@ -1130,12 +1198,16 @@ impl EventLoop {
             } => {
                 debug!(peer = ?peer_id, error = %error, "dial failed");
                 let now = Instant::now();
-                for t in &mut self.targets {
-                    if t.dialing == Some(connection_id) {
-                        t.dialing = None;
-                        t.retry_at = Some(now + t.backoff);
-                        t.backoff = (t.backoff * 2).min(REDIAL_MAX);
-                    }
+                if let Some(i) = self
+                    .targets
+                    .iter()
+                    .position(|t| t.dialing == Some(connection_id))
+                {
+                    let t = &mut self.targets[i];
+                    t.dialing = None;
+                    t.retry_at = Some(now + t.backoff);
+                    t.backoff = (t.backoff * 2).min(REDIAL_MAX);
+                    self.dial_failed(i, &error);
                 }
             }
             SwarmEvent::Behaviour(ChatBehaviourEvent::Gossipsub(ev)) => {

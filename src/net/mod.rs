@@ -1,11 +1,13 @@
 //! The network layer: the libp2p swarm and the one task that owns it.
 //!
 //! - [`behaviour`]: which libp2p protocols run and how they are configured.
+//! - [`dial`]: why a dial failed, in a user's terms.
 //! - [`hello`]: the request-response codec of the hello exchange.
 //! - [`event_loop`]: the actor that owns the swarm and the room, and turns swarm events into room
 //!   inputs and room outputs into publishes.
 
 pub mod behaviour;
+pub mod dial;
 pub mod event_loop;
 pub mod hello;
 pub mod hub;
@@ -100,6 +102,9 @@ pub(crate) fn close_silent<B: libp2p::swarm::NetworkBehaviour>(
 pub(crate) fn full_addresses(listening: &[Multiaddr], me: PeerId) -> Vec<String> {
     listening
         .iter()
-        .map(|a| a.clone().with(Protocol::P2p(me)).to_string())
+        .map(|a| match a.iter().last() {
+            Some(Protocol::P2p(p)) if p == me => a.to_string(),
+            _ => a.clone().with(Protocol::P2p(me)).to_string(),
+        })
         .collect()
 }

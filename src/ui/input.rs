@@ -33,7 +33,15 @@ pub enum Parsed {
 /// The commands, for `/help`.
 pub const HELP: &[(&str, &str)] = &[
     ("/who", "list the participants with their short peer ids"),
-    ("/history", "print the transcript in total (Lamport) order"),
+    (
+        "/history [N]",
+        "print the transcript in total (Lamport) order, or its last N events",
+    ),
+    (
+        "/peers",
+        "list whom you are connected to, and whether you reach a hub",
+    ),
+    ("/addr", "print the addresses others can --connect to"),
     ("/help", "show this help"),
     ("/quit", "leave the room and exit (also Ctrl-D, Ctrl-C)"),
     ("//text", "send a message that starts with '/'"),
@@ -52,7 +60,28 @@ pub fn parse_line(line: &str) -> Parsed {
             let cmd = match name {
                 "quit" => Parsed::Command(UserCommand::Quit),
                 "who" => Parsed::Command(UserCommand::Who),
-                "history" => Parsed::Command(UserCommand::History),
+                "history" => {
+                    let last = match (words.next(), words.next()) {
+                        (None, _) => None,
+                        (Some(n), None) => match n.parse::<usize>() {
+                            Ok(n) if n > 0 => Some(n),
+                            _ => {
+                                return Parsed::Invalid(format!(
+                                    "/history takes a number of events (1 or more), not {n:?}"
+                                ));
+                            }
+                        },
+                        (Some(_), Some(_)) => {
+                            return Parsed::Invalid(
+                                "/history takes at most one argument, a number of events"
+                                    .to_owned(),
+                            );
+                        }
+                    };
+                    return Parsed::Command(UserCommand::History(last));
+                }
+                "peers" => Parsed::Command(UserCommand::Peers),
+                "addr" => Parsed::Command(UserCommand::Addresses),
                 "help" => Parsed::Help,
                 _ => {
                     return Parsed::Invalid(format!(
@@ -219,8 +248,17 @@ mod tests {
         assert_eq!(parse_line("/who "), Parsed::Command(UserCommand::Who));
         assert_eq!(
             parse_line("/history"),
-            Parsed::Command(UserCommand::History)
+            Parsed::Command(UserCommand::History(None))
         );
+        assert_eq!(
+            parse_line("/history 5"),
+            Parsed::Command(UserCommand::History(Some(5)))
+        );
+        assert!(matches!(parse_line("/history 0"), Parsed::Invalid(_)));
+        assert!(matches!(parse_line("/history x"), Parsed::Invalid(_)));
+        assert!(matches!(parse_line("/history 1 2"), Parsed::Invalid(_)));
+        assert_eq!(parse_line("/peers"), Parsed::Command(UserCommand::Peers));
+        assert_eq!(parse_line("/addr"), Parsed::Command(UserCommand::Addresses));
         assert_eq!(parse_line("/help"), Parsed::Help);
         assert_eq!(parse_line("hello"), say("hello"));
         assert_eq!(parse_line("//etc/passwd"), say("/etc/passwd"));

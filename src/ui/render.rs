@@ -3,7 +3,9 @@
 use chrono::{DateTime, Local};
 use serde_json::{Value, json};
 
-use crate::core::event::{ChatEvent, EventKind, EventView, LeaveReason};
+use crate::core::event::{
+    ChatEvent, DialFailure, DialOutcome, EventKind, EventView, LeaveReason, LinkView,
+};
 
 use super::input::HELP;
 
@@ -202,7 +204,89 @@ fn render_human(event: &ChatEvent) -> Vec<String> {
         // Connections are for scripts (--json) and the log file, not the chat screen.
         ChatEvent::Peer { .. } => Vec::new(),
         ChatEvent::Room { topic } => vec![format!("System: room {topic}")],
+        ChatEvent::Dial {
+            addr,
+            outcome: DialOutcome::Failed(why),
+        } => vec![format!(
+            "System: cannot reach --connect {addr}: {}; retrying with backoff (every 10 s at most)",
+            dial_failure(why)
+        )],
+        ChatEvent::Dial {
+            addr,
+            outcome: DialOutcome::Connected { peer },
+        } => vec![format!(
+            "System: connected to --connect {addr} (peer {peer})"
+        )],
+        ChatEvent::Links(links) => {
+            let hub = links.iter().find(|l| l.hub).map_or_else(
+                || "no hub".to_owned(),
+                |h| format!("hub {} reached", h.peer),
+            );
+            let mut lines = vec![format!(
+                "System: connected to {} peer(s); {hub}",
+                links.len()
+            )];
+            lines.extend(links.iter().map(|l| format!("System:   {}", link_line(l))));
+            lines
+        }
+        ChatEvent::Addresses { peer, listen } => {
+            let mut lines = vec![format!(
+                "System: you are peer {peer}; others can --connect to:"
+            )];
+            lines.extend(listen.iter().map(|a| format!("System:   {a}")));
+            lines
+        }
+        ChatEvent::Dropped {
+            user,
+            peer,
+            missing,
+            rate,
+        } => vec![format!(
+            "System: {missing} message(s) from {user}#{} never arrived: it sent more than {rate} a second and the excess was dropped; they come later only if it, or someone who has them, is still reachable",
+            short_id(peer)
+        )],
     }
+}
+
+/// A user's words for why a dial failed.
+fn dial_failure(why: &DialFailure) -> String {
+    match why {
+        DialFailure::Refused => {
+            "connection refused: nothing listens on that port (is the peer running? is the port right?)".to_owned()
+        }
+        DialFailure::TimedOut => {
+            "no answer in time (a firewall, a host that is down, or a wrong address)".to_owned()
+        }
+        DialFailure::Unreachable => "no route to that host or network".to_owned(),
+        DialFailure::NoSuchHost => "no such host: the name does not resolve".to_owned(),
+        DialFailure::WrongPeer { found } => format!(
+            "a different peer answers there ({found}): the /p2p/ID in the address is not its peer id"
+        ),
+        DialFailure::OwnAddress => "that is this node's own address".to_owned(),
+        DialFailure::Other(e) => e.clone(),
+    }
+}
+
+/// The short word for why a dial failed, for scripts.
+fn dial_failure_kind(why: &DialFailure) -> &'static str {
+    match why {
+        DialFailure::Refused => "refused",
+        DialFailure::TimedOut => "timeout",
+        DialFailure::Unreachable => "unreachable",
+        DialFailure::NoSuchHost => "no_such_host",
+        DialFailure::WrongPeer { .. } => "wrong_peer",
+        DialFailure::OwnAddress => "own_address",
+        DialFailure::Other(_) => "other",
+    }
+}
+
+fn link_line(l: &LinkView) -> String {
+    let who = match (&l.user, l.hub) {
+        (_, true) => format!("hub {}", l.peer),
+        (Some(user), false) => format!("{user}#{} ({})", short_id(&l.peer), l.peer),
+        (None, false) => l.peer.clone(),
+    };
+    format!("{who} at {}", l.addr)
 }
 
 fn render_json(event: &ChatEvent) -> Vec<Value> {
@@ -243,6 +327,43 @@ fn render_json(event: &ChatEvent) -> Vec<Value> {
             addr,
         } => vec![json!({"type": "peer", "peer": peer, "connected": connected, "addr": addr})],
         ChatEvent::Room { topic } => vec![json!({"type": "room", "topic": topic})],
+        ChatEvent::Dial {
+            addr,
+            outcome: DialOutcome::Failed(why),
+        } => vec![json!({
+            "type": "dial",
+            "addr": addr,
+            "ok": false,
+            "error": dial_failure_kind(why),
+            "message": dial_failure(why),
+        })],
+        ChatEvent::Dial {
+            addr,
+            outcome: DialOutcome::Connected { peer },
+        } => vec![json!({"type": "dial", "addr": addr, "ok": true, "peer": peer})],
+        ChatEvent::Links(links) => vec![json!({
+            "type": "peers",
+            "hub": links.iter().any(|l| l.hub),
+            "peers": links
+                .iter()
+                .map(|l| json!({"peer": l.peer, "user": l.user, "addr": l.addr, "hub": l.hub}))
+                .collect::<Vec<_>>(),
+        })],
+        ChatEvent::Addresses { peer, listen } => {
+            vec![json!({"type": "addresses", "peer": peer, "listen": listen})]
+        }
+        ChatEvent::Dropped {
+            user,
+            peer,
+            missing,
+            rate,
+        } => vec![json!({
+            "type": "dropped",
+            "user": user,
+            "peer": peer,
+            "missing": missing,
+            "rate": rate,
+        })],
     }
 }
 
@@ -258,7 +379,7 @@ pub fn help(format: Format, now: DateTime<Local>) -> Vec<String> {
         ],
         Format::Human | Format::HubLog => {
             let mut lines = vec!["System: type a line to send it; commands:".to_owned()];
-            lines.extend(HELP.iter().map(|(c, d)| format!("System:   {c:<9} {d}")));
+            lines.extend(HELP.iter().map(|(c, d)| format!("System:   {c:<13} {d}")));
             let stamp = now.format("%Y/%m/%d %H:%M:%S");
             lines.into_iter().map(|l| format!("{stamp} {l}")).collect()
         }

@@ -1,0 +1,103 @@
+//! What a failed dial means to a user: libp2p's [`DialError`] read into a [`DialFailure`]
+//! (refused, timed out, unreachable, no such host, the wrong peer), for the `--connect`
+//! reports of docs/PROTOCOL.md section 2.
+
+use std::error::Error;
+use std::io;
+
+use libp2p::swarm::DialError;
+
+use crate::core::event::DialFailure;
+
+/// Reads a failed dial.
+pub fn classify(error: &DialError) -> DialFailure {
+    match error {
+        DialError::LocalPeerId { .. } => DialFailure::OwnAddress,
+        DialError::WrongPeerId { obtained, .. } => DialFailure::WrongPeer {
+            found: obtained.to_base58(),
+        },
+        DialError::Transport(attempts) => {
+            // One address per `--connect` target: the first attempt says it all.
+            match attempts.first() {
+                Some((_, e)) => from_chain(e),
+                None => DialFailure::Other(error.to_string()),
+            }
+        }
+        other => DialFailure::Other(other.to_string()),
+    }
+}
+
+/// Walks an error and its sources for the first cause a user can act on.
+fn from_chain(top: &(dyn Error + 'static)) -> DialFailure {
+    let mut next: Option<&(dyn Error + 'static)> = Some(top);
+    let mut words: Vec<String> = Vec::new();
+    while let Some(e) = next {
+        let said = e.to_string();
+        if !said.is_empty() && !words.iter().any(|w| w.contains(&said)) {
+            words.push(said);
+        }
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            match io.kind() {
+                io::ErrorKind::ConnectionRefused => return DialFailure::Refused,
+                io::ErrorKind::TimedOut => return DialFailure::TimedOut,
+                io::ErrorKind::NetworkUnreachable
+                | io::ErrorKind::HostUnreachable
+                | io::ErrorKind::AddrNotAvailable => return DialFailure::Unreachable,
+                _ => {}
+            }
+        }
+        if e.downcast_ref::<libp2p::dns::ResolveError>().is_some() {
+            return DialFailure::NoSuchHost;
+        }
+        // The transport's own time limit (`DIAL_TIMEOUT`) is a generic type that cannot be
+        // named here; its message is fixed by libp2p.
+        if e.to_string() == "Timeout has been reached" {
+            return DialFailure::TimedOut;
+        }
+        // An io::Error's `source` skips the error it wraps: descend into that one itself.
+        next = match e.downcast_ref::<io::Error>().and_then(io::Error::get_ref) {
+            Some(inner) => Some(inner),
+            None => e.source(),
+        };
+    }
+    DialFailure::Other(words.join(": "))
+}
+
+#[cfg(test)]
+mod tests {
+    use libp2p::core::transport::TransportError;
+    use libp2p::{Multiaddr, PeerId};
+
+    use super::*;
+
+    fn transport(e: io::Error) -> DialError {
+        let addr: Multiaddr = "/ip4/127.0.0.1/tcp/1".parse().unwrap();
+        DialError::Transport(vec![(addr, TransportError::Other(e))])
+    }
+
+    #[test]
+    fn the_cause_is_found_under_the_layers_that_wrap_it() {
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert_eq!(classify(&transport(refused)), DialFailure::Refused);
+        // As the swarm builder boxes a transport's error: an io::Error around the cause.
+        let wrapped = io::Error::other(io::Error::from(io::ErrorKind::TimedOut));
+        assert_eq!(classify(&transport(wrapped)), DialFailure::TimedOut);
+        let unreachable = io::Error::from(io::ErrorKind::HostUnreachable);
+        assert_eq!(classify(&transport(unreachable)), DialFailure::Unreachable);
+        let odd = io::Error::other("something odd");
+        assert_eq!(
+            classify(&transport(odd)),
+            DialFailure::Other("something odd".to_owned())
+        );
+        let found = PeerId::random();
+        assert_eq!(
+            classify(&DialError::WrongPeerId {
+                obtained: found,
+                address: "/ip4/127.0.0.1/tcp/1".parse().unwrap(),
+            }),
+            DialFailure::WrongPeer {
+                found: found.to_base58()
+            }
+        );
+    }
+}
