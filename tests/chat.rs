@@ -798,3 +798,57 @@ fn peers_addr_and_the_last_n_events_of_history() {
     assert_ne!(a_peer, b_peer);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A burst over the receiver's rate limit loses its live copies only: sync brings them, and
+/// nothing is said about it. Only events that are really missing after sync had its chance
+/// are reported, naming the author as everywhere else.
+#[test]
+fn the_rate_limit_reports_only_what_is_really_missing() {
+    let (mut b, addr) = first("quinn", &[]);
+    let mut a = Node::spawn("pat", &args(&["--connect", &addr]));
+    let (a_peer, _) = a.ready();
+    b.wait_join("pat");
+    a.wait_join("quinn");
+    let burst: String = (0..100).map(|i| format!("burst {i}\n")).collect();
+    a.send_bytes(burst.as_bytes());
+    b.wait_count("all 100 lines, live or caught up", 100, |v| {
+        v["type"] == "message" && v["user"] == "pat"
+    });
+    let said: Vec<&Value> = b
+        .seen()
+        .iter()
+        .filter(|v| v["type"] == "dropped" || v["type"] == "notice")
+        .collect();
+    assert!(said.is_empty(), "nothing was lost: {said:?}");
+    assert!(
+        b.seen().iter().any(|v| v["sync"] == true),
+        "some came by sync, so the limit did drop live copies"
+    );
+
+    // A receiver with a tight limit, and a sender that dies before sync can repair anything
+    // (and no one else to have its lines).
+    let (mut c, c_addr) = first("ria", &["--max-rate", "1"]);
+    let mut e = Node::spawn("sam", &args(&["--connect", &c_addr]));
+    let (e_peer, _) = e.ready();
+    c.wait_join("sam");
+    e.wait_join("ria");
+    let burst: String = (0..30).map(|i| format!("second burst {i}\n")).collect();
+    e.send_bytes(burst.as_bytes());
+    c.wait_message("sam", "second burst 0");
+    e.signal("KILL");
+    let dropped = c.wait_for("the report of what is missing", |v| v["type"] == "dropped");
+    assert_eq!(dropped["user"], "sam", "{dropped}");
+    assert_eq!(dropped["peer"], e_peer.as_str(), "{dropped}");
+    assert_eq!(dropped["rate"], 1, "{dropped}");
+    let got = c
+        .seen()
+        .iter()
+        .filter(|v| v["type"] == "message" && v["user"] == "sam")
+        .count();
+    let missing = dropped["missing"].as_u64().expect("a count") as usize;
+    assert!(
+        missing > 0 && got + missing <= 30,
+        "{got} + {missing}: {dropped}"
+    );
+    assert_ne!(a_peer, e_peer);
+}

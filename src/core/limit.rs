@@ -37,6 +37,12 @@ impl RateLimiter {
         }
     }
 
+    /// The sustained rate, in events per second.
+    pub fn rate(&self) -> u32 {
+        // Built from a u32 (at least 1).
+        self.rate as u32
+    }
+
     /// Whether `author` may have one more event now; takes a token if so.
     pub fn allow(&mut self, author: PeerId, now: Instant) -> bool {
         if !self.buckets.contains_key(&author) && self.buckets.len() >= AUTHORS_CAP {

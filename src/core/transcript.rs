@@ -38,13 +38,16 @@ impl Transcript {
 
     /// Whether `event` is already known, or too old to keep.
     pub fn is_known(&self, event: &Event) -> bool {
-        self.by_author
-            .get(&event.author)
-            .is_some_and(|s| s.contains(&event.seq))
+        self.knows(&event.author, event.seq, event.lamport)
+    }
+
+    /// Whether the event `(author, seq)` stamped `lamport` is known (see [`Transcript::is_known`]).
+    pub fn knows(&self, author: &PeerId, seq: u64, lamport: u64) -> bool {
+        self.by_author.get(author).is_some_and(|s| s.contains(&seq))
             || self
                 .watermark
                 .as_ref()
-                .is_some_and(|w| event.order_key() <= *w)
+                .is_some_and(|w| OrderKey::new(lamport, author.to_bytes(), seq) <= *w)
     }
 
     /// Stores `event`; returns false (and stores nothing) when it is already known.

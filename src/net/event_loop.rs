@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::behaviour::{BehaviourError, ChatBehaviour, ChatBehaviourEvent};
+use super::dropped::DropWatch;
 use super::hello::SyncResponseOut;
 use crate::core::event::{Body, ChatEvent, DialOutcome, LinkView, RoomName, SignedEvent, Username};
 use crate::core::limit::RateLimiter;
@@ -299,6 +300,8 @@ pub struct EventLoop {
     fatal: Option<NetError>,
     /// Reports for the user made where nothing can be awaited, shown at the next turn.
     reports: Vec<ChatEvent>,
+    /// Live events dropped over their author's rate, until sync has had its chance.
+    drops: DropWatch,
 }
 
 /// Logged when gossipsub took an event but could not send it at once. With content-addressed
@@ -466,6 +469,7 @@ impl EventLoop {
             leaving: None,
             fatal: None,
             reports: Vec::new(),
+            drops: DropWatch::default(),
         })
     }
 
@@ -859,6 +863,7 @@ impl EventLoop {
             self.leaving.as_ref().map(|l| l.deadline),
             settle,
             self.leaving.is_none().then_some(self.next_sync_at),
+            self.drops.poll_timeout(),
             // Only while it is ahead: past it, hellos (not the clock) end the wait.
             Some(self.started_at + NEWCOMER_WAIT)
                 .filter(|t| self.room.is_waiting() && *t > Instant::now()),
@@ -894,6 +899,19 @@ impl EventLoop {
             self.flush_outbox(false).await?;
         }
         super::close_silent(&mut self.swarm, &mut self.alive, now);
+        let transcript = self.room.transcript();
+        let missing = self.drops.handle_timeout(now, |peer, seq, lamport| {
+            transcript.knows(peer, seq, lamport)
+        });
+        for m in missing {
+            self.emit(ChatEvent::Dropped {
+                user: m.user,
+                peer: m.peer.to_base58(),
+                missing: m.missing,
+                rate: self.limiter.rate(),
+            })
+            .await?;
+        }
         if self.leaving.is_some() {
             return Ok(());
         }
@@ -1318,7 +1336,12 @@ impl EventLoop {
                             Ok(()) if self.room.transcript().is_known(&event.event) => {
                                 Verdict::Known
                             }
-                            Ok(()) if !self.limiter.allow(source, now) => Verdict::Limited,
+                            Ok(()) if !self.limiter.allow(source, now) => {
+                                // Watched: sync usually brings it back, and the user hears of
+                                // it only if it does not.
+                                self.drops.record(&event.event, now);
+                                Verdict::Limited
+                            }
                             Ok(()) => {
                                 let leave = matches!(event.event.body, Body::Leave);
                                 let lamport = event.event.lamport;
@@ -1384,12 +1407,7 @@ impl EventLoop {
                         }
                         if !told && self.limited.len() < OFFENDERS_CAP {
                             self.limited.insert(source, now);
-                            warn!(author = %source, "over the rate limit; excess messages dropped");
-                            self.emit(ChatEvent::Notice(format!(
-                                "{} is sending too fast; some of its messages are dropped",
-                                crate::ui::render::short_id(&source.to_base58())
-                            )))
-                            .await?;
+                            info!(author = %source, "over the rate limit; live copies dropped, sync may bring them");
                         } else {
                             debug!(author = %source, "rate-limited message dropped");
                         }
