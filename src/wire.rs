@@ -659,6 +659,15 @@ mod tests {
                 signed_body(set("user", V::Text("two words".into()))),
                 "user",
             ),
+            // A look-alike of `pat` (zero-width space) and a line-reordering override.
+            (
+                signed_body(set("user", V::Text("pat\u{200B}".into()))),
+                "user",
+            ),
+            (
+                signed_body(set("text", V::Text("abc\u{202E}fed".into()))),
+                "text",
+            ),
             (signed_body(set("reason", V::Text("quit".into()))), "kind"),
             (signed_body(set("seq", V::Integer(0))), "seq"),
             (
@@ -758,7 +767,7 @@ mod tests {
             seq in 1u64..,
             lamport in any::<u64>(),
             user in "[a-zA-Z0-9_\\-é]{1,32}",
-            text in "[^\\p{Cc}]{1,128}",
+            text in "[^\\p{Cc}\\x{61c}\\x{200e}\\x{200f}\\x{202a}-\\x{202e}\\x{2066}-\\x{2069}]{1,128}",
             kind in 0u8..4,
         ) {
             let key = Keypair::generate_ed25519();

@@ -334,6 +334,25 @@ fn invalid_usernames_exit_with_code_2() {
     }
 }
 
+/// A name that would look like another (an invisible zero-width space, a right-to-left
+/// override) is refused with exit code 2 and a message naming the code point.
+#[test]
+fn look_alike_usernames_exit_with_code_2_naming_the_code_point() {
+    for (bad, code) in [("pat\u{200B}", "U+200B"), ("pat\u{202E}", "U+202E")] {
+        let out = std::process::Command::new(common::bin())
+            .args(["--username", bad, "--no-mdns"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--username") && err.contains(&format!("invisible character ({code})")),
+            "{bad:?}: {err}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+}
+
 /// A free TCP port on 127.0.0.1 (bound, then released for the node to take).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
