@@ -569,6 +569,44 @@ fn two_participants_of_one_name_are_told_apart() {
     assert_eq!(twins.len(), 2, "{who}");
 }
 
+/// `pat` and `pаt` (Cyrillic а) look the same on screen: on both nodes, both names are shown
+/// with their peer id suffix, exactly as two uses of one name are.
+#[test]
+fn look_alike_names_are_told_apart() {
+    const CYRILLIC: &str = "p\u{0430}t";
+    let (mut latin, addr) = first("pat", &[]);
+    let mut cyrillic = Node::spawn(CYRILLIC, &args(&["--connect", &addr]));
+    let (p_latin, _) = latin.ready();
+    let (p_cyrillic, _) = cyrillic.ready();
+    cyrillic.wait_join("pat");
+    cyrillic.wait_join(CYRILLIC);
+    latin.wait_join(CYRILLIC);
+    latin.send("from the latin pat");
+    cyrillic.send("from the cyrillic pat");
+    for node in [&mut latin, &mut cyrillic] {
+        for (user, peer, text) in [
+            ("pat", &p_latin, "from the latin pat"),
+            (CYRILLIC, &p_cyrillic, "from the cyrillic pat"),
+        ] {
+            let m = node.wait_for(text, |v| v["type"] == "message" && v["text"] == text);
+            assert_eq!(
+                (m["user"].as_str(), m["peer"].as_str()),
+                (Some(user), Some(peer.as_str()))
+            );
+            let shown = m["display"].as_str().unwrap_or_else(|| {
+                node.fail(&format!("{user:?} is shown without its suffix: {m}"))
+            });
+            let suffix = shown
+                .strip_prefix(&format!("{user}#"))
+                .unwrap_or_else(|| node.fail(&format!("bad display {shown:?}")));
+            assert!(
+                suffix.len() == 8 && peer.ends_with(suffix),
+                "{shown} {peer}"
+            );
+        }
+    }
+}
+
 /// A participant that restarts with the same key (same name) is heard again: its new events are
 /// not taken for the old ones.
 #[test]

@@ -162,8 +162,18 @@ fn check_chars(s: &str, what: &'static str, limit: usize, rules: Rules) -> Resul
 
 /// A participant's chosen name: 1 to 32 characters, no whitespace, no control or invisible
 /// characters, no `#`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Username(String);
+///
+/// It carries its Unicode TR39 skeleton, computed once when the name is built: two names with
+/// the same skeleton look alike (`pat` with a Latin or a Cyrillic `а`, `client1` and `clientl`),
+/// and the ui tells them apart as it tells apart two uses of one name. Equality, order and hash
+/// are the name's own; the skeleton follows from it.
+#[derive(Debug, Clone)]
+pub struct Username {
+    name: String,
+    /// The skeleton, when it differs from the name (most names are their own skeleton, and keep
+    /// no second copy).
+    skeleton: Option<Box<str>>,
+}
 
 impl Username {
     /// Validates `s` as a username. `#` is refused: it marks the peer-id suffix that tells
@@ -174,18 +184,58 @@ impl Username {
         if s.contains('#') {
             return Err(NameError::Hash);
         }
-        Ok(Self(s))
+        let skeleton: String = unicode_security::skeleton(&s).collect();
+        Ok(Self {
+            skeleton: (skeleton != s).then(|| skeleton.into_boxed_str()),
+            name: s,
+        })
     }
 
     /// The name as text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.name
+    }
+
+    /// The name's TR39 skeleton: what it looks like, whatever script its letters come from.
+    pub fn skeleton(&self) -> &str {
+        self.skeleton.as_deref().unwrap_or(&self.name)
+    }
+
+    /// Whether the two names look alike (same skeleton), identical names included.
+    pub fn looks_like(&self, other: &Username) -> bool {
+        self.skeleton() == other.skeleton()
+    }
+}
+
+impl PartialEq for Username {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Username {}
+
+impl PartialOrd for Username {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Username {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.name.cmp(&other.name)
+    }
+}
+
+impl std::hash::Hash for Username {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
     }
 }
 
 impl fmt::Display for Username {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.name)
     }
 }
 
@@ -578,6 +628,36 @@ mod tests {
             Text::new("שלום and مرحبا").is_ok(),
             "right-to-left scripts are text"
         );
+    }
+
+    /// The invisible set here is the one TR39 skeletons drop: a name refused for an invisible
+    /// character is exactly one whose character would vanish from its skeleton.
+    #[test]
+    fn the_invisible_set_is_unicodes_default_ignorable_set() {
+        for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+            let vanishes = unicode_security::skeleton(c.encode_utf8(&mut [0; 4]))
+                .next()
+                .is_none();
+            assert_eq!(is_invisible(c), vanishes, "U+{:04X}", c as u32);
+        }
+        for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+            assert!(!is_bidi_control(c) || is_invisible(c), "U+{:04X}", c as u32);
+        }
+    }
+
+    /// Names that look alike share a skeleton, whatever their scripts; names that do not, do not.
+    #[test]
+    fn look_alike_names_share_a_skeleton() {
+        let name = |s: &str| Username::new(s).unwrap();
+        assert!(name("p\u{0430}t").looks_like(&name("pat")), "Cyrillic а");
+        assert!(
+            name("client1").looks_like(&name("clientl")),
+            "digit one and l"
+        );
+        assert!(name("pat").looks_like(&name("pat")));
+        assert!(!name("pat").looks_like(&name("pet")));
+        assert_ne!(name("p\u{0430}t"), name("pat"), "still two names");
+        assert_eq!(name("pat").skeleton(), "pat");
     }
 
     #[test]

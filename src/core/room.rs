@@ -631,20 +631,22 @@ impl Room {
         let mut v = event.view(sync);
         let (who, user) = event.participant();
         let known = self.roster.get(&who).map(|p| &p.user);
-        if matches!(event.body, Body::Lost { .. })
-            && let Some(name) = known
-        {
-            // The announcer's word for the name counts for nothing: the name is the one the
-            // vanished participant used itself.
-            v.user = name.as_str().to_owned();
-        }
-        // Shown apart when another participant uses the name, or when an author uses a name
-        // other than the one it joined with.
+        let lost = matches!(event.body, Body::Lost { .. });
+        // The announcer's word for the name counts for nothing: the name is the one the
+        // vanished participant used itself.
+        let shown = match known {
+            Some(name) if lost => name,
+            _ => user,
+        };
+        v.user = shown.as_str().to_owned();
+        // Shown apart when another participant uses a name that looks the same (the same
+        // TR39 skeleton, kept in each name: `pat` and `pаt` with a Cyrillic а), or when an
+        // author uses a name other than the one it joined with.
         v.ambiguous = self
             .roster
             .iter()
-            .any(|(peer, p)| *peer != who && p.user.as_str() == v.user)
-            || (!matches!(event.body, Body::Lost { .. }) && known.is_some_and(|n| n != user));
+            .any(|(peer, p)| *peer != who && p.user.looks_like(shown))
+            || (!lost && known.is_some_and(|n| n != user));
         v
     }
 
@@ -783,6 +785,46 @@ mod tests {
         assert_eq!(views[6].kind, EventKind::Join);
         assert_eq!(p[0].event.body, Body::Join);
         assert!(p[0].event.lamport > a.clock());
+    }
+
+    /// `pat` and `pаt` (Cyrillic а) look the same: once both are in the roster, both are shown
+    /// apart, with the suffix; a name that only resembles nobody's is not.
+    #[test]
+    fn look_alike_names_are_shown_apart_like_identical_ones() {
+        let now = Instant::now();
+        let mut latin = room("pat");
+        let mut cyrillic = room("p\u{0430}t");
+        let mut other = room("pet");
+        for r in [&mut latin, &mut cyrillic, &mut other] {
+            r.start(now, false);
+        }
+        let joins: Vec<SignedEvent> = [&mut latin, &mut cyrillic, &mut other]
+            .into_iter()
+            .flat_map(|r| drain(r).0)
+            .collect();
+        deliver(&joins[1..], &mut latin);
+        latin.handle_command(say("hi"), now);
+        cyrillic.handle_command(say("hi"), now);
+        other.handle_command(say("hi"), now);
+        let said: Vec<SignedEvent> = [&mut cyrillic, &mut other]
+            .into_iter()
+            .flat_map(|r| drain(r).0)
+            .collect();
+        deliver(&said, &mut latin);
+        let (_, shown) = drain(&mut latin);
+        let ambiguous: Vec<(String, bool)> = chats(&shown)
+            .into_iter()
+            .filter(|v| v.kind == EventKind::Message)
+            .map(|v| (v.user, v.ambiguous))
+            .collect();
+        assert_eq!(
+            ambiguous,
+            vec![
+                ("pat".to_owned(), true),
+                ("p\u{0430}t".to_owned(), true),
+                ("pet".to_owned(), false)
+            ]
+        );
     }
 
     #[test]
