@@ -8,6 +8,8 @@ use std::fmt;
 
 use libp2p::PeerId;
 
+use super::time::WallTime;
+
 /// Longest chat message, in Unicode scalar values (the assignment's 128 characters).
 pub const MAX_TEXT_CHARS: usize = 128;
 /// Longest username, in Unicode scalar values.
@@ -345,6 +347,8 @@ pub struct Event {
     pub seq: u64,
     /// The author's Lamport stamp: the same number at every node.
     pub lamport: u64,
+    /// When the author said it, by the author's clock: shown, never used for ordering.
+    pub time: WallTime,
     /// The author's username.
     pub user: Username,
     /// What happened.
@@ -395,7 +399,6 @@ impl Event {
         }
     }
 
-    /// The ui's view of this event.
     /// The participant the event is about: the author, or the subject of a `Lost`.
     pub fn participant(&self) -> (PeerId, &Username) {
         match &self.body {
@@ -416,6 +419,7 @@ impl Event {
         EventView {
             kind,
             lamport: self.lamport,
+            time: self.time,
             user: user.as_str().to_owned(),
             peer: peer.to_base58(),
             text,
@@ -456,6 +460,9 @@ pub struct EventView {
     pub kind: EventKind,
     /// The origin Lamport stamp.
     pub lamport: u64,
+    /// When the author said it, by the author's clock (for a `lost` leave: when it was
+    /// announced).
+    pub time: WallTime,
     /// The participant's username (the author's, or for a `lost` leave the one who is gone).
     pub user: String,
     /// The participant's base58 peer id.

@@ -268,16 +268,20 @@ pub fn help(format: Format, now: DateTime<Local>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::time::WallTime;
     use chrono::TimeZone;
 
     fn at() -> DateTime<Local> {
         Local.with_ymd_and_hms(2026, 11, 25, 14, 29, 31).unwrap()
     }
 
+    /// An event said at `at()`.
     fn view(kind: EventKind, lamport: u64) -> EventView {
         EventView {
             kind,
             lamport,
+            time: WallTime::from_unix_millis(u64::try_from(at().timestamp_millis()).unwrap())
+                .unwrap(),
             user: "client1".into(),
             peer: "12D3KooWabcdef".into(),
             text: (kind == EventKind::Message).then(|| "hello".into()),
