@@ -607,6 +607,49 @@ fn look_alike_names_are_told_apart() {
     }
 }
 
+/// Every chat event carries the time its author said it: a late joiner's caught-up lines and
+/// both nodes' `/history` show alice's times, equal to the millisecond on both nodes, in RFC 3339.
+#[test]
+fn caught_up_lines_and_history_carry_the_authors_times() {
+    let (mut a, addr) = first("alice", &[]);
+    a.wait_join("alice");
+    for i in 0..3 {
+        a.send(&format!("early {i}"));
+    }
+    let said: Vec<Value> = a
+        .wait_count("alice's three lines", 3, |v| v["type"] == "message")
+        .into_iter()
+        .chain([a.wait_for("alice's join", |v| v["type"] == "join")])
+        .collect();
+    for e in &said {
+        let t = e["time"]
+            .as_str()
+            .unwrap_or_else(|| a.fail(&format!("no time: {e}")));
+        chrono::DateTime::parse_from_rfc3339(t)
+            .unwrap_or_else(|err| a.fail(&format!("{t}: {err}")));
+    }
+
+    // Bob learns them by catching up (or from gossip's recent-message cache): either way, late.
+    let mut b = Node::spawn("bob", &args(&["--connect", &addr]));
+    b.wait_join("bob");
+    let same = |x: &Value, y: &Value| x["lamport"] == y["lamport"] && x["peer"] == y["peer"];
+    for e in &said {
+        let got = b.wait_for("a caught-up line", |v| v["type"] == e["type"] && same(v, e));
+        assert_eq!(got["time"], e["time"], "bob shows alice's time: {got} {e}");
+    }
+    for node in [&mut a, &mut b] {
+        let history = node.history();
+        for e in &said {
+            let h = history
+                .iter()
+                .find(|h| same(h, e))
+                .unwrap_or_else(|| node.fail(&format!("{e} not in history")));
+            assert_eq!(h["time"], e["time"], "{h}");
+        }
+        assert!(history.iter().all(|h| h["time"].is_string()), "{history:?}");
+    }
+}
+
 /// A participant that restarts with the same key (same name) is heard again: its new events are
 /// not taken for the old ones.
 #[test]

@@ -128,6 +128,7 @@ fn text(s: &str) -> Value {
 
 /// The foreign node's clock: 2001-09-09T01:46:40Z, far off, and shown as it claims.
 const FOREIGN_TIME_MS: u64 = 1_000_000_000_000;
+const FOREIGN_TIME: &str = "2001-09-09T01:46:40.000Z";
 
 /// An event body, built field by field as docs/PROTOCOL.md describes it, said at
 /// [`FOREIGN_TIME_MS`].
@@ -352,6 +353,10 @@ async fn a_foreign_peer_cannot_disrupt_the_room() {
         .find(|v| v["text"] == "I am alice")
         .expect("the impostor's line");
     assert_eq!(v["peer"], me.to_base58().as_str());
+    assert_eq!(
+        v["time"], FOREIGN_TIME,
+        "a clock far off is shown as it claims"
+    );
     assert!(
         v["display"]
             .as_str()
