@@ -8,7 +8,8 @@
 //!   ([`ui::render`]). Knows nothing of libp2p.
 //! - [`core`]: the IO-less chat state machine: Lamport clock ([`core::clock`]), events and
 //!   validated names ([`core::event`]), the room ([`core::room`]), the transcript
-//!   ([`core::transcript`]) and history sync ([`core::sync`]).
+//!   ([`core::transcript`]), history sync ([`core::sync`]) and the wall-clock time events
+//!   carry ([`core::time`]).
 //! - [`net`]: the swarm and the one event loop that owns it ([`net::event_loop`]), its
 //!   behaviours ([`net::behaviour`]), the hello and sync codecs ([`net::hello`]), and the hub's
 //!   own event loop ([`net::hub`], `--relay`), whose per-room state is [`core::archive`].

@@ -16,9 +16,11 @@ use serde::{Deserialize, Serialize};
 use crate::core::event::{Body, Event, OrderKey, SignedEvent, Text, Username};
 use crate::core::room::{Hello, Participant};
 use crate::core::sync::{AuthorHave, MAX_RANGES, SyncRequest, SyncResponse};
+use crate::core::time::{MAX_WALL_MILLIS, WallTime};
 
-/// The protocol version this node speaks; events and hellos of any other version are refused.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// The protocol version this node speaks; events, hellos and sync messages of any other version
+/// are refused. Version 2 added the author's wall-clock `time` to events.
+pub const PROTOCOL_VERSION: u8 = 2;
 /// Largest event body (a 128-character message of 4-byte characters is ~650 bytes).
 pub const MAX_BODY_BYTES: usize = 1024;
 /// Largest signed event accepted: the body, a 64-byte signature and the envelope.
@@ -37,7 +39,7 @@ pub const MAX_TOPIC_BYTES: usize = 512;
 pub const MAX_SYNC_EVENTS: usize = 512;
 /// What an author signs: this context, then the body bytes (domain separation, so a signature
 /// made for a chat event cannot be replayed as anything else).
-const SIGNING_CONTEXT: &[u8] = b"chitty-chat/event/1:";
+const SIGNING_CONTEXT: &[u8] = b"chitty-chat/event/2:";
 
 /// Why bytes from a peer could not be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +127,8 @@ struct WireBody {
     author: Vec<u8>,
     seq: u64,
     lamport: u64,
+    /// Milliseconds since the Unix epoch, by the author's clock.
+    time: u64,
     user: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     text: Option<String>,
@@ -247,6 +251,7 @@ pub fn sign_event(event: Event, topic: &str, key: &Keypair) -> SignedEvent {
         author: event.author.to_bytes(),
         seq: event.seq,
         lamport: event.lamport,
+        time: event.time.unix_millis(),
         user: event.user.as_str().to_owned(),
         text,
         reason,
@@ -295,6 +300,15 @@ pub fn decode_event(bytes: &[u8]) -> Result<SignedEvent, WireError> {
     if w.seq == 0 {
         return Err(invalid("seq", "sequence numbers start at 1"));
     }
+    let time = WallTime::from_unix_millis(w.time).ok_or_else(|| {
+        invalid(
+            "time",
+            format!(
+                "{} ms is past {MAX_WALL_MILLIS} (the end of year 9999)",
+                w.time
+            ),
+        )
+    })?;
     let body = match (
         w.kind,
         w.text,
@@ -326,6 +340,7 @@ pub fn decode_event(bytes: &[u8]) -> Result<SignedEvent, WireError> {
             author,
             seq: w.seq,
             lamport: w.lamport,
+            time,
             user,
             body,
         },
@@ -505,11 +520,20 @@ mod tests {
         bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    /// The examples' times: 2026-11-25T13:30:08Z and 13:37:50Z.
+    const EXAMPLE_MESSAGE_MS: u64 = 1_795_613_408_000;
+    const EXAMPLE_LEAVE_MS: u64 = 1_795_613_870_000;
+
+    fn example_time(ms: u64) -> WallTime {
+        WallTime::from_unix_millis(ms).unwrap()
+    }
+
     fn example_message() -> Event {
         Event {
             author: example_key().public().to_peer_id(),
             seq: 2,
             lamport: 5,
+            time: example_time(EXAMPLE_MESSAGE_MS),
             user: Username::new("client1").unwrap(),
             body: Body::Message(Text::new("hello").unwrap()),
         }
@@ -525,7 +549,11 @@ mod tests {
         }
         let body = serde_cbor::to_vec(&body).unwrap();
         let sig = example_key().sign(&signed_message(&body)).unwrap();
-        to_vec(&WireEnvelope { v: 1, body, sig })
+        to_vec(&WireEnvelope {
+            v: PROTOCOL_VERSION,
+            body,
+            sig,
+        })
     }
 
     fn set(key: &'static str, val: V) -> impl Fn(&mut std::collections::BTreeMap<V, V>) {
@@ -543,6 +571,7 @@ mod tests {
         let mut leave = example_message();
         leave.seq = 3;
         leave.lamport = 6;
+        leave.time = example_time(EXAMPLE_LEAVE_MS);
         leave.body = Body::Leave;
         let leave = hex(&sign_event(leave, "chitty-chat", &key).bytes);
         let hello = hex(&encode_hello(&Hello {
@@ -564,19 +593,47 @@ mod tests {
                 ranges: vec![(1, 2), (4, 4)],
             }],
         }));
-        for (name, h) in [
+        // Every missing example at once, so that the doc can be brought up to date in one go.
+        let missing: Vec<String> = [
             ("message", msg),
             ("leave", leave),
             ("hello", hello),
             ("sync request", sync),
-        ] {
-            assert!(
-                doc.contains(&h),
-                "docs/PROTOCOL.md lacks the {name} example {h}"
-            );
-        }
+        ]
+        .into_iter()
+        .filter(|(_, h)| !doc.contains(h))
+        .map(|(name, h)| format!("{name}: {h}"))
+        .collect();
+        assert!(
+            missing.is_empty(),
+            "docs/PROTOCOL.md lacks these examples:\n{}",
+            missing.join("\n")
+        );
         assert!(doc.contains(&peer.to_base58()));
         assert!(doc.contains(&hex(&peer.to_bytes())));
+    }
+
+    /// The time is signed: moving an event in time breaks its signature.
+    #[test]
+    fn the_signature_covers_the_time() {
+        let good = sign_event(example_message(), "chitty-chat", &example_key());
+        assert_eq!(
+            decode_event(&good.bytes).unwrap().event.time,
+            example_time(EXAMPLE_MESSAGE_MS)
+        );
+        let mut env: WireEnvelope = serde_cbor::from_slice(&good.bytes).unwrap();
+        let mut body: WireBody = serde_cbor::from_slice(&env.body).unwrap();
+        body.time -= 3_600_000;
+        env.body = to_vec(&body);
+        assert!(matches!(
+            decode_event(&to_vec(&env)),
+            Err(WireError::Signature(_))
+        ));
+        // The latest representable time is carried as it is.
+        let mut late = example_message();
+        late.time = WallTime::MAX;
+        let s = sign_event(late, "chitty-chat", &example_key());
+        assert_eq!(decode_event(&s.bytes).unwrap().event.time, WallTime::MAX);
     }
 
     #[test]
@@ -622,14 +679,16 @@ mod tests {
             decode_event(&vec![0u8; MAX_EVENT_BYTES + 1]),
             Err(WireError::TooLarge { .. })
         ));
-        // The envelope: version, signature.
+        // The envelope: version (version 1, without `time`, included), signature.
         let mut env: WireEnvelope = serde_cbor::from_slice(&good).unwrap();
-        env.v = 2;
-        assert!(matches!(
-            decode_event(&to_vec(&env)),
-            Err(WireError::Version(2))
-        ));
-        env.v = 1;
+        for v in [1, 3] {
+            env.v = v;
+            assert!(matches!(
+                decode_event(&to_vec(&env)),
+                Err(WireError::Version(got)) if got == v
+            ));
+        }
+        env.v = PROTOCOL_VERSION;
         env.sig[0] ^= 1;
         assert!(matches!(
             decode_event(&to_vec(&env)),
@@ -646,6 +705,15 @@ mod tests {
         ));
         // The body's fields.
         let cases: Vec<(Vec<u8>, &str)> = vec![
+            (
+                signed_body(|m| drop(m.remove(&V::Text("time".into())))),
+                "cbor",
+            ),
+            (signed_body(set("time", V::Integer(-1))), "cbor"),
+            (
+                signed_body(set("time", V::Integer(i128::from(MAX_WALL_MILLIS) + 1))),
+                "time",
+            ),
             (signed_body(set("lamport", V::Text("5".into()))), "cbor"),
             (signed_body(set("extra", V::Bool(true))), "cbor"),
             (signed_body(set("kind", V::Text("shout".into()))), "cbor"),
@@ -658,6 +726,15 @@ mod tests {
             (
                 signed_body(set("user", V::Text("two words".into()))),
                 "user",
+            ),
+            // A look-alike of `pat` (zero-width space) and a line-reordering override.
+            (
+                signed_body(set("user", V::Text("pat\u{200B}".into()))),
+                "user",
+            ),
+            (
+                signed_body(set("text", V::Text("abc\u{202E}fed".into()))),
+                "text",
             ),
             (signed_body(set("reason", V::Text("quit".into()))), "kind"),
             (signed_body(set("seq", V::Integer(0))), "seq"),
@@ -729,7 +806,7 @@ mod tests {
         let n = forged.len();
         forged[n - 1] ^= 1;
         let raw = to_vec(&WireSyncResponse {
-            v: 1,
+            v: PROTOCOL_VERSION,
             events: vec![
                 serde_bytes::ByteBuf::from(good.bytes.to_vec()),
                 serde_bytes::ByteBuf::from(forged),
@@ -757,8 +834,9 @@ mod tests {
         fn valid_events_round_trip(
             seq in 1u64..,
             lamport in any::<u64>(),
+            time in 0..=MAX_WALL_MILLIS,
             user in "[a-zA-Z0-9_\\-é]{1,32}",
-            text in "[^\\p{Cc}]{1,128}",
+            text in "[^\\p{Cc}\\x{61c}\\x{200e}\\x{200f}\\x{202a}-\\x{202e}\\x{2066}-\\x{2069}]{1,128}",
             kind in 0u8..4,
         ) {
             let key = Keypair::generate_ed25519();
@@ -768,7 +846,8 @@ mod tests {
                 2 => Body::Leave,
                 _ => Body::Lost { subject: PeerId::random(), user: Username::new(user.clone()).unwrap() },
             };
-            let e = Event { author: key.public().to_peer_id(), seq, lamport, user: Username::new(user).unwrap(), body };
+            let time = WallTime::from_unix_millis(time).unwrap();
+            let e = Event { author: key.public().to_peer_id(), seq, lamport, time, user: Username::new(user).unwrap(), body };
             let s = sign_event(e, "chitty-chat", &key);
             prop_assert_eq!(decode_event(&s.bytes).unwrap(), s);
         }

@@ -334,6 +334,25 @@ fn invalid_usernames_exit_with_code_2() {
     }
 }
 
+/// A name that would look like another (an invisible zero-width space, a right-to-left
+/// override) is refused with exit code 2 and a message naming the code point.
+#[test]
+fn look_alike_usernames_exit_with_code_2_naming_the_code_point() {
+    for (bad, code) in [("pat\u{200B}", "U+200B"), ("pat\u{202E}", "U+202E")] {
+        let out = std::process::Command::new(common::bin())
+            .args(["--username", bad, "--no-mdns"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--username") && err.contains(&format!("invisible character ({code})")),
+            "{bad:?}: {err}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+}
+
 /// A free TCP port on 127.0.0.1 (bound, then released for the node to take).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -548,6 +567,87 @@ fn two_participants_of_one_name_are_told_apart() {
         .filter_map(|p| p["peer"].as_str())
         .collect();
     assert_eq!(twins.len(), 2, "{who}");
+}
+
+/// `pat` and `pаt` (Cyrillic а) look the same on screen: on both nodes, both names are shown
+/// with their peer id suffix, exactly as two uses of one name are.
+#[test]
+fn look_alike_names_are_told_apart() {
+    const CYRILLIC: &str = "p\u{0430}t";
+    let (mut latin, addr) = first("pat", &[]);
+    let mut cyrillic = Node::spawn(CYRILLIC, &args(&["--connect", &addr]));
+    let (p_latin, _) = latin.ready();
+    let (p_cyrillic, _) = cyrillic.ready();
+    cyrillic.wait_join("pat");
+    cyrillic.wait_join(CYRILLIC);
+    latin.wait_join(CYRILLIC);
+    latin.send("from the latin pat");
+    cyrillic.send("from the cyrillic pat");
+    for node in [&mut latin, &mut cyrillic] {
+        for (user, peer, text) in [
+            ("pat", &p_latin, "from the latin pat"),
+            (CYRILLIC, &p_cyrillic, "from the cyrillic pat"),
+        ] {
+            let m = node.wait_for(text, |v| v["type"] == "message" && v["text"] == text);
+            assert_eq!(
+                (m["user"].as_str(), m["peer"].as_str()),
+                (Some(user), Some(peer.as_str()))
+            );
+            let shown = m["display"].as_str().unwrap_or_else(|| {
+                node.fail(&format!("{user:?} is shown without its suffix: {m}"))
+            });
+            let suffix = shown
+                .strip_prefix(&format!("{user}#"))
+                .unwrap_or_else(|| node.fail(&format!("bad display {shown:?}")));
+            assert!(
+                suffix.len() == 8 && peer.ends_with(suffix),
+                "{shown} {peer}"
+            );
+        }
+    }
+}
+
+/// Every chat event carries the time its author said it: a late joiner's caught-up lines and
+/// both nodes' `/history` show alice's times, equal to the millisecond on both nodes, in RFC 3339.
+#[test]
+fn caught_up_lines_and_history_carry_the_authors_times() {
+    let (mut a, addr) = first("alice", &[]);
+    a.wait_join("alice");
+    for i in 0..3 {
+        a.send(&format!("early {i}"));
+    }
+    let said: Vec<Value> = a
+        .wait_count("alice's three lines", 3, |v| v["type"] == "message")
+        .into_iter()
+        .chain([a.wait_for("alice's join", |v| v["type"] == "join")])
+        .collect();
+    for e in &said {
+        let t = e["time"]
+            .as_str()
+            .unwrap_or_else(|| a.fail(&format!("no time: {e}")));
+        chrono::DateTime::parse_from_rfc3339(t)
+            .unwrap_or_else(|err| a.fail(&format!("{t}: {err}")));
+    }
+
+    // Bob learns them by catching up (or from gossip's recent-message cache): either way, late.
+    let mut b = Node::spawn("bob", &args(&["--connect", &addr]));
+    b.wait_join("bob");
+    let same = |x: &Value, y: &Value| x["lamport"] == y["lamport"] && x["peer"] == y["peer"];
+    for e in &said {
+        let got = b.wait_for("a caught-up line", |v| v["type"] == e["type"] && same(v, e));
+        assert_eq!(got["time"], e["time"], "bob shows alice's time: {got} {e}");
+    }
+    for node in [&mut a, &mut b] {
+        let history = node.history();
+        for e in &said {
+            let h = history
+                .iter()
+                .find(|h| same(h, e))
+                .unwrap_or_else(|| node.fail(&format!("{e} not in history")));
+            assert_eq!(h["time"], e["time"], "{h}");
+        }
+        assert!(history.iter().all(|h| h["time"].is_string()), "{history:?}");
+    }
 }
 
 /// A participant that restarts with the same key (same name) is heard again: its new events are

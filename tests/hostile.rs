@@ -1,6 +1,7 @@
 //! A foreign peer: a plain libp2p gossipsub node written here, with none of chitty-node's types,
 //! joins the room and sends garbage, oversize and escape-laden text, forged authors, wild stamps,
-//! a name that is not its own, and a flood. The chitty nodes show none of the invalid, keep
+//! a name that is not its own, look-alike names, line-reordering text, clocks far off, and a
+//! flood. The chitty nodes show none of the invalid, keep
 //! chatting in order, tell the impostor apart, and cut the offender off.
 
 mod common;
@@ -125,14 +126,25 @@ fn text(s: &str) -> Value {
     Value::Text(s.to_owned())
 }
 
-/// An event body, built field by field as docs/PROTOCOL.md describes it.
+/// The foreign node's clock: 2001-09-09T01:46:40Z, far off, and shown as it claims.
+const FOREIGN_TIME_MS: u64 = 1_000_000_000_000;
+const FOREIGN_TIME: &str = "2001-09-09T01:46:40.000Z";
+
+/// An event body, built field by field as docs/PROTOCOL.md describes it, said at
+/// [`FOREIGN_TIME_MS`].
 fn body(author: &PeerId, seq: u64, lamport: u64, user: &str, text_: &str) -> Vec<u8> {
+    body_at(author, seq, lamport, FOREIGN_TIME_MS, user, text_)
+}
+
+/// An event body said at `time` (milliseconds since the Unix epoch).
+fn body_at(author: &PeerId, seq: u64, lamport: u64, time: u64, user: &str, text_: &str) -> Vec<u8> {
     let mut m = std::collections::BTreeMap::new();
     m.insert(text("topic"), text("chitty-chat"));
     m.insert(text("kind"), text("message"));
     m.insert(text("author"), Value::Bytes(author.to_bytes()));
     m.insert(text("seq"), Value::Integer(seq.into()));
     m.insert(text("lamport"), Value::Integer(lamport.into()));
+    m.insert(text("time"), Value::Integer(time.into()));
     m.insert(text("user"), text(user));
     m.insert(text("text"), text(text_));
     cbor(&Value::Map(m))
@@ -140,7 +152,7 @@ fn body(author: &PeerId, seq: u64, lamport: u64, user: &str, text_: &str) -> Vec
 
 /// A signed envelope: `sig` by `key` over the context and the body.
 fn envelope(key: &Keypair, body: Vec<u8>) -> Vec<u8> {
-    let mut msg = b"chitty-chat/event/1:".to_vec();
+    let mut msg = b"chitty-chat/event/2:".to_vec();
     msg.extend_from_slice(&body);
     let sig = key.sign(&msg).expect("ed25519 signs");
     // The canonical encoding: keys in the order v, body, sig (docs/PROTOCOL.md section 5).
@@ -152,7 +164,7 @@ fn envelope(key: &Keypair, body: Vec<u8>) -> Vec<u8> {
         #[serde(with = "serde_bytes")]
         sig: Vec<u8>,
     }
-    serde_cbor::to_vec(&Envelope { v: 1, body, sig }).expect("CBOR of an envelope")
+    serde_cbor::to_vec(&Envelope { v: 2, body, sig }).expect("CBOR of an envelope")
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
@@ -243,6 +255,20 @@ async fn a_foreign_peer_cannot_disrupt_the_room() {
             e.push(0);
             e
         },
+        // A look-alike of alice (a zero-width space), and a line-reordering override.
+        envelope(
+            &key,
+            body(&me, flood + 8, flood + 8, "alice\u{200B}", "invisible"),
+        ),
+        envelope(
+            &key,
+            body(&me, flood + 9, flood + 9, "mallory", "\u{202E}desrever"),
+        ),
+        // A time past what RFC 3339 can write.
+        envelope(
+            &key,
+            body_at(&me, flood + 10, flood + 10, u64::MAX, "mallory", "never"),
+        ),
     ];
     for e in invalid {
         let _ = to_foreign.send(Cmd::Publish(e)).await;
@@ -313,6 +339,11 @@ async fn a_foreign_peer_cannot_disrupt_the_room() {
                 n.name
             );
             assert!(t != "forged author", "{}: {v}", n.name);
+            assert!(
+                !["invisible", "never"].contains(&t) && !t.contains('\u{202E}'),
+                "{}: {v}",
+                n.name
+            );
         }
     }
     // The impostor is told apart from alice.
@@ -322,6 +353,10 @@ async fn a_foreign_peer_cannot_disrupt_the_room() {
         .find(|v| v["text"] == "I am alice")
         .expect("the impostor's line");
     assert_eq!(v["peer"], me.to_base58().as_str());
+    assert_eq!(
+        v["time"], FOREIGN_TIME,
+        "a clock far off is shown as it claims"
+    );
     assert!(
         v["display"]
             .as_str()

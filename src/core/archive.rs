@@ -110,13 +110,20 @@ impl Archive {
 mod tests {
     use super::*;
     use crate::core::event::{Event, Text, Username};
+    use crate::core::time::WallTime;
     use libp2p::identity::Keypair;
+
+    /// When event `seq` was said: a minute apart, from 2026-11-25T13:29:31Z.
+    fn said(seq: u64) -> WallTime {
+        WallTime::from_unix_millis(1_795_613_371_000 + seq * 60_000).unwrap()
+    }
 
     fn signed(key: &Keypair, seq: u64, lamport: u64, body: Body) -> SignedEvent {
         let e = Event {
             author: key.public().to_peer_id(),
             seq,
             lamport,
+            time: said(seq),
             user: Username::new("u").unwrap(),
             body,
         };
@@ -130,7 +137,8 @@ mod tests {
         let mut a = Archive::new("chitty-chat".into(), 100);
         assert!(a.accept(signed(&k, 1, 1, Body::Join)).unwrap().is_some());
         let msg = signed(&k, 2, 2, Body::Message(Text::new("hi").unwrap()));
-        assert!(a.accept(msg.clone()).unwrap().is_some());
+        let view = a.accept(msg.clone()).unwrap();
+        assert_eq!(view.map(|v| v.time), Some(said(2)), "the hub logs it said");
         assert!(a.accept(msg).unwrap().is_none(), "a duplicate is not new");
         let h = a.hello();
         assert!(h.archive);
@@ -147,11 +155,17 @@ mod tests {
             have: vec![],
         });
         assert_eq!(all.events.len(), 3);
+        // Served as signed: each event with the time its author said it.
+        for e in &all.events {
+            let back = crate::wire::decode_event(&e.bytes).unwrap();
+            assert_eq!(back.event.time, said(back.event.seq));
+        }
         let other = crate::wire::sign_event(
             Event {
                 author: me,
                 seq: 4,
                 lamport: 4,
+                time: said(4),
                 user: Username::new("u").unwrap(),
                 body: Body::Join,
             },

@@ -10,4 +10,5 @@ pub mod limit;
 pub mod room;
 pub mod roster;
 pub mod sync;
+pub mod time;
 pub mod transcript;

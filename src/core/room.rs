@@ -1,8 +1,9 @@
 //! The room: one participant's IO-less state machine (docs/PROTOCOL.md, "Clock rules", "Join,
 //! message, leave", "Sync" and "Lost participants").
 //!
-//! It is driven by calls that each carry the input and, where time matters, `now`; it never reads
-//! a clock, a socket or a terminal. What it wants done comes out of [`Room::poll_output`]: events
+//! It is driven by calls that each carry the input and, where time matters, `now`; every call
+//! that may emit one of our events also carries `wall`, the wall-clock time the event is signed
+//! with. It never reads a clock, a socket or a terminal. What it wants done comes out of [`Room::poll_output`]: events
 //! to publish and things to show. Its timers (the join grace, staggered `lost` announcements)
 //! are exposed by [`Room::poll_timeout`] and fired by [`Room::handle_timeout`].
 
@@ -19,6 +20,7 @@ use super::event::{
 };
 use super::roster::{Presence, Roster};
 use super::sync::{SyncRequest, SyncResponse};
+use super::time::WallTime;
 use super::transcript::Transcript;
 use crate::wire;
 
@@ -212,8 +214,9 @@ impl Room {
 
     /// Starts the room. A node that expects peers (mDNS on, or `--connect` given) waits up to the
     /// join grace to catch up with a participant, so that its join is stamped after the room's
-    /// past and shown after it; a node that cannot meet anyone joins at once.
-    pub fn start(&mut self, now: Instant, expect_peers: bool) {
+    /// past and shown after it; a node that cannot meet anyone joins at once. (`wall`, like in
+    /// every call that may emit our events, is the wall-clock time they are signed with.)
+    pub fn start(&mut self, now: Instant, wall: WallTime, expect_peers: bool) {
         if self.phase != Phase::Created {
             return;
         }
@@ -222,7 +225,7 @@ impl Room {
                 deadline: now + self.cfg.join_grace,
             };
         } else {
-            self.join();
+            self.join(wall);
         }
     }
 
@@ -283,9 +286,9 @@ impl Room {
     /// Every peer we could reach has said hello and none is a participant or a hub: there is no
     /// past to catch up with, so the join need not wait out the grace. (Called by the event
     /// loop once discovery has had its time; a participant found later is caught up with then.)
-    pub fn end_wait_among_newcomers(&mut self) {
+    pub fn end_wait_among_newcomers(&mut self, wall: WallTime) {
         if matches!(self.phase, Phase::Waiting { .. }) && self.historians.is_empty() {
-            self.join();
+            self.join(wall);
         }
     }
 
@@ -295,11 +298,11 @@ impl Room {
     }
 
     /// Fires what is due: the end of the join wait, `lost` announcements.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub fn handle_timeout(&mut self, now: Instant, wall: WallTime) {
         if let Phase::Waiting { deadline } = self.phase
             && now >= deadline
         {
-            self.join();
+            self.join(wall);
         }
         let due: Vec<PeerId> = self
             .lost
@@ -309,7 +312,7 @@ impl Room {
             .collect();
         for peer in due {
             self.lost.remove(&peer);
-            self.announce_lost(peer);
+            self.announce_lost(peer, wall);
         }
     }
 
@@ -377,10 +380,15 @@ impl Room {
     /// Takes a page of history from `from`: each event is merged and shown like a live one, marked
     /// as caught up. Returns whether to ask for the next page. Catching up completely with a
     /// participant ends the join wait: its past is now ours, and our join follows it.
-    pub fn handle_sync_response(&mut self, from: PeerId, resp: SyncResponse) -> bool {
+    pub fn handle_sync_response(
+        &mut self,
+        from: PeerId,
+        resp: SyncResponse,
+        wall: WallTime,
+    ) -> bool {
         let mut new = 0;
         for e in resp.events {
-            match self.accept(e, true) {
+            match self.accept(e, true, wall) {
                 Ok(true) => new += 1,
                 Ok(false) => {}
                 // Said once: the same events come back with every anti-entropy round.
@@ -399,7 +407,7 @@ impl Room {
             && self.historians.contains(&from)
             && matches!(self.phase, Phase::Waiting { .. })
         {
-            self.join();
+            self.join(wall);
         }
         // A page that taught us nothing cannot lead anywhere new.
         resp.more && new > 0
@@ -407,7 +415,7 @@ impl Room {
 
     /// A user command. Lines typed before the join is stamped wait for it; `/quit` shortens the
     /// wait to [`QUIT_JOIN_WAIT`] so that leaving is never delayed much.
-    pub fn handle_command(&mut self, cmd: UserCommand, now: Instant) {
+    pub fn handle_command(&mut self, cmd: UserCommand, now: Instant, wall: WallTime) {
         match cmd {
             UserCommand::Who => self.show_who(),
             UserCommand::History(last) => self.show_history(last),
@@ -430,11 +438,11 @@ impl Room {
                             };
                         }
                         // Not started: nobody can have heard of us; join and leave at once.
-                        Phase::Created if quit => self.join(),
+                        Phase::Created if quit => self.join(wall),
                         _ => {}
                     }
                 }
-                Phase::Joined => self.act(cmd),
+                Phase::Joined => self.act(cmd, wall),
                 Phase::Left => self.show_error("you have left the room"),
             },
         }
@@ -452,14 +460,14 @@ impl Room {
 
     /// A live chat event from gossipsub. Returns whether it was new (and shown); a duplicate is
     /// accepted but shown once.
-    pub fn handle_remote(&mut self, event: SignedEvent) -> Result<bool, Rejection> {
-        self.accept(event, false)
+    pub fn handle_remote(&mut self, event: SignedEvent, wall: WallTime) -> Result<bool, Rejection> {
+        self.accept(event, false, wall)
     }
 
     /// The last connection to `peer` closed without a leave from it. If it is a participant, the
     /// room says so: at once if we rank first among the present participants (by peer id), a
     /// little later otherwise, unless someone else's announcement arrives first.
-    pub fn peer_gone(&mut self, peer: PeerId, now: Instant) {
+    pub fn peer_gone(&mut self, peer: PeerId, now: Instant, wall: WallTime) {
         self.connected.remove(&peer);
         if peer == self.me || !self.is_present(&peer) || self.phase != Phase::Joined {
             return;
@@ -480,7 +488,7 @@ impl Room {
         let rank = u32::try_from(rank).unwrap_or(u32::MAX);
         self.lost
             .insert(peer, now + LOST_GRACE + LOST_STAGGER.saturating_mul(rank));
-        self.handle_timeout(now);
+        self.handle_timeout(now, wall);
     }
 
     /// A connection to `peer` is open (again): no need to announce it lost.
@@ -489,7 +497,7 @@ impl Room {
         self.connected.insert(*peer);
     }
 
-    fn announce_lost(&mut self, peer: PeerId) {
+    fn announce_lost(&mut self, peer: PeerId, wall: WallTime) {
         if self.phase != Phase::Joined {
             return;
         }
@@ -497,10 +505,13 @@ impl Room {
             return;
         };
         let user = p.user.clone();
-        self.emit(Body::Lost {
-            subject: peer,
-            user,
-        });
+        self.emit(
+            Body::Lost {
+                subject: peer,
+                user,
+            },
+            wall,
+        );
     }
 
     /// Events signed with our key come back to us. Those this run sent are known; those of an
@@ -529,8 +540,14 @@ impl Room {
     }
 
     /// Takes a validated, signed event (live or caught up): merges the clock, updates the
-    /// roster and the transcript, shows it.
-    fn accept(&mut self, signed: SignedEvent, sync: bool) -> Result<bool, Rejection> {
+    /// roster and the transcript, shows it. (`wall` is for our rejoin, should the event say we
+    /// are gone.)
+    fn accept(
+        &mut self,
+        signed: SignedEvent,
+        sync: bool,
+        wall: WallTime,
+    ) -> Result<bool, Rejection> {
         if signed.topic != self.topic {
             return Err(Rejection::OtherRoom(signed.topic));
         }
@@ -571,12 +588,12 @@ impl Room {
         self.transcript.insert(signed);
         if declared_lost && self.phase == Phase::Joined && !self.is_present(&self.me) {
             // Someone thought we were gone (a partition, a frozen process): we are back.
-            self.emit(Body::Join);
+            self.emit(Body::Join, wall);
         }
         Ok(true)
     }
 
-    fn join(&mut self) {
+    fn join(&mut self, wall: WallTime) {
         if !matches!(self.phase, Phase::Created | Phase::Waiting { .. }) {
             return;
         }
@@ -587,17 +604,17 @@ impl Room {
         for (_, view) in held {
             self.outputs.push_back(Output::Show(ChatEvent::Chat(view)));
         }
-        self.emit(Body::Join);
+        self.emit(Body::Join, wall);
         while let Some(cmd) = self.pending.pop_front() {
-            self.act(cmd);
+            self.act(cmd, wall);
         }
     }
 
-    fn act(&mut self, cmd: UserCommand) {
+    fn act(&mut self, cmd: UserCommand, wall: WallTime) {
         match cmd {
-            UserCommand::Say(text) => self.emit(Body::Message(text)),
+            UserCommand::Say(text) => self.emit(Body::Message(text), wall),
             UserCommand::Quit => {
-                self.emit(Body::Leave);
+                self.emit(Body::Leave, wall);
                 self.phase = Phase::Left;
                 self.pending.clear();
                 self.lost.clear();
@@ -608,14 +625,15 @@ impl Room {
         }
     }
 
-    /// Stamps, signs, records, shows and publishes one of our own events.
-    fn emit(&mut self, body: Body) {
+    /// Stamps, signs, records, shows and publishes one of our own events, said at `wall`.
+    fn emit(&mut self, body: Body, wall: WallTime) {
         let lamport = self.clock.tick();
         self.seq += 1;
         let event = Event {
             author: self.me,
             seq: self.seq,
             lamport,
+            time: wall,
             user: self.cfg.user.clone(),
             body,
         };
@@ -666,20 +684,22 @@ impl Room {
         let mut v = event.view(sync);
         let (who, user) = event.participant();
         let known = self.roster.get(&who).map(|p| &p.user);
-        if matches!(event.body, Body::Lost { .. })
-            && let Some(name) = known
-        {
-            // The announcer's word for the name counts for nothing: the name is the one the
-            // vanished participant used itself.
-            v.user = name.as_str().to_owned();
-        }
-        // Shown apart when another participant uses the name, or when an author uses a name
-        // other than the one it joined with.
+        let lost = matches!(event.body, Body::Lost { .. });
+        // The announcer's word for the name counts for nothing: the name is the one the
+        // vanished participant used itself.
+        let shown = match known {
+            Some(name) if lost => name,
+            _ => user,
+        };
+        v.user = shown.as_str().to_owned();
+        // Shown apart when another participant uses a name that looks the same (the same
+        // TR39 skeleton, kept in each name: `pat` and `pаt` with a Cyrillic а), or when an
+        // author uses a name other than the one it joined with.
         v.ambiguous = self
             .roster
             .iter()
-            .any(|(peer, p)| *peer != who && p.user.as_str() == v.user)
-            || (!matches!(event.body, Body::Lost { .. }) && known.is_some_and(|n| n != user));
+            .any(|(peer, p)| *peer != who && p.user.looks_like(shown))
+            || (!lost && known.is_some_and(|n| n != user));
         v
     }
 
@@ -721,6 +741,9 @@ mod tests {
     use super::*;
     use crate::core::event::{EventKind, LeaveReason};
 
+    /// The wall-clock time of tests that do not look at it.
+    const WALL: WallTime = WallTime::EPOCH;
+
     fn room(name: &str) -> Room {
         Room::new(RoomConfig {
             keypair: Keypair::generate_ed25519(),
@@ -760,7 +783,7 @@ mod tests {
     /// Delivers events to `to`, as gossipsub would.
     fn deliver(events: &[SignedEvent], to: &mut Room) {
         for e in events {
-            to.handle_remote(e.clone()).unwrap();
+            to.handle_remote(e.clone(), WALL).unwrap();
         }
     }
 
@@ -768,7 +791,7 @@ mod tests {
     fn sync(from: &Room, to: &mut Room) {
         loop {
             let resp = from.handle_sync_request(&to.sync_request());
-            if !to.handle_sync_response(from.me(), resp) {
+            if !to.handle_sync_response(from.me(), resp, WALL) {
                 break;
             }
         }
@@ -800,19 +823,19 @@ mod tests {
     fn given_a_restart_under_the_same_key_when_syncing_then_the_earlier_runs_events_are_ours() {
         let now = Instant::now();
         let mut a = room("a");
-        a.start(now, false);
+        a.start(now, WALL, false);
         let key_b = Keypair::generate_ed25519();
         let mut b1 = rerun("b", &key_b, 1_000);
-        b1.start(now, true);
+        b1.start(now, WALL, true);
         b1.handle_hello(a.me(), a.hello()).unwrap();
         sync(&a, &mut b1);
-        b1.handle_command(say("before the restart"), now);
-        b1.handle_command(UserCommand::Quit, now);
+        b1.handle_command(say("before the restart"), now, WALL);
+        b1.handle_command(UserCommand::Quit, now, WALL);
         deliver(&drain(&mut b1).0, &mut a);
         drain(&mut a);
 
         let mut b2 = rerun("b", &key_b, 2_000);
-        b2.start(now, true);
+        b2.start(now, WALL, true);
         b2.handle_hello(a.me(), a.hello()).unwrap();
         sync(&a, &mut b2);
         let (published, shown) = drain(&mut b2);
@@ -838,30 +861,30 @@ mod tests {
         let now = Instant::now();
         let key_b = Keypair::generate_ed25519();
         let mut b = rerun("b", &key_b, 1_000);
-        b.start(now, false);
+        b.start(now, WALL, false);
         drain(&mut b);
         // Another process with the same key, numbering above ours.
         let mut twin = rerun("b", &key_b, 5_000);
-        twin.start(now, false);
+        twin.start(now, WALL, false);
         let (events, _) = drain(&mut twin);
         assert_eq!(
-            b.handle_remote(events[0].clone()),
+            b.handle_remote(events[0].clone(), WALL),
             Err(Rejection::ForeignOwn { seq: 5_001 })
         );
         assert!(b.check_remote(&events[0]).is_err());
         // Our own event, come back, is simply known.
         let mut c = room("c");
-        c.start(now, false);
-        b.handle_command(say("mine"), now);
+        c.start(now, WALL, false);
+        b.handle_command(say("mine"), now, WALL);
         let (mine, _) = drain(&mut b);
         assert_eq!(b.check_remote(&mine[0]), Ok(()));
-        assert_eq!(b.handle_remote(mine[0].clone()), Ok(false));
+        assert_eq!(b.handle_remote(mine[0].clone(), WALL), Ok(false));
     }
 
     #[test]
     fn alone_joins_at_once_with_stamp_one() {
         let mut a = room("a");
-        a.start(Instant::now(), false);
+        a.start(Instant::now(), WALL, false);
         let (p, s) = drain(&mut a);
         assert_eq!(p.len(), 1);
         assert_eq!((p[0].event.lamport, &p[0].event.body), (1, &Body::Join));
@@ -874,13 +897,13 @@ mod tests {
     fn a_late_joiner_catches_up_in_order_before_its_own_join() {
         let now = Instant::now();
         let mut a = room("a");
-        a.start(now, false);
+        a.start(now, WALL, false);
         for i in 0..5 {
-            a.handle_command(say(&format!("m{i}")), now);
+            a.handle_command(say(&format!("m{i}")), now, WALL);
         }
         drain(&mut a);
         let mut b = room("b");
-        b.start(now, true);
+        b.start(now, WALL, true);
         b.handle_hello(a.me(), a.hello()).unwrap();
         assert!(!b.has_joined(), "the join waits for the history");
         sync(&a, &mut b);
@@ -899,16 +922,104 @@ mod tests {
         assert!(p[0].event.lamport > a.clock());
     }
 
+    /// `pat` and `pаt` (Cyrillic а) look the same: once both are in the roster, both are shown
+    /// apart, with the suffix; a name that only resembles nobody's is not.
+    #[test]
+    fn look_alike_names_are_shown_apart_like_identical_ones() {
+        let now = Instant::now();
+        let mut latin = room("pat");
+        let mut cyrillic = room("p\u{0430}t");
+        let mut other = room("pet");
+        for r in [&mut latin, &mut cyrillic, &mut other] {
+            r.start(now, WALL, false);
+        }
+        let joins: Vec<SignedEvent> = [&mut latin, &mut cyrillic, &mut other]
+            .into_iter()
+            .flat_map(|r| drain(r).0)
+            .collect();
+        deliver(&joins[1..], &mut latin);
+        latin.handle_command(say("hi"), now, WALL);
+        cyrillic.handle_command(say("hi"), now, WALL);
+        other.handle_command(say("hi"), now, WALL);
+        let said: Vec<SignedEvent> = [&mut cyrillic, &mut other]
+            .into_iter()
+            .flat_map(|r| drain(r).0)
+            .collect();
+        deliver(&said, &mut latin);
+        let (_, shown) = drain(&mut latin);
+        let ambiguous: Vec<(String, bool)> = chats(&shown)
+            .into_iter()
+            .filter(|v| v.kind == EventKind::Message)
+            .map(|v| (v.user, v.ambiguous))
+            .collect();
+        assert_eq!(
+            ambiguous,
+            vec![
+                ("pat".to_owned(), true),
+                ("p\u{0430}t".to_owned(), true),
+                ("pet".to_owned(), false)
+            ]
+        );
+    }
+
+    /// Each event carries the wall-clock time its author's node was given when it signed it, and
+    /// a late joiner shows those times, not its own; its own join gets its own time.
+    #[test]
+    fn caught_up_events_keep_the_time_their_author_said_them() {
+        let now = Instant::now();
+        let at = |s: u64| WallTime::from_unix_millis(1_795_613_371_000 + s * 1000).unwrap();
+        let mut a = room("a");
+        a.start(now, at(0), false);
+        for i in 1..=3 {
+            a.handle_command(say(&format!("m{i}")), now, at(60 * i));
+        }
+        drain(&mut a);
+        let mut b = room("b");
+        b.start(now, at(3600), true);
+        b.handle_hello(a.me(), a.hello()).unwrap();
+        loop {
+            let resp = a.handle_sync_request(&b.sync_request());
+            if !b.handle_sync_response(a.me(), resp, at(3601)) {
+                break;
+            }
+        }
+        let (p, shown) = drain(&mut b);
+        let times: Vec<(String, WallTime)> = chats(&shown)
+            .into_iter()
+            .map(|v| (v.user, v.time))
+            .collect();
+        let want: Vec<(String, WallTime)> = [0, 60, 120, 180]
+            .into_iter()
+            .map(|s| ("a".to_owned(), at(s)))
+            .chain([("b".to_owned(), at(3601))])
+            .collect();
+        assert_eq!(times, want);
+        assert_eq!(
+            p[0].event.time,
+            at(3601),
+            "b's join is signed with b's time"
+        );
+        b.handle_command(UserCommand::History(None), now, at(3700));
+        let (_, shown) = drain(&mut b);
+        let Some(ChatEvent::History(h)) = shown.last() else {
+            panic!("{shown:?}")
+        };
+        assert_eq!(
+            h.iter().map(|v| v.time).collect::<Vec<_>>(),
+            want.into_iter().map(|w| w.1).collect::<Vec<_>>()
+        );
+    }
+
     #[test]
     fn grace_runs_out_and_the_node_joins_alone() {
         let now = Instant::now();
         let mut b = room("b");
-        b.start(now, true);
-        b.handle_command(say("early"), now);
-        b.handle_timeout(now + Duration::from_millis(10));
+        b.start(now, WALL, true);
+        b.handle_command(say("early"), now, WALL);
+        b.handle_timeout(now + Duration::from_millis(10), WALL);
         assert!(drain(&mut b).0.is_empty());
         assert_eq!(b.poll_timeout(), Some(now + JOIN_GRACE));
-        b.handle_timeout(now + JOIN_GRACE);
+        b.handle_timeout(now + JOIN_GRACE, WALL);
         let (p, _) = drain(&mut b);
         assert_eq!(
             p.iter().map(|e| e.event.lamport).collect::<Vec<_>>(),
@@ -921,12 +1032,12 @@ mod tests {
     fn quit_while_waiting_shortens_the_wait_then_joins_says_and_leaves() {
         let now = Instant::now();
         let mut b = room("b");
-        b.start(now, true);
-        b.handle_command(say("hi"), now);
-        b.handle_command(UserCommand::Quit, now);
+        b.start(now, WALL, true);
+        b.handle_command(say("hi"), now, WALL);
+        b.handle_command(UserCommand::Quit, now, WALL);
         assert!(drain(&mut b).0.is_empty(), "still waiting");
         assert_eq!(b.poll_timeout(), Some(now + QUIT_JOIN_WAIT));
-        b.handle_timeout(now + QUIT_JOIN_WAIT);
+        b.handle_timeout(now + QUIT_JOIN_WAIT, WALL);
         let (p, _) = drain(&mut b);
         let bodies: Vec<_> = p.iter().map(|e| e.event.body.clone()).collect();
         assert_eq!(
@@ -945,18 +1056,18 @@ mod tests {
         let now = Instant::now();
         let mut b = room("b");
         let mut c = room("c");
-        b.start(now, true);
-        c.start(now, true);
+        b.start(now, WALL, true);
+        c.start(now, WALL, true);
         b.handle_hello(c.me(), c.hello()).unwrap();
-        b.end_wait_among_newcomers();
+        b.end_wait_among_newcomers(WALL);
         assert!(b.has_joined(), "no participant to catch up with");
         // With a participant around, the wait goes on until its history is in.
         let mut a = room("a");
-        a.start(now, false);
+        a.start(now, WALL, false);
         let mut d = room("d");
-        d.start(now, true);
+        d.start(now, WALL, true);
         d.handle_hello(a.me(), a.hello()).unwrap();
-        d.end_wait_among_newcomers();
+        d.end_wait_among_newcomers(WALL);
         assert!(!d.has_joined());
     }
 
@@ -965,8 +1076,8 @@ mod tests {
         let now = Instant::now();
         let mut b = room("b");
         let mut c = room("c");
-        b.start(now, true);
-        c.start(now, true);
+        b.start(now, WALL, true);
+        c.start(now, WALL, true);
         b.handle_hello(c.me(), c.hello()).unwrap();
         sync(&c, &mut b);
         assert!(
@@ -979,10 +1090,10 @@ mod tests {
     fn received_events_keep_their_origin_stamp_and_causality_holds() {
         let mut a = room("a");
         let mut b = room("b");
-        a.start(Instant::now(), false);
-        b.start(Instant::now(), false);
+        a.start(Instant::now(), WALL, false);
+        b.start(Instant::now(), WALL, false);
         for _ in 0..10 {
-            a.handle_command(say("tick"), Instant::now());
+            a.handle_command(say("tick"), Instant::now(), WALL);
         }
         let (pa, _) = drain(&mut a);
         drain(&mut b);
@@ -993,7 +1104,7 @@ mod tests {
             stamps,
             pa.iter().map(|e| e.event.lamport).collect::<Vec<_>>()
         );
-        b.handle_command(say("reply"), Instant::now());
+        b.handle_command(say("reply"), Instant::now(), WALL);
         let (pb, _) = drain(&mut b);
         assert!(pb[0].event.lamport > pa.last().unwrap().event.lamport);
     }
@@ -1002,14 +1113,14 @@ mod tests {
     fn duplicates_are_shown_once_and_identical_texts_are_distinct_events() {
         let mut a = room("a");
         let mut b = room("b");
-        a.start(Instant::now(), false);
-        b.start(Instant::now(), false);
-        a.handle_command(say("ok"), Instant::now());
-        a.handle_command(say("ok"), Instant::now());
+        a.start(Instant::now(), WALL, false);
+        b.start(Instant::now(), WALL, false);
+        a.handle_command(say("ok"), Instant::now(), WALL);
+        a.handle_command(say("ok"), Instant::now(), WALL);
         let (pa, _) = drain(&mut a);
         drain(&mut b);
         deliver(&pa, &mut b);
-        assert_eq!(b.handle_remote(pa[1].clone()), Ok(false));
+        assert_eq!(b.handle_remote(pa[1].clone(), WALL), Ok(false));
         let (_, shown) = drain(&mut b);
         assert_eq!(shown.len(), 3, "join + two distinct ok messages: {shown:?}");
     }
@@ -1018,13 +1129,13 @@ mod tests {
     fn wild_stamps_are_rejected() {
         let mut a = room("a");
         let mut b = room("b");
-        a.start(Instant::now(), false);
-        b.start(Instant::now(), false);
+        a.start(Instant::now(), WALL, false);
+        b.start(Instant::now(), WALL, false);
         let (pa, _) = drain(&mut a);
         let mut wild = pa[0].clone();
         wild.event.lamport = u64::MAX;
         assert!(matches!(
-            b.handle_remote(wild),
+            b.handle_remote(wild, WALL),
             Err(Rejection::StampTooFar { .. })
         ));
         assert!(b.clock() < 10);
@@ -1033,7 +1144,7 @@ mod tests {
     #[test]
     fn hellos_and_syncs_from_other_rooms_change_nothing() {
         let mut b = room("b");
-        b.start(Instant::now(), true);
+        b.start(Instant::now(), WALL, true);
         let other = Hello {
             topic: "chitty-chat/elsewhere".into(),
             lamport: 99,
@@ -1057,14 +1168,14 @@ mod tests {
     fn leave_removes_from_who_and_history_is_in_total_order() {
         let mut a = room("a");
         let mut b = room("b");
-        a.start(Instant::now(), false);
-        b.start(Instant::now(), false);
-        a.handle_command(UserCommand::Quit, Instant::now());
+        a.start(Instant::now(), WALL, false);
+        b.start(Instant::now(), WALL, false);
+        a.handle_command(UserCommand::Quit, Instant::now(), WALL);
         let (pa, _) = drain(&mut a);
         drain(&mut b);
         deliver(&pa, &mut b);
-        b.handle_command(UserCommand::Who, Instant::now());
-        b.handle_command(UserCommand::History(None), Instant::now());
+        b.handle_command(UserCommand::Who, Instant::now(), WALL);
+        b.handle_command(UserCommand::History(None), Instant::now(), WALL);
         let (_, s) = drain(&mut b);
         let who = s.iter().find_map(|c| match c {
             ChatEvent::Who(l) => Some(l.clone()),
@@ -1091,7 +1202,7 @@ mod tests {
     #[test]
     fn hello_entries_with_wild_stamps_are_ignored() {
         let mut b = room("b");
-        b.start(Instant::now(), false);
+        b.start(Instant::now(), WALL, false);
         let hello = Hello {
             topic: "chitty-chat".into(),
             lamport: 3,
@@ -1104,7 +1215,7 @@ mod tests {
             archive: false,
         };
         b.handle_hello(PeerId::random(), hello).unwrap();
-        b.handle_command(UserCommand::Who, Instant::now());
+        b.handle_command(UserCommand::Who, Instant::now(), WALL);
         let (_, s) = drain(&mut b);
         let ChatEvent::Who(list) = s.last().unwrap() else {
             panic!("{s:?}")
@@ -1116,7 +1227,7 @@ mod tests {
     fn trio() -> Vec<Room> {
         let mut rooms = vec![room("a"), room("b"), room("c")];
         for r in &mut rooms {
-            r.start(Instant::now(), false);
+            r.start(Instant::now(), WALL, false);
         }
         let out: Vec<Vec<SignedEvent>> = rooms.iter_mut().map(|r| drain(r).0).collect();
         let ids: Vec<PeerId> = rooms.iter().map(|r| r.me()).collect();
@@ -1138,14 +1249,14 @@ mod tests {
         let mut rooms = trio();
         let gone = rooms.pop().unwrap();
         let (mut x, mut y) = (rooms.remove(0), rooms.remove(0));
-        x.peer_gone(gone.me(), now);
-        y.peer_gone(gone.me(), now);
+        x.peer_gone(gone.me(), now, WALL);
+        y.peer_gone(gone.me(), now, WALL);
         assert!(
             drain(&mut x).0.is_empty() && drain(&mut y).0.is_empty(),
             "a short grace first"
         );
-        x.handle_timeout(now + LOST_GRACE);
-        y.handle_timeout(now + LOST_GRACE);
+        x.handle_timeout(now + LOST_GRACE, WALL);
+        y.handle_timeout(now + LOST_GRACE, WALL);
         let (px, _) = drain(&mut x);
         let (py, _) = drain(&mut y);
         assert_eq!(
@@ -1168,22 +1279,22 @@ mod tests {
             (EventKind::Leave, Some(LeaveReason::Lost), "c")
         );
         assert_eq!(v.lamport, lost.event.lamport);
-        other.handle_timeout(now + LOST_STAGGER * 4);
+        other.handle_timeout(now + LOST_STAGGER * 4, WALL);
         assert!(drain(other).0.is_empty(), "the second in line stood down");
         // Had the announcement not come, the second in line would have made it.
         let mut rooms = trio();
         let gone = rooms.pop().unwrap().me();
         let (mut x, mut y) = (rooms.remove(0), rooms.remove(0));
-        x.peer_gone(gone, now);
-        y.peer_gone(gone, now);
-        x.handle_timeout(now + LOST_GRACE);
-        y.handle_timeout(now + LOST_GRACE);
+        x.peer_gone(gone, now, WALL);
+        y.peer_gone(gone, now, WALL);
+        x.handle_timeout(now + LOST_GRACE, WALL);
+        y.handle_timeout(now + LOST_GRACE, WALL);
         let second = if drain(&mut x).0.is_empty() {
             &mut x
         } else {
             &mut y
         };
-        second.handle_timeout(now + LOST_GRACE + LOST_STAGGER);
+        second.handle_timeout(now + LOST_GRACE + LOST_STAGGER, WALL);
         assert_eq!(drain(second).0.len(), 1);
     }
 
@@ -1193,11 +1304,11 @@ mod tests {
         let mut rooms = trio();
         let mut leaver = rooms.pop().unwrap();
         let mut x = rooms.remove(0);
-        x.peer_gone(leaver.me(), now);
-        leaver.handle_command(UserCommand::Quit, now);
+        x.peer_gone(leaver.me(), now, WALL);
+        leaver.handle_command(UserCommand::Quit, now, WALL);
         let (pl, _) = drain(&mut leaver);
         deliver(&pl, &mut x);
-        x.handle_timeout(now + LOST_STAGGER * 4);
+        x.handle_timeout(now + LOST_STAGGER * 4, WALL);
         assert!(drain(&mut x).0.is_empty());
     }
 
@@ -1207,10 +1318,10 @@ mod tests {
         let mut rooms = trio();
         let (mut x, mut y) = (rooms.remove(0), rooms.remove(0));
         // x and y lose each other (a partition); each sees the other vanish.
-        x.peer_gone(y.me(), now);
-        y.peer_gone(x.me(), now);
-        x.handle_timeout(now + LOST_STAGGER * 4);
-        y.handle_timeout(now + LOST_STAGGER * 4);
+        x.peer_gone(y.me(), now, WALL);
+        y.peer_gone(x.me(), now, WALL);
+        x.handle_timeout(now + LOST_STAGGER * 4, WALL);
+        y.handle_timeout(now + LOST_STAGGER * 4, WALL);
         let (px, _) = drain(&mut x);
         let (py, _) = drain(&mut y);
         deliver(&px, &mut y);
@@ -1276,7 +1387,7 @@ mod tests {
             .collect();
         let mut awake: Vec<bool> = (0..n).map(|i| i < n - 2).collect();
         for r in nodes.iter_mut().take(n - 2).flatten() {
-            r.start(t0, false);
+            r.start(t0, WALL, false);
         }
         let ids: Vec<PeerId> = nodes.iter().flatten().map(|r| r.me()).collect();
         let connect = |nodes: &mut Vec<Option<Room>>, cross: &dyn Fn(usize, usize) -> bool| {
@@ -1297,7 +1408,7 @@ mod tests {
                 let Some(mut late) = nodes[k].take() else {
                     return;
                 };
-                late.start(now, true);
+                late.start(now, WALL, true);
                 for (j, peer) in nodes.iter_mut().enumerate() {
                     if let (Some(p), true) = (peer.as_mut(), awake[j] && j != k) {
                         late.handle_hello(p.me(), p.hello()).unwrap();
@@ -1307,7 +1418,7 @@ mod tests {
                         sync(&late, p);
                     }
                 }
-                late.handle_timeout(now + JOIN_GRACE);
+                late.handle_timeout(now + JOIN_GRACE, WALL);
                 nodes[k] = Some(late);
             };
         // In flight: (due step, to, event).
@@ -1322,7 +1433,7 @@ mod tests {
             // Collect what every node published this step.
             for (i, node) in nodes.iter_mut().enumerate() {
                 let Some(r) = node.as_mut() else { continue };
-                r.handle_timeout(now);
+                r.handle_timeout(now, WALL);
                 let (published, _) = drain(r);
                 for e in published {
                     for (j, up) in awake.iter().enumerate() {
@@ -1339,7 +1450,7 @@ mod tests {
                 0..=7 => {
                     let i = rng.below(n as u64) as usize;
                     if let (Some(r), true) = (nodes[i].as_mut(), awake[i]) {
-                        r.handle_command(say(&format!("s{step}")), now);
+                        r.handle_command(say(&format!("s{step}")), now, WALL);
                     }
                 }
                 13 if step > 50 => {
@@ -1370,7 +1481,7 @@ mod tests {
                                     && alive[j]
                                     && let Some(r) = r.as_mut()
                                 {
-                                    r.peer_gone(ids[j], now);
+                                    r.peer_gone(ids[j], now, WALL);
                                 }
                             }
                         }
@@ -1382,7 +1493,7 @@ mod tests {
                         && let Some(dead) = nodes[k].take()
                     {
                         for r in nodes.iter_mut().flatten() {
-                            r.peer_gone(dead.me(), now);
+                            r.peer_gone(dead.me(), now, WALL);
                         }
                     }
                 }
@@ -1416,7 +1527,7 @@ mod tests {
             while !due.is_empty() {
                 let (_, to, e) = due.swap_remove(rng.below(due.len() as u64) as usize);
                 if let Some(r) = nodes[to].as_mut() {
-                    let _ = r.handle_remote(e);
+                    let _ = r.handle_remote(e, WALL);
                 }
             }
         }
@@ -1431,7 +1542,7 @@ mod tests {
         for _round in 0..20 {
             let mut changed = false;
             for r in nodes.iter_mut().flatten() {
-                r.handle_timeout(end);
+                r.handle_timeout(end, WALL);
                 changed |= !drain(r).0.is_empty();
             }
             for i in 0..n {

@@ -177,6 +177,7 @@ mod tests {
             author: key.public().to_peer_id(),
             seq,
             lamport,
+            time: crate::core::time::WallTime::EPOCH,
             user: Username::new("u").unwrap(),
             body: Body::Join,
         };

@@ -114,12 +114,14 @@ mod tests {
 
     use super::*;
     use crate::core::event::{Body, Text, Username};
+    use crate::core::time::WallTime;
 
     fn event(author: PeerId, seq: u64) -> Event {
         Event {
             author,
             seq,
             lamport: seq,
+            time: WallTime::EPOCH,
             user: Username::new("flooder").unwrap(),
             body: Body::Message(Text::new("x").unwrap()),
         }

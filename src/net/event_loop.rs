@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use libp2p::core::transport::ListenerId;
 use libp2p::core::{Transport, upgrade};
@@ -30,6 +30,7 @@ use crate::core::room::{
     Hello, Output, PENDING_COMMANDS_CAP, Rejection, Room, RoomConfig, UserCommand,
 };
 use crate::core::sync::SyncRequest;
+use crate::core::time::WallTime;
 use crate::wire;
 
 /// Most events waiting for a peer to subscribe before lines are refused.
@@ -323,6 +324,12 @@ enum Handed {
 }
 
 /// The user's words for an event gossipsub refused.
+/// The system's wall-clock time, for the events the room may sign now (the core never reads a
+/// clock).
+fn wall_now() -> WallTime {
+    WallTime::from_system(SystemTime::now())
+}
+
 fn publish_error(lamport: u64, e: &gossipsub::PublishError) -> ChatEvent {
     ChatEvent::Error(format!(
         "could not send the event stamped {lamport}: {}",
@@ -526,7 +533,8 @@ impl EventLoop {
     /// Leaves, unless already gone (`/quit` followed by the end of input is one leave).
     fn quit(&mut self) {
         if !self.room.has_left() {
-            self.room.handle_command(UserCommand::Quit, Instant::now());
+            self.room
+                .handle_command(UserCommand::Quit, Instant::now(), wall_now());
             // Leave the hubs' directories too (an expired registration would go in a minute).
             if let Ok(ns) = rendezvous::Namespace::new(self.room.topic().to_owned()) {
                 let hubs: Vec<PeerId> = self.hubs.keys().copied().collect();
@@ -577,7 +585,7 @@ impl EventLoop {
                 })
                 .await?;
             }
-            cmd => self.room.handle_command(cmd, Instant::now()),
+            cmd => self.room.handle_command(cmd, Instant::now(), wall_now()),
         }
         Ok(())
     }
@@ -603,7 +611,7 @@ impl EventLoop {
         if !self.started {
             self.started = true;
             let expect_peers = self.mdns || !self.targets.is_empty();
-            self.room.start(Instant::now(), expect_peers);
+            self.room.start(Instant::now(), wall_now(), expect_peers);
             self.started_at = Instant::now();
         }
         Ok(())
@@ -892,7 +900,7 @@ impl EventLoop {
 
     async fn handle_timers(&mut self, now: Instant) -> Result<(), NetError> {
         if self.started {
-            self.room.handle_timeout(now);
+            self.room.handle_timeout(now, wall_now());
             self.maybe_end_wait(now);
         }
         if !self.outbox.is_empty() {
@@ -982,7 +990,7 @@ impl EventLoop {
             return;
         }
         if self.links.values().all(|l| l.hello != HelloState::Pending) {
-            self.room.end_wait_among_newcomers();
+            self.room.end_wait_among_newcomers(wall_now());
         }
     }
 
@@ -1190,7 +1198,7 @@ impl EventLoop {
                     if self.leaving.is_none() {
                         // The room decides: a present participant gone without a leave is lost
                         // (a leaver we hung up on is no longer present).
-                        self.room.peer_gone(peer_id, now);
+                        self.room.peer_gone(peer_id, now, wall_now());
                     }
                     self.flush_outbox(false).await?;
                     for t in &mut self.targets {
@@ -1345,7 +1353,7 @@ impl EventLoop {
                             Ok(()) => {
                                 let leave = matches!(event.event.body, Body::Leave);
                                 let lamport = event.event.lamport;
-                                match self.room.handle_remote(event) {
+                                match self.room.handle_remote(event, wall_now()) {
                                     Ok(new) => Verdict::Accepted {
                                         leave,
                                         lamport,
@@ -1757,7 +1765,9 @@ impl EventLoop {
                     }
                     debug!(%peer, events = resp.events.len(), more = resp.more, "history received");
                     let pages = self.syncing.remove(&peer).unwrap_or(0);
-                    if self.room.handle_sync_response(peer, resp) && self.leaving.is_none() {
+                    if self.room.handle_sync_response(peer, resp, wall_now())
+                        && self.leaving.is_none()
+                    {
                         if pages < MAX_SYNC_PAGES {
                             self.request_page(peer, pages + 1);
                         } else {

@@ -98,9 +98,9 @@ pub fn parse_line(line: &str) -> Parsed {
     };
     match Text::new(text) {
         Ok(t) => Parsed::Command(UserCommand::Say(t)),
-        Err(e @ NameError::TooLong { .. }) | Err(e @ NameError::Control { .. }) => {
-            Parsed::Invalid(format!("{e}; not sent"))
-        }
+        Err(
+            e @ (NameError::TooLong { .. } | NameError::Control { .. } | NameError::Bidi { .. }),
+        ) => Parsed::Invalid(format!("{e}; not sent")),
         Err(e) => Parsed::Invalid(format!("{e}")),
     }
 }
@@ -285,16 +285,24 @@ mod tests {
             panic!()
         };
         assert!(m.contains("control character"), "{m}");
+        let Parsed::Invalid(m) = parse_line("abc \u{202E}fed") else {
+            panic!()
+        };
+        assert!(
+            m.contains("bidirectional control character (U+202E)") && m.ends_with("not sent"),
+            "{m}"
+        );
     }
 
     proptest::proptest! {
         /// Any line parses to something, without panicking; a message never carries a control
-        /// character or more than 128 characters.
+        /// character, a bidirectional control or more than 128 characters.
         #[test]
         fn any_line_parses_without_panicking(line in "\\PC{0,300}|[\\x00-\\x7f]{0,200}") {
             if let Parsed::Command(UserCommand::Say(t)) = parse_line(&line) {
                 proptest::prop_assert!(t.as_str().chars().count() <= 128);
                 proptest::prop_assert!(!t.as_str().chars().any(char::is_control));
+                proptest::prop_assert!(!t.as_str().chars().any(crate::core::event::is_bidi_control));
             }
         }
     }

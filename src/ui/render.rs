@@ -1,23 +1,51 @@
 //! Renderers: the same [`ChatEvent`] stream as human lines or as NDJSON (README.md, "Output").
+//!
+//! A line about a chat event (live, caught up, or in `/history`) is stamped with the time its
+//! author said it, as the event carries it; any other line with the time it is printed.
 
-use chrono::{DateTime, Local};
+use chrono::{DateTime, Local, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 use crate::core::event::{
     ChatEvent, DialFailure, DialOutcome, EventKind, EventView, LeaveReason, LinkView,
 };
+use crate::core::time::WallTime;
 
 use super::input::HELP;
 
 /// How output looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// Lines for people, prefixed with the local date and time as Go's log package prints it.
+    /// Lines for people, prefixed with the local date and time as Go's log package prints it:
+    /// for a chat event, the time its author said it; for anything else, the time it is printed.
     Human,
     /// One JSON object per line.
     Json,
-    /// The hub's server log, as the original Chitty-Chat server printed it.
+    /// The hub's server log, as the original Chitty-Chat server printed it (chat events stamped
+    /// as in [`Format::Human`]).
     HubLog,
+}
+
+/// Go's log package's date and time.
+const STAMP: &str = "%Y/%m/%d %H:%M:%S";
+
+/// `t` in UTC; `None` when chrono cannot represent it. ([`WallTime`] keeps to years up to 9999,
+/// which it can; whatever a peer sends, the renderer does not panic.)
+fn utc(t: WallTime) -> Option<DateTime<Utc>> {
+    DateTime::<Utc>::from_timestamp_millis(i64::try_from(t.unix_millis()).ok()?)
+}
+
+/// `t` as RFC 3339, in UTC, to the millisecond (`2026-11-25T13:30:08.123Z`).
+fn rfc3339(t: WallTime) -> Option<String> {
+    utc(t).map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+/// A human line and the time to stamp it with: an event's own, or `None` for the time it is
+/// printed.
+type Line = (Option<WallTime>, String);
+
+fn now_line(text: String) -> Line {
+    (None, text)
 }
 
 /// The last characters of a base58 peer id: enough to tell peers apart at a glance (every
@@ -80,6 +108,9 @@ fn json_event(v: &EventView, ty: &str) -> Value {
     if ty == "history" {
         o["event"] = json!(v.kind.as_str());
     }
+    if let Some(t) = rfc3339(v.time) {
+        o["time"] = json!(t);
+    }
     if let Some(t) = &v.text {
         o["text"] = json!(t);
     }
@@ -98,51 +129,63 @@ fn json_event(v: &EventView, ty: &str) -> Value {
     o
 }
 
-/// Renders `event` as output lines (without line endings), stamped with `now` in human mode.
+/// Renders `event` as output lines (without line endings). In human mode, each line is stamped
+/// with the time of the event it shows, or with `now`.
 pub fn render(event: &ChatEvent, format: Format, now: DateTime<Local>) -> Vec<String> {
     match format {
         Format::Json => render_json(event).iter().map(Value::to_string).collect(),
         Format::Human | Format::HubLog => {
-            let stamp = now.format("%Y/%m/%d %H:%M:%S");
             let lines = if format == Format::HubLog {
                 render_hub(event)
             } else {
                 render_human(event)
             };
-            lines.into_iter().map(|l| format!("{stamp} {l}")).collect()
+            lines
+                .into_iter()
+                .map(|(at, l)| {
+                    let at = at.and_then(utc).map_or(now, |t| t.with_timezone(&Local));
+                    format!("{} {l}", at.format(STAMP))
+                })
+                .collect()
         }
     }
 }
 
-fn render_hub(event: &ChatEvent) -> Vec<String> {
+fn render_hub(event: &ChatEvent) -> Vec<Line> {
     match event {
         ChatEvent::Ready { peer, listen, .. } => {
-            let mut lines = vec![format!(
+            let mut lines = vec![now_line(format!(
                 "chitty-node hub {peer} is up; clients connect with:"
-            )];
-            lines.extend(listen.iter().map(|a| format!("  --connect {a}")));
+            ))];
+            lines.extend(listen.iter().map(|a| now_line(format!("  --connect {a}"))));
             lines
         }
         ChatEvent::Chat(v) => {
             let caught_up = if v.sync { " (caught up)" } else { "" };
+            let said = |text: String| (Some(v.time), text);
             match v.kind {
-                EventKind::Join => vec![format!("{} enter the chat system{caught_up}", v.user)],
+                EventKind::Join => {
+                    vec![said(format!("{} enter the chat system{caught_up}", v.user))]
+                }
                 EventKind::Leave => {
                     let lost = if v.reason == Some(LeaveReason::Lost) {
                         " (connection lost)"
                     } else {
                         ""
                     };
-                    vec![format!("{} leave the chat system{lost}{caught_up}", v.user)]
+                    vec![said(format!(
+                        "{} leave the chat system{lost}{caught_up}",
+                        v.user
+                    ))]
                 }
                 EventKind::Message => vec![
-                    format!(
+                    said(format!(
                         "[{}] {}: {}{caught_up}",
                         v.lamport,
                         v.user,
                         v.text.as_deref().unwrap_or_default()
-                    ),
-                    "The message has been broadcasted".to_owned(),
+                    )),
+                    now_line("The message has been broadcasted".to_owned()),
                 ],
             }
         }
@@ -150,16 +193,16 @@ fn render_hub(event: &ChatEvent) -> Vec<String> {
             peer,
             connected: true,
             addr,
-        } => vec![format!("connection from {peer} at {addr}")],
-        ChatEvent::Peer { peer, .. } => vec![format!("connection with {peer} closed")],
-        ChatEvent::Room { topic } => vec![format!("serving room {topic}")],
-        ChatEvent::Notice(t) => vec![t.clone()],
+        } => vec![now_line(format!("connection from {peer} at {addr}"))],
+        ChatEvent::Peer { peer, .. } => vec![now_line(format!("connection with {peer} closed"))],
+        ChatEvent::Room { topic } => vec![now_line(format!("serving room {topic}"))],
+        ChatEvent::Notice(t) => vec![now_line(t.clone())],
         other => render_human(other),
     }
 }
 
-fn render_human(event: &ChatEvent) -> Vec<String> {
-    match event {
+fn render_human(event: &ChatEvent) -> Vec<Line> {
+    let lines = match event {
         ChatEvent::Ready {
             peer,
             user,
@@ -172,7 +215,7 @@ fn render_human(event: &ChatEvent) -> Vec<String> {
             lines.extend(listen.iter().map(|a| format!("System:   {a}")));
             lines
         }
-        ChatEvent::Chat(v) => vec![human_event(v)],
+        ChatEvent::Chat(v) => return vec![(Some(v.time), human_event(v))],
         ChatEvent::Who(list) => {
             let names: Vec<String> = list
                 .iter()
@@ -192,12 +235,16 @@ fn render_human(event: &ChatEvent) -> Vec<String> {
             )]
         }
         ChatEvent::History(events) => {
-            let mut lines = vec![format!(
+            let mut lines = vec![now_line(format!(
                 "System: history, {} event(s) in Lamport order:",
                 events.len()
-            )];
-            lines.extend(events.iter().map(|v| format!("  {}", human_event(v))));
-            lines
+            ))];
+            lines.extend(
+                events
+                    .iter()
+                    .map(|v| (Some(v.time), format!("  {}", human_event(v)))),
+            );
+            return lines;
         }
         ChatEvent::Notice(t) => vec![format!("System: {t}")],
         ChatEvent::Error(t) => vec![format!("Error: {t}")],
@@ -245,7 +292,8 @@ fn render_human(event: &ChatEvent) -> Vec<String> {
             "System: {missing} message(s) from {user}#{} never arrived: it sent more than {rate} a second and the excess was dropped; they come later only if it, or someone who has them, is still reachable",
             short_id(peer)
         )],
-    }
+    };
+    lines.into_iter().map(now_line).collect()
 }
 
 /// A user's words for why a dial failed.
@@ -380,7 +428,7 @@ pub fn help(format: Format, now: DateTime<Local>) -> Vec<String> {
         Format::Human | Format::HubLog => {
             let mut lines = vec!["System: type a line to send it; commands:".to_owned()];
             lines.extend(HELP.iter().map(|(c, d)| format!("System:   {c:<13} {d}")));
-            let stamp = now.format("%Y/%m/%d %H:%M:%S");
+            let stamp = now.format(STAMP);
             lines.into_iter().map(|l| format!("{stamp} {l}")).collect()
         }
     }
@@ -395,10 +443,17 @@ mod tests {
         Local.with_ymd_and_hms(2026, 11, 25, 14, 29, 31).unwrap()
     }
 
+    /// `t` as an event's time.
+    fn wall(t: DateTime<Local>) -> WallTime {
+        WallTime::from_unix_millis(u64::try_from(t.timestamp_millis()).unwrap()).unwrap()
+    }
+
+    /// An event said at `at()`.
     fn view(kind: EventKind, lamport: u64) -> EventView {
         EventView {
             kind,
             lamport,
+            time: wall(at()),
             user: "client1".into(),
             peer: "12D3KooWabcdef".into(),
             text: (kind == EventKind::Message).then(|| "hello".into()),
@@ -438,9 +493,12 @@ mod tests {
             at(),
         )[0];
         let v: Value = serde_json::from_str(line).unwrap();
+        let time = at()
+            .with_timezone(&Utc)
+            .to_rfc3339_opts(SecondsFormat::Millis, true);
         assert_eq!(
             v,
-            json!({"type":"leave","lamport":6,"user":"client1","peer":"12D3KooWabcdef","reason":"quit"})
+            json!({"type":"leave","lamport":6,"time":time,"user":"client1","peer":"12D3KooWabcdef","reason":"quit"})
         );
         let hist = render(
             &ChatEvent::History(vec![view(EventKind::Message, 5)]),
@@ -452,7 +510,70 @@ mod tests {
         assert_eq!(h["type"], "history");
         assert_eq!(h["event"], "message");
         assert_eq!(h["text"], "hello");
+        assert_eq!(h["time"], time.as_str());
         assert_eq!(hist[1], r#"{"type":"history_end","count":1}"#);
+    }
+
+    /// A backlog shows when each line was said, not when it was printed: caught-up lines and
+    /// `/history` entries are stamped with their events' own times.
+    #[test]
+    fn backlog_lines_show_the_times_they_were_said() {
+        let said: Vec<DateTime<Local>> = (0..3)
+            .map(|i| at() - chrono::Duration::minutes(90 - 7 * i))
+            .collect();
+        let backlog: Vec<EventView> = said
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let mut v = view(EventKind::Message, 3 + i as u64);
+                v.time = wall(*t);
+                v.sync = true;
+                v
+            })
+            .collect();
+        for (v, t) in backlog.iter().zip(&said) {
+            let line = &render(&ChatEvent::Chat(v.clone()), Format::Human, at())[0];
+            let want = format!(
+                "{} [{}] client1: hello (caught up)",
+                t.format(STAMP),
+                v.lamport
+            );
+            assert_eq!(line, &want);
+        }
+        let hist = render(&ChatEvent::History(backlog), Format::Human, at());
+        assert_eq!(
+            hist[0],
+            "2026/11/25 14:29:31 System: history, 3 event(s) in Lamport order:"
+        );
+        for (line, t) in hist[1..].iter().zip(&said) {
+            assert!(
+                line.starts_with(&format!("{}   [", t.format(STAMP))),
+                "{line}"
+            );
+        }
+        assert_eq!(hist.len(), 4);
+    }
+
+    /// JSON times are RFC 3339 in UTC, to the millisecond; the latest time an event may carry
+    /// renders too, in every format.
+    #[test]
+    fn json_times_are_rfc3339_utc() {
+        let mut v = view(EventKind::Message, 5);
+        v.time = WallTime::from_unix_millis(1_795_613_408_123).unwrap();
+        let j: Value =
+            serde_json::from_str(&render(&ChatEvent::Chat(v.clone()), Format::Json, at())[0])
+                .unwrap();
+        assert_eq!(j["time"], "2026-11-25T13:30:08.123Z");
+        v.time = WallTime::MAX;
+        let j: Value = serde_json::from_str(
+            &render(&ChatEvent::History(vec![v.clone()]), Format::Json, at())[0],
+        )
+        .unwrap();
+        assert_eq!(j["time"], "9999-12-31T23:59:59.999Z");
+        for format in [Format::Human, Format::HubLog] {
+            let line = &render(&ChatEvent::Chat(v.clone()), format, at())[0];
+            assert!(line.contains("[5] client1: hello"), "{line}");
+        }
     }
 
     #[test]
@@ -473,6 +594,21 @@ mod tests {
         assert_eq!(
             (j["reason"].as_str(), j["by"].as_str(), j["sync"].as_bool()),
             (Some("lost"), Some("12D3KooWother"), Some(true))
+        );
+    }
+
+    /// The hub logs a chat event with the time it was said, and its broadcast when it happens.
+    #[test]
+    fn the_hub_log_stamps_events_with_their_own_time() {
+        let mut v = view(EventKind::Message, 5);
+        let said = at() - chrono::Duration::hours(2);
+        v.time = wall(said);
+        assert_eq!(
+            render(&ChatEvent::Chat(v), Format::HubLog, at()),
+            vec![
+                format!("{} [5] client1: hello", said.format(STAMP)),
+                "2026/11/25 14:29:31 The message has been broadcasted".to_owned()
+            ]
         );
     }
 
