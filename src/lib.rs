@@ -174,6 +174,40 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
 }
 
+/// Resolves when the node is asked to leave from outside: Ctrl-C (SIGINT), SIGTERM or SIGHUP (the
+/// terminal closed). A signal that cannot be watched is left out; it then kills the process as
+/// it would without us.
+pub async fn shutdown_signal() {
+    /// Waits for `kind`; forever if it cannot be watched.
+    #[cfg(unix)]
+    async fn on(kind: tokio::signal::unix::SignalKind) {
+        match tokio::signal::unix::signal(kind) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, ?kind, "cannot watch the signal");
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::SignalKind;
+        tokio::select! {
+            _ = on(SignalKind::interrupt()) => {}
+            _ = on(SignalKind::terminate()) => {}
+            _ = on(SignalKind::hangup()) => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
 /// A loopback address of the hub, for a participant in the same process.
 fn loopback_of(peer: &str, listen: &[String]) -> Option<Multiaddr> {
     let peer: libp2p::PeerId = peer.parse().ok()?;

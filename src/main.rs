@@ -4,30 +4,8 @@
 use std::process::ExitCode;
 
 use chitty_node::cli::{Args, Config};
+use chitty_node::ui::terminal;
 use clap::Parser;
-
-/// Resolves on Ctrl-C or SIGTERM: both mean "leave".
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
 
 fn main() -> ExitCode {
     let config = match Config::try_from(Args::parse()) {
@@ -41,6 +19,9 @@ fn main() -> ExitCode {
         eprintln!("chitty-node: cannot open the log file: {e}");
         return ExitCode::from(2);
     }
+    // Before the line editor changes the terminal's modes: they are put back on every way out.
+    terminal::save();
+    terminal::restore_on_panic();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -51,9 +32,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(chitty_node::run(config, shutdown_signal()));
-    // Do not wait for the stdin thread, which may be blocked reading.
+    let result = runtime.block_on(chitty_node::run(config, chitty_node::shutdown_signal()));
+    // Do not wait for the stdin thread, which may be blocked reading (the terminal still raw).
     runtime.shutdown_background();
+    terminal::restore();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

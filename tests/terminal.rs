@@ -38,3 +38,43 @@ fn a_typed_line_is_sent_and_shown() {
     bob.wait_message("alice", "hello bob");
     alice.wait_for_text("alice: hello bob");
 }
+/// A signal from another process (SIGTERM, SIGINT, SIGHUP) while the line editor reads is a
+/// leave: exit code 0, and the terminal is handed back in the modes it had before.
+#[test]
+fn a_signal_while_reading_leaves_and_restores_the_terminal() {
+    for sig in ["TERM", "INT", "HUP"] {
+        let mut alice = on_terminal("alice", None, &[]);
+        alice.wait_for_text("Participant alice joined");
+        alice.wait_for_prompt();
+        alice.send(b"half a li");
+        alice.wait_for_text("> half a li");
+        assert_ne!(
+            alice.modes(),
+            alice.initial,
+            "the line editor reads in raw mode"
+        );
+        alice.signal(sig);
+        let status = alice.wait_exit();
+        assert!(
+            status.success(),
+            "SIG{sig}: exit {status:?}\n{}",
+            alice.screen()
+        );
+        assert_eq!(
+            alice.modes(),
+            alice.initial,
+            "SIG{sig}: the terminal's modes after exit"
+        );
+        let bytes = alice.bytes();
+        let on = find_last(&bytes, b"\x1b[?2004h");
+        let off = find_last(&bytes, b"\x1b[?2004l");
+        assert!(
+            off > on,
+            "SIG{sig}: bracketed paste is switched off at the end"
+        );
+    }
+}
+
+fn find_last(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).rposition(|w| w == needle)
+}

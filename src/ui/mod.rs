@@ -3,9 +3,11 @@
 //!
 //! - [`input`]: lines to commands, on a thread of their own.
 //! - [`render`]: human and JSON renderers.
+//! - [`terminal`]: the terminal's modes, saved at start and put back on every way out.
 
 pub mod input;
 pub mod render;
+pub mod terminal;
 
 use std::collections::VecDeque;
 use std::io::Write;
