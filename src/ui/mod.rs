@@ -97,26 +97,33 @@ pub async fn run(
                 }
             },
             input = input_rx.recv(), if ready && input_open && commands.is_some() && backlog.len() < BACKLOG_CAP => {
-                let cmd = match input {
-                    Some(Input::Line(Parsed::Command(cmd))) => Some(cmd),
-                    Some(Input::Line(Parsed::Help)) => {
-                        write_lines(&mut sink, render::help(format, chrono::Local::now()));
-                        None
-                    }
-                    Some(Input::Line(Parsed::Empty)) => None,
-                    Some(Input::Line(Parsed::Invalid(msg))) => {
-                        let lines = render::render(&ChatEvent::Error(msg), format, chrono::Local::now());
-                        write_lines(&mut sink, lines);
-                        None
-                    }
-                    Some(Input::End) | None => {
-                        input_open = false;
-                        Some(UserCommand::Quit)
-                    }
+                // A paste adds at most `input::MAX_PASTE_LINES` beyond the cap.
+                let lines = match input {
+                    Some(Input::Line(parsed)) => vec![parsed],
+                    Some(Input::Paste(lines)) => lines,
+                    Some(Input::End) | None => vec![Parsed::Command(UserCommand::Quit)],
                 };
-                if let Some(cmd) = cmd {
-                    input_open &= cmd != UserCommand::Quit;
+                for parsed in lines {
+                    let cmd = match parsed {
+                        Parsed::Command(cmd) => cmd,
+                        Parsed::Help => {
+                            write_lines(&mut sink, render::help(format, chrono::Local::now()));
+                            continue;
+                        }
+                        Parsed::Empty => continue,
+                        Parsed::Invalid(msg) => {
+                            let lines = render::render(&ChatEvent::Error(msg), format, chrono::Local::now());
+                            write_lines(&mut sink, lines);
+                            continue;
+                        }
+                    };
+                    let quit = cmd == UserCommand::Quit;
                     backlog.push_back(cmd);
+                    if quit {
+                        // Nothing is read after a leave, not even the rest of a paste.
+                        input_open = false;
+                        break;
+                    }
                 }
             }
         }
