@@ -65,12 +65,9 @@ fn a_signal_while_reading_leaves_and_restores_the_terminal() {
             alice.initial,
             "SIG{sig}: the terminal's modes after exit"
         );
-        let bytes = alice.bytes();
-        let on = find_last(&bytes, b"\x1b[?2004h");
-        let off = find_last(&bytes, b"\x1b[?2004l");
-        assert!(
-            off > on,
-            "SIG{sig}: bracketed paste is switched off at the end"
+        alice.wait_for_bytes(
+            &format!("SIG{sig}: bracketed paste switched off last"),
+            |b| find_last(b, b"\x1b[?2004l") > find_last(b, b"\x1b[?2004h"),
         );
     }
 }
@@ -136,4 +133,74 @@ fn every_pasted_line_is_sent_in_order() {
     let lines = vec!["spam"; 65].join("\n");
     alice.send(format!("\x1b[200~{lines}\x1b[201~\r").as_bytes());
     alice.wait_for_text("Error: a paste of 65 lines is more than 64; nothing sent");
+}
+
+/// A warning meant for the user (here: the same name started twice on one machine, so the key
+/// file is locked) is shown as a readable notice above the prompt: words and useful fields, no
+/// colour codes, no target path or timestamp; the prompt stays usable.
+#[test]
+fn a_warning_is_a_readable_notice_above_the_prompt() {
+    let shared = std::env::temp_dir().join(format!("chitty-pty-shared-{}", std::process::id()));
+    let mut cmd = std::process::Command::new(common::bin());
+    cmd.args(["--json", "--username", "alice"])
+        .args(LOCAL)
+        .env("XDG_DATA_HOME", &shared);
+    let mut first = Node::start("alice", cmd);
+    let addr = first.loopback_addr();
+    first.wait_join("alice");
+
+    let mut cmd = std::process::Command::new(common::bin());
+    cmd.args(["--username", "alice", "--connect", &addr])
+        .args(LOCAL)
+        .env("XDG_DATA_HOME", &shared);
+    let mut second = Pty::start(cmd, shared);
+    let sentence =
+        "System: warning: identity in use by another process; using a new key for this run";
+    let screen = second.wait_for_text(sentence);
+    let line = screen
+        .lines()
+        .find(|l| l.contains(sentence))
+        .unwrap_or_default()
+        .to_owned();
+    for noise in ["WARN", "chitty_node::", "Z "] {
+        assert!(!line.contains(noise), "{noise:?} in the notice: {line:?}");
+    }
+    let bytes = second.bytes();
+    let at = bytes
+        .windows(sentence.len())
+        .position(|w| w == sentence.as_bytes())
+        .unwrap_or_else(|| second.fail("the notice is not in the output"));
+    let end = bytes[at..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(bytes.len(), |i| at + i);
+    assert!(
+        !bytes[at..end].contains(&0x1b),
+        "an escape code in the notice: {:?}",
+        String::from_utf8_lossy(&bytes[at..end])
+    );
+
+    second.wait_for_prompt();
+    second.send(b"still here\r");
+    first.wait_message("alice", "still here");
+    second.wait_for_text("still here");
+    second.wait_for_prompt();
+}
+
+/// `NO_COLOR` keeps colour codes off a terminal's stderr (without the line editor, `--json`).
+#[test]
+fn no_color_means_no_colour_codes_on_a_terminal() {
+    let data = std::env::temp_dir().join(format!("chitty-pty-nocolor-{}", std::process::id()));
+    let mut cmd = std::process::Command::new(common::bin());
+    cmd.args(["--json", "-v", "--username", "alice"])
+        .args(LOCAL)
+        .env("XDG_DATA_HOME", &data)
+        .env("NO_COLOR", "1");
+    let pty = Pty::start(cmd, data);
+    pty.wait_for_text("listening");
+    assert!(
+        find_last(&pty.bytes(), b"\x1b[").is_none(),
+        "{:?}",
+        String::from_utf8_lossy(&pty.bytes())
+    );
 }

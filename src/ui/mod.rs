@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::core::event::ChatEvent;
 use crate::core::room::UserCommand;
+use crate::logging::Notices;
 use input::{Input, Parsed, Sink};
 use render::Format;
 
@@ -52,11 +53,14 @@ pub const BACKLOG_CAP: usize = 256;
 /// `line_editor` asks for the interactive line editor (stdin is a terminal).
 ///
 /// Input is held back until the node is `ready`, so that `ready` is always the first line.
+/// `notices` (diagnostics meant for the user, see [`crate::logging`]) are shown as `System:`
+/// lines; they only arrive with the line editor.
 pub async fn run(
     format: Format,
     line_editor: bool,
     commands: mpsc::Sender<UserCommand>,
     mut events: mpsc::Receiver<ChatEvent>,
+    notices: Notices,
 ) {
     let (input_tx, mut input_rx) = mpsc::channel(INPUT_CAP);
     let mut sink = input::spawn(input_tx, line_editor && format == Format::Human);
@@ -81,6 +85,10 @@ pub async fn run(
                 }
                 None => return,
             },
+            Some(text) = notices.recv() => {
+                let lines = render::render(&ChatEvent::Notice(text), format, chrono::Local::now());
+                write_lines(&mut sink, lines);
+            }
             permit = send_slot, if !backlog.is_empty() => match (permit, backlog.pop_front()) {
                 (Some(permit), Some(cmd)) => {
                     let quit = cmd == UserCommand::Quit;

@@ -110,12 +110,16 @@ impl Pty {
             unsafe { (File::from_raw_fd(master_fd), OwnedFd::from_raw_fd(slave_fd)) };
         let initial = modes_of(slave.as_raw_fd());
         let io = || Stdio::from(slave.try_clone().expect("dup the pty's slave"));
+        // What the test did not set is not inherited from the test's environment.
+        for var in ["NO_COLOR", "RUST_LOG"] {
+            if !cmd.get_envs().any(|(k, _)| k == var) {
+                cmd.env_remove(var);
+            }
+        }
         cmd.stdin(io())
             .stdout(io())
             .stderr(io())
-            .env("TERM", "xterm-256color")
-            .env_remove("NO_COLOR")
-            .env_remove("RUST_LOG");
+            .env("TERM", "xterm-256color");
         // SAFETY: setsid and ioctl are async-signal-safe; fd 0 is the slave by now.
         unsafe {
             cmd.pre_exec(|| {
@@ -198,6 +202,25 @@ impl Pty {
             }
             if Instant::now() >= until {
                 self.fail(&format!("timed out waiting for {what}"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until `check` is true of every byte written so far (the reader thread may still be
+    /// taking the last ones after the process exited).
+    pub fn wait_for_bytes(&self, what: &str, check: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+        let until = Instant::now() + TIMEOUT;
+        loop {
+            let bytes = self.bytes();
+            if check(&bytes) {
+                return bytes;
+            }
+            if Instant::now() >= until {
+                self.fail(&format!(
+                    "timed out waiting for {what}; the last bytes: {:?}",
+                    String::from_utf8_lossy(&bytes[bytes.len().saturating_sub(300)..])
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
