@@ -64,7 +64,8 @@ impl Notices {
     /// A line about the notices dropped for lack of room since the last call, if any.
     fn dropped_line(&self) -> Option<String> {
         let n = self.dropped.swap(0, Ordering::Relaxed);
-        (n > 0).then(|| format!("warning: {n} more warnings not shown; -v or --log-file has them"))
+        (n > 0)
+            .then(|| format!("warning: {n} more warnings at once not shown; --log-file keeps them"))
     }
 
     /// The next notice; waits for one. Only one caller at a time gets them (the ui).
@@ -238,5 +239,30 @@ mod tests {
         let long = plain(&"x".repeat(MAX_NOTICE_CHARS + 5));
         assert_eq!(long.chars().count(), MAX_NOTICE_CHARS + 1);
         assert!(long.ends_with('…'));
+    }
+
+    /// Only this crate's warnings and errors are notices; beyond the queue's room they are
+    /// counted, and the count is the last notice.
+    #[test]
+    fn notices_are_this_crates_warnings_and_the_excess_is_counted() {
+        let (notices, layer) = Notices::new();
+        let subscriber =
+            tracing_subscriber::registry().with(layer.with_filter(filter_fn(is_notice)));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(target: "libp2p_yamux", "not ours");
+            tracing::info!("not a warning");
+            tracing::error!(peer = "p1", "broken");
+            for i in 0..NOTICES_CAP + 4 {
+                tracing::warn!(i, "too fast");
+            }
+        });
+        let got = notices.drain();
+        assert_eq!(got.len(), NOTICES_CAP + 1, "{got:?}");
+        assert_eq!(got[0], "error: broken (peer: p1)");
+        assert_eq!(got[1], "warning: too fast (i: 0)");
+        assert_eq!(
+            got[NOTICES_CAP],
+            "warning: 5 more warnings at once not shown; --log-file keeps them"
+        );
     }
 }
