@@ -70,10 +70,24 @@ impl RunError {
     }
 }
 
+/// Whether the node will read the keyboard with the line editor: a participant with human output,
+/// with a terminal on stdin and stdout.
+pub fn uses_line_editor(config: &Config) -> bool {
+    !config.json
+        && !matches!(config.role, Role::Hub)
+        && std::io::stdin().is_terminal()
+        && std::io::stdout().is_terminal()
+}
+
 /// Runs a node until it has left the room (after `/quit`, the end of input, or `shutdown`), or a
 /// hub until `shutdown`; a hub given a username runs both, the participant reaching the hub on
-/// loopback, and stops when the participant leaves.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+/// loopback, and stops when the participant leaves. A participant's ui shows `notices` (from
+/// [`logging::init`]) above the prompt.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    notices: logging::Notices,
+) -> Result<(), RunError> {
     // Held until the node stops: its lock keeps a second process off the same key.
     let identity = match &config.identity {
         Some(path) => Some(identity::load_locked(path)?),
@@ -115,6 +129,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 config.listen.clone(),
                 connect,
                 shutdown,
+                notices,
             )
             .await
         }
@@ -164,6 +179,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 listen,
                 vec![hub_addr],
                 shutdown,
+                notices,
             )
             .await;
             let _ = stop_tx.send(());
@@ -171,6 +187,40 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 tracing::warn!(error = %e, "hub stopped with an error");
             }
             result
+        }
+    }
+}
+
+/// Resolves when the node is asked to leave from outside: Ctrl-C (SIGINT), SIGTERM or SIGHUP (the
+/// terminal closed). A signal that cannot be watched is left out; it then kills the process as
+/// it would without us.
+pub async fn shutdown_signal() {
+    /// Waits for `kind`; forever if it cannot be watched.
+    #[cfg(unix)]
+    async fn on(kind: tokio::signal::unix::SignalKind) {
+        match tokio::signal::unix::signal(kind) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, ?kind, "cannot watch the signal");
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::SignalKind;
+        tokio::select! {
+            _ = on(SignalKind::interrupt()) => {}
+            _ = on(SignalKind::terminate()) => {}
+            _ = on(SignalKind::hangup()) => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
         }
     }
 }
@@ -201,6 +251,7 @@ async fn run_node(
     listen: Vec<Multiaddr>,
     connect: Vec<Multiaddr>,
     shutdown: impl Future<Output = ()>,
+    notices: logging::Notices,
 ) -> Result<(), RunError> {
     let format = if config.json {
         ui::render::Format::Json
@@ -223,8 +274,8 @@ async fn run_node(
     let span =
         tracing::info_span!("node", user = %node.user, peer = %node.keypair.public().to_peer_id());
     let event_loop = net::EventLoop::new(node, cmd_rx, ev_tx)?;
-    let line_editor = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    let ui = tokio::spawn(ui::run(format, line_editor, cmd_tx, ev_rx));
+    let line_editor = uses_line_editor(config);
+    let ui = tokio::spawn(ui::run(format, line_editor, cmd_tx, ev_rx, notices));
     let result = event_loop.run(shutdown).instrument(span).await;
     // The event loop dropped its sender: the ui prints what is left and returns.
     if let Err(e) = ui.await {

@@ -4,30 +4,8 @@
 use std::process::ExitCode;
 
 use chitty_node::cli::{Args, Config};
+use chitty_node::ui::terminal;
 use clap::Parser;
-
-/// Resolves on Ctrl-C or SIGTERM: both mean "leave".
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
 
 fn main() -> ExitCode {
     let config = match Config::try_from(Args::parse()) {
@@ -37,10 +15,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = chitty_node::logging::init(config.verbose, config.log_file.as_deref()) {
-        eprintln!("chitty-node: cannot open the log file: {e}");
-        return ExitCode::from(2);
-    }
+    let editor = chitty_node::uses_line_editor(&config);
+    let notices =
+        match chitty_node::logging::init(config.verbose, config.log_file.as_deref(), editor) {
+            Ok(n) => n,
+            Err(e) => {
+                eprintln!("chitty-node: {e}");
+                return ExitCode::from(2);
+            }
+        };
+    // Before the line editor changes the terminal's modes: they are put back on every way out.
+    terminal::save();
+    terminal::restore_on_panic();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -51,9 +37,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(chitty_node::run(config, shutdown_signal()));
-    // Do not wait for the stdin thread, which may be blocked reading.
+    let shutdown = chitty_node::shutdown_signal();
+    let result = runtime.block_on(chitty_node::run(config, shutdown, notices.clone()));
+    // Do not wait for the stdin thread, which may be blocked reading (the terminal still raw).
     runtime.shutdown_background();
+    terminal::restore();
+    // Notices that came after the ui stopped (or before it could start).
+    for text in notices.drain() {
+        eprintln!("chitty-node: {text}");
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

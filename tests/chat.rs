@@ -952,3 +952,33 @@ fn the_rate_limit_reports_only_what_is_really_missing() {
     );
     assert_ne!(a_peer, e_peer);
 }
+
+/// Diagnostics written to a pipe carry no colour codes.
+#[test]
+fn stderr_to_a_pipe_has_no_colour_codes() {
+    let (a, _) = first("alice", &[]);
+    let lines = a.wait_stderr("listening");
+    assert!(
+        lines.iter().all(|l| !l.contains('\u{1b}')),
+        "colour codes on a pipe: {lines:?}"
+    );
+}
+
+/// A log file that cannot be opened is a usage error that names the path.
+#[test]
+fn an_unusable_log_file_is_named() {
+    let path = "/nonexistent-chitty-dir/sub/node.log";
+    let out = std::process::Command::new(common::bin())
+        .args(["--username", "alice", "--no-mdns", "--log-file", path])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("the chitty-node binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "chitty-node: cannot open the log file {path}: No such file or directory"
+        )),
+        "{stderr}"
+    );
+}

@@ -17,6 +17,10 @@ use crate::core::room::UserCommand;
 /// Longest line read from a pipe; longer lines are refused, not cut.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
+/// Most lines in one paste into the line editor; a longer paste is refused whole, with a
+/// message (a paste that long is more likely a mistake than a message for the room).
+pub const MAX_PASTE_LINES: usize = 64;
+
 /// What one input line means.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed {
@@ -110,6 +114,9 @@ pub fn parse_line(line: &str) -> Parsed {
 pub enum Input {
     /// A parsed line.
     Line(Parsed),
+    /// The lines of one multi-line paste, in order, handed over together (one slot of the
+    /// input channel, so that a paste is never cut in the middle by a full channel).
+    Paste(Vec<Parsed>),
     /// End of input, or Ctrl-C / Ctrl-D at the prompt: leave.
     End,
 }
@@ -141,12 +148,39 @@ pub fn spawn(tx: mpsc::Sender<Input>, line_editor: bool) -> Sink {
     Sink::Stdout
 }
 
+/// Whether `input` ends the reading: end of input, or `/quit` (alone or in a paste).
+fn is_last(input: &Input) -> bool {
+    let quit = |p: &Parsed| *p == Parsed::Command(UserCommand::Quit);
+    match input {
+        Input::End => true,
+        Input::Line(p) => quit(p),
+        Input::Paste(lines) => lines.iter().any(quit),
+    }
+}
+
+/// What the line editor read: one line, or the lines of a multi-line paste (rustyline hands a
+/// bracketed paste over with its line breaks as `\n`). Blank lines of a paste are dropped.
+pub fn editor_input(text: &str) -> Input {
+    if !text.contains(['\n', '\r']) {
+        return Input::Line(parse_line(text));
+    }
+    let lines: Vec<&str> = text
+        .split(['\n', '\r'])
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    match lines.len() {
+        0 => Input::Line(Parsed::Empty),
+        1 => Input::Line(parse_line(lines[0])),
+        n if n > MAX_PASTE_LINES => Input::Line(Parsed::Invalid(format!(
+            "a paste of {n} lines is more than {MAX_PASTE_LINES}; nothing sent"
+        ))),
+        _ => Input::Paste(lines.into_iter().map(parse_line).collect()),
+    }
+}
+
 /// Sends `input`; false when the ui is gone or the user quit, so reading should stop.
 fn forward(tx: &mpsc::Sender<Input>, input: Input) -> bool {
-    let stop = matches!(
-        input,
-        Input::End | Input::Line(Parsed::Command(UserCommand::Quit))
-    );
+    let stop = is_last(&input);
     tx.blocking_send(input).is_ok() && !stop
 }
 
@@ -154,10 +188,7 @@ fn forward(tx: &mpsc::Sender<Input>, input: Input) -> bool {
 /// `readline` to draw what the ui prints, and the ui may be waiting for this thread. So a line
 /// that finds the channel full is refused on the spot, visibly.
 fn forward_now(tx: &mpsc::Sender<Input>, input: Input) -> bool {
-    let stop = matches!(
-        input,
-        Input::End | Input::Line(Parsed::Command(UserCommand::Quit))
-    );
+    let stop = is_last(&input);
     match tx.try_send(input) {
         Ok(()) => !stop,
         Err(mpsc::error::TrySendError::Full(Input::End)) => {
@@ -165,22 +196,37 @@ fn forward_now(tx: &mpsc::Sender<Input>, input: Input) -> bool {
             let _ = tx.blocking_send(Input::End);
             false
         }
-        Err(mpsc::error::TrySendError::Full(_)) => {
-            println!("Error: typing faster than the chat can send; that line was not sent");
+        Err(mpsc::error::TrySendError::Full(input)) => {
+            // Printed while `readline` is not running: the terminal is in its usual mode.
+            println!(
+                "Error: typing faster than the chat can send; not sent: {}",
+                describe(&input)
+            );
             !stop
         }
         Err(mpsc::error::TrySendError::Closed(_)) => false,
     }
 }
 
+/// Names what was refused, so that nothing is lost without the user knowing which.
+fn describe(input: &Input) -> String {
+    match input {
+        Input::Line(Parsed::Command(UserCommand::Say(text))) => format!("{:?}", text.as_str()),
+        Input::Paste(lines) => format!("a paste of {} lines", lines.len()),
+        _ => "that line".to_owned(),
+    }
+}
+
 fn read_editor(mut editor: DefaultEditor, tx: mpsc::Sender<Input>) {
     loop {
         let input = match editor.readline("> ") {
-            Ok(line) => {
-                if !line.trim().is_empty() {
-                    let _ = editor.add_history_entry(line.as_str());
+            Ok(text) => {
+                for line in text.split(['\n', '\r']) {
+                    if !line.trim().is_empty() {
+                        let _ = editor.add_history_entry(line);
+                    }
                 }
-                Input::Line(parse_line(&line))
+                editor_input(&text)
             }
             Err(ReadlineError::Interrupted | ReadlineError::Eof) => Input::End,
             Err(e) => {
@@ -305,6 +351,31 @@ mod tests {
                 proptest::prop_assert!(!t.as_str().chars().any(crate::core::event::is_bidi_control));
             }
         }
+    }
+
+    /// A multi-line paste becomes its lines, in order, blank ones dropped; each line is judged
+    /// on its own; a paste longer than the limit is refused whole.
+    #[test]
+    fn a_paste_becomes_its_lines() {
+        let Input::Paste(lines) = editor_input("one\ntwo\n\n  \r\nthree\n") else {
+            panic!()
+        };
+        assert_eq!(lines, vec![say("one"), say("two"), say("three")]);
+        let Input::Paste(lines) = editor_input(&format!("ok\n{}", "x".repeat(129))) else {
+            panic!()
+        };
+        assert_eq!(lines[0], say("ok"));
+        assert!(matches!(&lines[1], Parsed::Invalid(m) if m.contains("the limit is 128")));
+        assert!(matches!(editor_input("one\n"), Input::Line(p) if p == say("one")));
+        assert!(matches!(editor_input("hello"), Input::Line(p) if p == say("hello")));
+        let many = vec!["x"; MAX_PASTE_LINES + 1].join("\n");
+        assert!(
+            matches!(editor_input(&many), Input::Line(Parsed::Invalid(m)) if m.contains("nothing sent"))
+        );
+        let Input::Paste(lines) = editor_input("one\n/quit\ntwo") else {
+            panic!()
+        };
+        assert!(is_last(&Input::Paste(lines)));
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //!
 //! - [`input`]: lines to commands, on a thread of their own.
 //! - [`render`]: human and JSON renderers.
+//! - [`terminal`]: the terminal's modes, saved at start and put back on every way out.
 
 pub mod input;
 pub mod render;
+pub mod terminal;
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -14,6 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::core::event::ChatEvent;
 use crate::core::room::UserCommand;
+use crate::logging::Notices;
 use input::{Input, Parsed, Sink};
 use render::Format;
 
@@ -50,11 +53,14 @@ pub const BACKLOG_CAP: usize = 256;
 /// `line_editor` asks for the interactive line editor (stdin is a terminal).
 ///
 /// Input is held back until the node is `ready`, so that `ready` is always the first line.
+/// `notices` (diagnostics meant for the user, see [`crate::logging`]) are shown as `System:`
+/// lines; they only arrive with the line editor.
 pub async fn run(
     format: Format,
     line_editor: bool,
     commands: mpsc::Sender<UserCommand>,
     mut events: mpsc::Receiver<ChatEvent>,
+    notices: Notices,
 ) {
     let (input_tx, mut input_rx) = mpsc::channel(INPUT_CAP);
     let mut sink = input::spawn(input_tx, line_editor && format == Format::Human);
@@ -79,6 +85,10 @@ pub async fn run(
                 }
                 None => return,
             },
+            Some(text) = notices.recv() => {
+                let lines = render::render(&ChatEvent::Notice(text), format, chrono::Local::now());
+                write_lines(&mut sink, lines);
+            }
             permit = send_slot, if !backlog.is_empty() => match (permit, backlog.pop_front()) {
                 (Some(permit), Some(cmd)) => {
                     let quit = cmd == UserCommand::Quit;
@@ -95,26 +105,33 @@ pub async fn run(
                 }
             },
             input = input_rx.recv(), if ready && input_open && commands.is_some() && backlog.len() < BACKLOG_CAP => {
-                let cmd = match input {
-                    Some(Input::Line(Parsed::Command(cmd))) => Some(cmd),
-                    Some(Input::Line(Parsed::Help)) => {
-                        write_lines(&mut sink, render::help(format, chrono::Local::now()));
-                        None
-                    }
-                    Some(Input::Line(Parsed::Empty)) => None,
-                    Some(Input::Line(Parsed::Invalid(msg))) => {
-                        let lines = render::render(&ChatEvent::Error(msg), format, chrono::Local::now());
-                        write_lines(&mut sink, lines);
-                        None
-                    }
-                    Some(Input::End) | None => {
-                        input_open = false;
-                        Some(UserCommand::Quit)
-                    }
+                // A paste adds at most `input::MAX_PASTE_LINES` beyond the cap.
+                let lines = match input {
+                    Some(Input::Line(parsed)) => vec![parsed],
+                    Some(Input::Paste(lines)) => lines,
+                    Some(Input::End) | None => vec![Parsed::Command(UserCommand::Quit)],
                 };
-                if let Some(cmd) = cmd {
-                    input_open &= cmd != UserCommand::Quit;
+                for parsed in lines {
+                    let cmd = match parsed {
+                        Parsed::Command(cmd) => cmd,
+                        Parsed::Help => {
+                            write_lines(&mut sink, render::help(format, chrono::Local::now()));
+                            continue;
+                        }
+                        Parsed::Empty => continue,
+                        Parsed::Invalid(msg) => {
+                            let lines = render::render(&ChatEvent::Error(msg), format, chrono::Local::now());
+                            write_lines(&mut sink, lines);
+                            continue;
+                        }
+                    };
+                    let quit = cmd == UserCommand::Quit;
                     backlog.push_back(cmd);
+                    if quit {
+                        // Nothing is read after a leave, not even the rest of a paste.
+                        input_open = false;
+                        break;
+                    }
                 }
             }
         }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod netns;
+pub mod pty;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -268,6 +269,26 @@ impl Node {
     /// Everything the node wrote to stderr so far.
     pub fn stderr_text(&self) -> String {
         self.stderr.lock().map(|l| l.join("\n")).unwrap_or_default()
+    }
+
+    /// Everything the node wrote to stderr so far, one string per line.
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Waits until a line on stderr contains `text`; returns every line so far.
+    pub fn wait_stderr(&self, text: &str) -> Vec<String> {
+        let until = Instant::now() + TIMEOUT;
+        loop {
+            let lines = self.stderr_lines();
+            if lines.iter().any(|l| l.contains(text)) {
+                return lines;
+            }
+            if Instant::now() >= until {
+                self.fail(&format!("timed out waiting for {text:?} on stderr"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Panics with everything the node printed.
