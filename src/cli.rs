@@ -85,6 +85,9 @@ pub struct Config {
     pub role: Role,
     /// Where the key is kept, if anywhere.
     pub identity: Option<PathBuf>,
+    /// Whether that place was given (`--identity`): then its directory must exist. (The
+    /// default place's directories are created.)
+    pub identity_given: bool,
     /// Our room.
     pub room: RoomName,
     /// Listen addresses (never empty).
@@ -213,6 +216,7 @@ impl TryFrom<Args> for Config {
             (false, Some(u)) => Role::Participant(Username::new(u).map_err(ConfigError::Username)?),
             (true, None) => Role::Hub,
         };
+        let identity_given = a.identity.is_some();
         let identity = match (&role, a.identity) {
             (_, Some(p)) => Some(p),
             (Role::Hub | Role::HubAndParticipant(_), None) => {
@@ -252,6 +256,7 @@ impl TryFrom<Args> for Config {
         Ok(Config {
             role,
             identity,
+            identity_given,
             room,
             listen,
             connect,

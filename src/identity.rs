@@ -32,6 +32,19 @@ pub enum IdentityError {
         /// What the decoder said.
         why: String,
     },
+    /// The directory of a given `--identity` does not exist (it is not created: a typo in the
+    /// path would otherwise silently make a new key somewhere unexpected).
+    #[error(
+        "identity file {}: the directory {} does not exist; create it, or choose another --identity",
+        path.display(),
+        dir.display()
+    )]
+    NoDirectory {
+        /// The file.
+        path: PathBuf,
+        /// Its missing directory.
+        dir: PathBuf,
+    },
     /// No default location could be worked out.
     #[error("no home directory for the default identity file; give --identity PATH")]
     NoHome,
@@ -83,8 +96,18 @@ pub struct Identity {
 
 /// Loads or creates the key in `path` and locks it for this process. If another process holds
 /// it (the same username started twice on one machine), a fresh key is used instead, with a
-/// warning: two nodes must never share a peer id.
-pub fn load_locked(path: &Path) -> Result<Identity, IdentityError> {
+/// warning: two nodes must never share a peer id. `create_dirs`: the path is our default one,
+/// whose directories are ours to create; a path the user gave must be in an existing directory.
+pub fn load_locked(path: &Path, create_dirs: bool) -> Result<Identity, IdentityError> {
+    if !create_dirs
+        && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        return Err(IdentityError::NoDirectory {
+            path: path.to_owned(),
+            dir: dir.to_owned(),
+        });
+    }
     let keypair = load_or_create(path)?;
     let file = fs::File::open(path).map_err(io(path))?;
     match file.try_lock() {
@@ -173,15 +196,25 @@ mod tests {
             assert_eq!(mode, 0o600);
         }
         // Locked: a second user of the same file gets a fresh key.
-        let held = load_locked(&path).unwrap();
-        let other = load_locked(&path).unwrap();
+        let held = load_locked(&path, false).unwrap();
+        let other = load_locked(&path, false).unwrap();
         assert_eq!(held.keypair.public().to_peer_id(), a.public().to_peer_id());
         assert_ne!(other.keypair.public().to_peer_id(), a.public().to_peer_id());
         drop(held);
         assert_eq!(
-            load_locked(&path).unwrap().keypair.public().to_peer_id(),
+            load_locked(&path, false)
+                .unwrap()
+                .keypair
+                .public()
+                .to_peer_id(),
             a.public().to_peer_id()
         );
+        let elsewhere = dir.join("missing").join("relay.key");
+        assert!(matches!(
+            load_locked(&elsewhere, false),
+            Err(IdentityError::NoDirectory { .. })
+        ));
+        assert!(!dir.join("missing").exists(), "nothing created");
         fs::write(&path, b"not a key").unwrap();
         assert!(matches!(
             load_or_create(&path),

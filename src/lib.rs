@@ -64,7 +64,9 @@ impl RunError {
         matches!(
             self,
             RunError::Identity(
-                identity::IdentityError::Decode { .. } | identity::IdentityError::NoHome
+                identity::IdentityError::Decode { .. }
+                    | identity::IdentityError::NoHome
+                    | identity::IdentityError::NoDirectory { .. }
             )
         )
     }
@@ -90,7 +92,7 @@ pub async fn run(
 ) -> Result<(), RunError> {
     // Held until the node stops: its lock keeps a second process off the same key.
     let identity = match &config.identity {
-        Some(path) => Some(identity::load_locked(path)?),
+        Some(path) => Some(identity::load_locked(path, !config.identity_given)?),
         None => None,
     };
     let keypair = match &identity {

@@ -184,9 +184,18 @@ pub fn init(
         2 => LevelFilter::DEBUG,
         _ => LevelFilter::TRACE,
     };
-    let stderr_filter = EnvFilter::builder()
-        .with_default_directive(default.into())
-        .from_env_lossy();
+    let stderr_filter = if default == LevelFilter::OFF {
+        EnvFilter::new("off")
+    } else if verbose == 0 && std::env::var_os("RUST_LOG").is_none() {
+        // Other crates' warnings (a rendezvous answer cut short by a client's ordinary exit,
+        // yamux's complaints about a peer) mean nothing to a user: `-v` and the log file have
+        // them.
+        EnvFilter::new(format!("error,chitty_node={default}"))
+    } else {
+        EnvFilter::builder()
+            .with_default_directive(default.into())
+            .from_env_lossy()
+    };
     let stderr = fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(colour_on_stderr())

@@ -424,6 +424,7 @@ fn log_file_records_the_service_log() {
 #[test]
 fn a_hub_given_a_username_also_chats() {
     let dir = std::env::temp_dir().join(format!("chitty-hubchat-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
     let key = dir.join("relay.key");
     let port = free_port();
     let listen = format!("/ip4/127.0.0.1/tcp/{port}");
@@ -843,6 +844,7 @@ fn a_failing_connect_is_reported_once_and_its_success_too() {
 #[test]
 fn peers_addr_and_the_last_n_events_of_history() {
     let dir = std::env::temp_dir().join(format!("chitty-peers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
     let key = dir.join("relay.key");
     let mut hub = Node::start("hub", {
         let mut c = std::process::Command::new(common::bin());
@@ -981,4 +983,116 @@ fn an_unusable_log_file_is_named() {
         )),
         "{stderr}"
     );
+}
+
+/// A given `--identity` whose directory does not exist is refused (a typo must not silently
+/// make a new key in a new directory), naming the directory; nothing is created.
+#[test]
+fn an_identity_in_a_missing_directory_is_refused() {
+    let data = std::env::temp_dir().join(format!("chitty-noid-{}", std::process::id()));
+    let missing = data.join("no-such-dir");
+    let key = missing.join("pat.key");
+    let (code, err) = run_to_end(
+        &[
+            "--no-mdns",
+            "-u",
+            "pat",
+            "--identity",
+            key.to_str().unwrap(),
+        ],
+        &data,
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the directory {} does not exist",
+            missing.display()
+        )),
+        "{err}"
+    );
+    assert!(!missing.exists(), "nothing was created");
+}
+
+/// The hub's log: a client's ordinary exit raises no warning, a line it relayed is said to be
+/// broadcast, and the hub says when it stops. (That history it merely learned is not said to
+/// be broadcast is a renderer test: whether the hub learns a line by sync or by gossip's cache
+/// is up to timing.)
+#[test]
+fn the_hub_log_is_quiet_about_ordinary_exits_and_says_when_it_stops() {
+    let dir = std::env::temp_dir().join(format!("chitty-hublog-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let key = dir.join("relay.key");
+    let (mut a, addr) = first("pat", &[]);
+    a.send("said before the hub came");
+    a.wait_message("pat", "said before the hub came");
+    let mut hub = std::process::Command::new(common::bin())
+        .args(["--relay", "--identity", key.to_str().unwrap()])
+        .args(["--listen", "/ip4/127.0.0.1/tcp/0"])
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the hub starts");
+    let out = hub.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut log = Vec::new();
+    let wait = |log: &mut Vec<String>, what: &str| {
+        let until = std::time::Instant::now() + common::TIMEOUT;
+        while !log.iter().any(|l| l.contains(what)) {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => log.push(line),
+                Err(_) => panic!("no {what:?} in the hub's log: {log:?}"),
+            }
+        }
+    };
+    wait(&mut log, "--connect /ip4/127.0.0.1/");
+    let hub_addr = log
+        .iter()
+        .find_map(|l| l.split("--connect ").nth(1))
+        .expect("the hub's address")
+        .to_owned();
+    let mut b = Node::spawn(
+        "quinn",
+        &args(&["--connect", &hub_addr, "--connect", &addr]),
+    );
+    b.wait_join("quinn");
+    wait(&mut log, "quinn enter the chat system");
+    b.send("live through the hub");
+    wait(&mut log, "live through the hub");
+    b.send("/quit");
+    assert!(b.wait_exit().success());
+    wait(&mut log, "quinn leave the chat system");
+    wait(&mut log, "closed");
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &hub.id().to_string()])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok);
+    wait(&mut log, "chitty-node hub stopped");
+    let status = hub.wait().expect("the hub exits");
+    assert!(status.success());
+    let mut err = String::new();
+    use std::io::Read;
+    let _ = hub.stderr.take().expect("piped").read_to_string(&mut err);
+    assert!(err.is_empty(), "nothing on stderr: {err}");
+    let live = log
+        .iter()
+        .position(|l| l.contains("live through the hub"))
+        .expect("logged");
+    assert!(
+        log[live + 1].contains("The message has been broadcasted"),
+        "{log:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -529,6 +529,8 @@ pub enum ChatEvent {
     },
     /// The user's input was refused, or something went wrong; nothing was sent.
     Error(String),
+    /// A hub stopped (its last line).
+    Stopped,
     /// A `--connect` address could not be reached (said once until it works), or works again
     /// after that.
     Dial {

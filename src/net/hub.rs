@@ -123,7 +123,8 @@ impl Hub {
         let mut stop_at: Option<Instant> = None;
         loop {
             if stop_at.is_some_and(|t| Instant::now() >= t) {
-                return Ok(());
+                info!("hub stopped");
+                return self.emit(ChatEvent::Stopped).await;
             }
             self.hang_up_due(Instant::now());
             let liveness = self

@@ -178,15 +178,23 @@ fn render_hub(event: &ChatEvent) -> Vec<Line> {
                         v.user
                     ))]
                 }
-                EventKind::Message => vec![
-                    said(format!(
+                EventKind::Message => {
+                    let line = said(format!(
                         "[{}] {}: {}{caught_up}",
                         v.lamport,
                         v.user,
                         v.text.as_deref().unwrap_or_default()
-                    )),
-                    now_line("The message has been broadcasted".to_owned()),
-                ],
+                    ));
+                    if v.sync {
+                        // Learned from history, not relayed now.
+                        vec![line]
+                    } else {
+                        vec![
+                            line,
+                            now_line("The message has been broadcasted".to_owned()),
+                        ]
+                    }
+                }
             }
         }
         ChatEvent::Peer {
@@ -196,6 +204,7 @@ fn render_hub(event: &ChatEvent) -> Vec<Line> {
         } => vec![now_line(format!("connection from {peer} at {addr}"))],
         ChatEvent::Peer { peer, .. } => vec![now_line(format!("connection with {peer} closed"))],
         ChatEvent::Room { topic } => vec![now_line(format!("serving room {topic}"))],
+        ChatEvent::Stopped => vec![now_line("chitty-node hub stopped".to_owned())],
         ChatEvent::Notice(t) => vec![now_line(t.clone())],
         other => render_human(other),
     }
@@ -251,6 +260,7 @@ fn render_human(event: &ChatEvent) -> Vec<Line> {
         // Connections are for scripts (--json) and the log file, not the chat screen.
         ChatEvent::Peer { .. } => Vec::new(),
         ChatEvent::Room { topic } => vec![format!("System: room {topic}")],
+        ChatEvent::Stopped => vec!["System: stopped".to_owned()],
         ChatEvent::Dial {
             addr,
             outcome: DialOutcome::Failed(why),
@@ -375,6 +385,7 @@ fn render_json(event: &ChatEvent) -> Vec<Value> {
             addr,
         } => vec![json!({"type": "peer", "peer": peer, "connected": connected, "addr": addr})],
         ChatEvent::Room { topic } => vec![json!({"type": "room", "topic": topic})],
+        ChatEvent::Stopped => vec![json!({"type": "stopped"})],
         ChatEvent::Dial {
             addr,
             outcome: DialOutcome::Failed(why),
@@ -629,6 +640,24 @@ mod tests {
         assert_eq!(
             r(EventKind::Leave, 6),
             vec!["2026/11/25 14:29:31 client1 leave the chat system"]
+        );
+    }
+
+    /// History the hub merely learned (by sync) was not broadcast by it.
+    #[test]
+    fn the_hub_log_does_not_say_caught_up_lines_were_broadcast() {
+        let mut v = view(EventKind::Message, 5);
+        v.sync = true;
+        let lines = render(&ChatEvent::Chat(v), Format::HubLog, at());
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].ends_with("[5] client1: hello (caught up)"),
+            "{lines:?}"
+        );
+        let stopped = render(&ChatEvent::Stopped, Format::HubLog, at());
+        assert!(
+            stopped[0].ends_with("chitty-node hub stopped"),
+            "{stopped:?}"
         );
     }
 
