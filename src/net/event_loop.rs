@@ -734,7 +734,8 @@ impl EventLoop {
             }
             Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => Handed::NoPeers,
             Err(e) => {
-                warn!(lamport, error = %e, "publish failed");
+                // The user is told by the caller (`publish_error`).
+                info!(lamport, error = %e, "publish failed");
                 Handed::Failed(e)
             }
         }
@@ -754,7 +755,7 @@ impl EventLoop {
         // Lines are refused before they are stamped once OUTBOX_CAP is reached (handle_command);
         // only a join, a leave and lines typed before the join can come on top.
         if self.outbox.len() >= OUTBOX_CAP + PENDING_COMMANDS_CAP + 2 {
-            warn!(lamport = event.lamport, "outbox full; event dropped");
+            info!(lamport = event.lamport, "outbox full; event dropped");
             return self
                 .emit(ChatEvent::Error(format!(
                     "the event stamped {} was not sent: too many events are waiting",
@@ -1259,7 +1260,8 @@ impl EventLoop {
                 Err(error) => {
                     // libp2p does not close a connection whose pings fail; a frozen or cut-off
                     // peer would look connected for ever.
-                    warn!(%peer, %error, "ping failed; closing the connection");
+                    // Logged, not shown: the room announces a participant lost, in its words.
+                    info!(%peer, %error, "ping failed; closing the connection");
                     self.swarm.close_connection(connection);
                 }
             },
@@ -1477,7 +1479,8 @@ impl EventLoop {
             .peer_score(&peer)
             .is_some_and(|s| s <= gossipsub::PeerScoreThresholds::default().graylist_threshold);
         if (count >= BAN_AFTER || graylisted) && !self.banned.contains_key(&peer) {
-            warn!(%peer, count, "cutting off a peer that keeps sending invalid messages");
+            // The user is told by the notice below.
+            info!(%peer, count, "cutting off a peer that keeps sending invalid messages");
             if self.banned.len() >= OFFENDERS_CAP {
                 self.banned.retain(|_, until| *until > now);
             }

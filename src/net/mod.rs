@@ -94,7 +94,8 @@ pub(crate) fn close_silent<B: libp2p::swarm::NetworkBehaviour>(
         if now.duration_since(*since) < timeout {
             return true;
         }
-        tracing::warn!(%peer, "no answer to pings for {timeout:?}; closing the connection");
+        // Logged, not shown: the room announces a participant lost, in its words.
+        tracing::info!(%peer, "no answer to pings for {timeout:?}; closing the connection");
         swarm.close_connection(*connection);
         false
     });
