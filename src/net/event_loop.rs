@@ -21,6 +21,7 @@ use libp2p::{
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+use super::bans::{Bans, OFFENCE_WINDOW, OFFENDERS_CAP, Offence};
 use super::behaviour::{BehaviourError, ChatBehaviour, ChatBehaviourEvent};
 use super::dropped::DropWatch;
 use super::hello::SyncResponseOut;
@@ -79,14 +80,6 @@ pub const DISCOVERED_REDIAL_MAX: Duration = Duration::from_secs(10);
 pub const RESERVE_RETRY: Duration = Duration::from_secs(5);
 /// Most registrations asked for at once.
 pub const DISCOVER_LIMIT: u64 = 256;
-/// Invalid messages from one peer, within [`OFFENCE_WINDOW`], that get it cut off.
-pub const BAN_AFTER: u32 = 5;
-/// The window in which offences add up.
-pub const OFFENCE_WINDOW: Duration = Duration::from_secs(60);
-/// How long a cut-off peer stays cut off.
-pub const BAN_FOR: Duration = Duration::from_secs(600);
-/// Most peers tracked for offences, bans and rate episodes.
-pub const OFFENDERS_CAP: usize = 1024;
 /// Most pages asked for in one exchange (a peer cannot keep us asking for ever).
 pub const MAX_SYNC_PAGES: u32 = 64;
 /// How long publishing waits for a newly connected peer to say hello and subscribe, so that a
@@ -282,10 +275,8 @@ pub struct EventLoop {
     limiter: RateLimiter,
     /// Authors found over their rate, and when the user was last told.
     limited: HashMap<PeerId, Instant>,
-    /// Invalid messages per sending peer: how many, since when.
-    offences: HashMap<PeerId, (u32, Instant)>,
-    /// Peers cut off for sending invalid messages, until when.
-    banned: HashMap<PeerId, Instant>,
+    /// Invalid messages per sending peer, and the peers cut off for them.
+    bans: Bans,
     /// Peers we are catching up with (one sync exchange at a time per peer), with the number
     /// of pages asked for in this exchange.
     syncing: HashMap<PeerId, u32>,
@@ -466,8 +457,7 @@ impl EventLoop {
             alive: HashMap::new(),
             limiter: RateLimiter::new(config.max_rate),
             limited: HashMap::new(),
-            offences: HashMap::new(),
-            banned: HashMap::new(),
+            bans: Bans::default(),
             syncing: HashMap::new(),
             next_sync_at: Instant::now() + SYNC_INTERVAL,
             sync_turn: 0,
@@ -959,7 +949,7 @@ impl EventLoop {
         if n.left || n.addrs.is_empty() || self.swarm.is_connected(&peer) {
             return;
         }
-        if self.banned.get(&peer).is_some_and(|until| *until > now) {
+        if self.bans.is_banned(&peer, now) {
             return;
         }
         // The next attempt is scheduled now, even if this one hangs in a cut network: the first
@@ -1447,29 +1437,9 @@ impl EventLoop {
         Ok(())
     }
 
-    /// `peer` sent an invalid message: logged at warn the first time, then quietly; after
-    /// [`BAN_AFTER`] within [`OFFENCE_WINDOW`] the peer is cut off for [`BAN_FOR`].
+    /// `peer` sent an invalid message: logged at warn the first time, then quietly; enough of
+    /// them cut the peer off (see [`Bans`]).
     async fn offence(&mut self, peer: PeerId, reason: &str, now: Instant) -> Result<(), NetError> {
-        if !self.offences.contains_key(&peer) && self.offences.len() >= OFFENDERS_CAP {
-            self.offences
-                .retain(|_, (_, since)| now.duration_since(*since) < OFFENCE_WINDOW);
-            if self.offences.len() >= OFFENDERS_CAP {
-                // Still full: judge this one alone, without remembering it.
-                warn!(%peer, %reason, "rejected message");
-                return Ok(());
-            }
-        }
-        let entry = self.offences.entry(peer).or_insert((0, now));
-        if now.duration_since(entry.1) >= OFFENCE_WINDOW {
-            *entry = (0, now);
-        }
-        entry.0 += 1;
-        let count = entry.0;
-        if count == 1 {
-            warn!(%peer, %reason, "rejected message");
-        } else {
-            debug!(%peer, %reason, count, "rejected message");
-        }
         // gossipsub's own score may already ignore it (below the graylist threshold): then the
         // next invalid messages would never reach us to be counted.
         let graylisted = self
@@ -1478,34 +1448,31 @@ impl EventLoop {
             .gossipsub
             .peer_score(&peer)
             .is_some_and(|s| s <= gossipsub::PeerScoreThresholds::default().graylist_threshold);
-        if (count >= BAN_AFTER || graylisted) && !self.banned.contains_key(&peer) {
-            // The user is told by the notice below.
-            info!(%peer, count, "cutting off a peer that keeps sending invalid messages");
-            if self.banned.len() >= OFFENDERS_CAP {
-                self.banned.retain(|_, until| *until > now);
+        match self.bans.offence(peer, now, graylisted) {
+            Offence::First => warn!(%peer, %reason, "rejected message"),
+            Offence::Again(count) => debug!(%peer, %reason, count, "rejected message"),
+            Offence::Banned => debug!(%peer, %reason, "rejected message from a cut-off peer"),
+            Offence::CutOff(count) => {
+                // The user is told by the notice below.
+                info!(%peer, count, %reason, "cutting off a peer that keeps sending invalid messages");
+                if let Some(n) = self.neighbours.get_mut(&peer) {
+                    n.left = true;
+                    n.retry_at = None;
+                }
+                let _ = self.swarm.disconnect_peer_id(peer);
+                self.emit(ChatEvent::Notice(format!(
+                    "cut off peer {} for sending invalid messages",
+                    crate::ui::render::short_id(&peer.to_base58())
+                )))
+                .await?;
             }
-            if self.banned.len() < OFFENDERS_CAP {
-                self.banned.insert(peer, now + BAN_FOR);
-            }
-            if let Some(n) = self.neighbours.get_mut(&peer) {
-                n.left = true;
-                n.retry_at = None;
-            }
-            let _ = self.swarm.disconnect_peer_id(peer);
-            self.emit(ChatEvent::Notice(format!(
-                "cut off peer {} for sending invalid messages",
-                crate::ui::render::short_id(&peer.to_base58())
-            )))
-            .await?;
         }
         Ok(())
     }
 
     /// Whether `peer` is cut off now.
     fn is_banned(&self, peer: &PeerId) -> bool {
-        self.banned
-            .get(peer)
-            .is_some_and(|until| *until > Instant::now())
+        self.bans.is_banned(peer, Instant::now())
     }
 
     fn handle_mdns(&mut self, event: mdns::Event) {

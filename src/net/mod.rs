@@ -1,5 +1,6 @@
 //! The network layer: the libp2p swarm and the one task that owns it.
 //!
+//! - [`bans`]: invalid messages counted per peer, and peers cut off for them.
 //! - [`behaviour`]: which libp2p protocols run and how they are configured.
 //! - [`dial`]: why a dial failed, in a user's terms.
 //! - [`dropped`]: live events dropped over their author's rate, watched until sync brings them.
@@ -7,6 +8,7 @@
 //! - [`event_loop`]: the actor that owns the swarm and the room, and turns swarm events into room
 //!   inputs and room outputs into publishes.
 
+pub mod bans;
 pub mod behaviour;
 pub mod dial;
 pub mod dropped;
