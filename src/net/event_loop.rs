@@ -3,7 +3,7 @@
 //! It `select!`s over shutdown, user commands, swarm events and its timers, turns each into calls
 //! on the IO-less room, and carries out what the room asks: publish an event, show something.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -25,17 +25,14 @@ use super::bans::{Bans, OFFENCE_WINDOW, OFFENDERS_CAP, Offence};
 use super::behaviour::{BehaviourError, ChatBehaviour, ChatBehaviourEvent};
 use super::dropped::DropWatch;
 use super::hello::SyncResponseOut;
+use super::node::outbox::{Full, OUTBOX_CAP, Outbox, Queued};
 use crate::core::event::{Body, ChatEvent, DialOutcome, LinkView, RoomName, SignedEvent, Username};
 use crate::core::limit::RateLimiter;
-use crate::core::room::{
-    Hello, Output, PENDING_COMMANDS_CAP, Rejection, Room, RoomConfig, UserCommand,
-};
+use crate::core::room::{Hello, Output, Rejection, Room, RoomConfig, UserCommand};
 use crate::core::sync::SyncRequest;
 use crate::core::time::WallTime;
 use crate::wire;
 
-/// Most events waiting for a peer to subscribe before lines are refused.
-pub const OUTBOX_CAP: usize = 1024;
 /// How long a leaving node keeps the swarm running for its leave to reach its peers.
 pub const LEAVE_LINGER: Duration = Duration::from_millis(1500);
 /// First wait before re-dialling a `--connect` address.
@@ -46,8 +43,6 @@ pub const REDIAL_MAX: Duration = Duration::from_secs(10);
 pub const MDNS_PEERS_CAP: usize = 1024;
 /// Most addresses remembered per peer found by mDNS.
 pub const MDNS_ADDRS_CAP: usize = 8;
-/// How often a non-empty outbox is retried even without a subscription event.
-pub const OUTBOX_RETRY: Duration = Duration::from_millis(500);
 /// A connection with no successful ping for this long is closed as dead (a frozen process, a cut
 /// cable): with pings every second, a silent peer is noticed within about 5 s.
 pub const LIVENESS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -236,14 +231,6 @@ struct Leaving {
     waiting: Option<HashSet<PeerId>>,
 }
 
-/// An event waiting for a subscribed peer.
-#[derive(Debug)]
-struct Queued {
-    bytes: Vec<u8>,
-    lamport: u64,
-    is_message: bool,
-}
-
 /// The event loop's state.
 pub struct EventLoop {
     swarm: Swarm<ChatBehaviour>,
@@ -264,11 +251,8 @@ pub struct EventLoop {
     /// When the room started (the join wait began).
     started_at: Instant,
     targets: Vec<Target>,
-    outbox: VecDeque<Queued>,
-    outbox_retry_at: Option<Instant>,
+    outbox: Outbox,
     links: HashMap<PeerId, Link>,
-    /// Whether the user was told that messages are queued (and so should hear when they go).
-    told_queued: bool,
     /// Every open connection and when it last proved alive (established, or a ping answered).
     alive: HashMap<ConnectionId, (PeerId, Instant)>,
     /// Per-author rate limits on live events.
@@ -450,10 +434,8 @@ impl EventLoop {
             started: false,
             started_at: Instant::now(),
             targets,
-            outbox: VecDeque::new(),
-            outbox_retry_at: None,
+            outbox: Outbox::default(),
             links: HashMap::new(),
-            told_queued: false,
             alive: HashMap::new(),
             limiter: RateLimiter::new(config.max_rate),
             limited: HashMap::new(),
@@ -540,7 +522,7 @@ impl EventLoop {
     /// A command from the ui. A line is refused before it is stamped when the outbox is full,
     /// so nothing is shown as said that cannot be sent.
     async fn handle_command(&mut self, cmd: UserCommand) -> Result<(), NetError> {
-        if matches!(cmd, UserCommand::Say(_)) && self.outbox.len() >= OUTBOX_CAP {
+        if matches!(cmd, UserCommand::Say(_)) && self.outbox.refuses_lines() {
             return self
                 .emit(ChatEvent::Error(format!(
                     "not sent: {OUTBOX_CAP} messages are already waiting for someone to join"
@@ -663,14 +645,13 @@ impl EventLoop {
                 l.waiting = Some(peers);
             }
         } else if force {
-            let unsent = self.outbox.iter().filter(|q| q.is_message).count();
+            let unsent = self.outbox.abandon();
             if unsent > 0 {
                 self.emit(ChatEvent::Error(format!(
                     "{unsent} queued message(s) were never delivered: no one else was in the room"
                 )))
                 .await?;
             }
-            self.outbox.clear();
             if let Some(l) = &mut self.leaving {
                 l.waiting = Some(HashSet::new());
             }
@@ -742,39 +723,38 @@ impl EventLoop {
                 Handed::Failed(e) => return self.emit(publish_error(event.lamport, &e)).await,
             }
         }
-        // Lines are refused before they are stamped once OUTBOX_CAP is reached (handle_command);
-        // only a join, a leave and lines typed before the join can come on top.
-        if self.outbox.len() >= OUTBOX_CAP + PENDING_COMMANDS_CAP + 2 {
-            info!(lamport = event.lamport, "outbox full; event dropped");
-            return self
-                .emit(ChatEvent::Error(format!(
-                    "the event stamped {} was not sent: too many events are waiting",
-                    event.lamport
-                )))
-                .await;
-        }
-        info!(
-            lamport = event.lamport,
-            kind = ?event.body,
-            queued = self.outbox.len() + 1,
-            "queued until peers subscribe"
-        );
-        self.outbox.push_back(Queued {
+        let queued = Queued {
             bytes,
             lamport: event.lamport,
             is_message,
-        });
-        self.outbox_retry_at = Some(Instant::now() + OUTBOX_RETRY);
-        if is_message && !self.told_queued && self.subscribed_peers().is_empty() {
-            // Once per wait, not once per line.
-            self.told_queued = true;
-            self.emit(ChatEvent::Notice(format!(
-                "no one else is in the room yet: your messages (from [{}]) are queued and go out when someone joins",
-                event.lamport
-            )))
-            .await?;
+        };
+        let nobody = is_message && self.subscribed_peers().is_empty();
+        match self.outbox.push(queued, nobody, Instant::now()) {
+            Err(Full) => {
+                info!(lamport = event.lamport, "outbox full; event dropped");
+                self.emit(ChatEvent::Error(format!(
+                    "the event stamped {} was not sent: too many events are waiting",
+                    event.lamport
+                )))
+                .await
+            }
+            Ok(tell) => {
+                info!(
+                    lamport = event.lamport,
+                    kind = ?event.body,
+                    queued = self.outbox.len(),
+                    "queued until peers subscribe"
+                );
+                if tell {
+                    self.emit(ChatEvent::Notice(format!(
+                        "no one else is in the room yet: your messages (from [{}]) are queued and go out when someone joins",
+                        event.lamport
+                    )))
+                    .await?;
+                }
+                Ok(())
+            }
         }
-        Ok(())
     }
 
     /// Whether every connected peer of our room has said hello and subscribed (or had
@@ -807,9 +787,10 @@ impl EventLoop {
         if self.outbox.is_empty() {
             return Ok(());
         }
-        if !force && !self.settled(Instant::now()) {
+        let now = Instant::now();
+        if !force && !self.settled(now) {
             // The settle deadline wakes us; this keeps the retry time in the future.
-            self.outbox_retry_at = Some(Instant::now() + OUTBOX_RETRY);
+            self.outbox.hold(now);
             return Ok(());
         }
         let mut sent_messages = 0;
@@ -832,13 +813,9 @@ impl EventLoop {
                 }
             }
         }
-        self.outbox_retry_at = (!self.outbox.is_empty()).then(|| Instant::now() + OUTBOX_RETRY);
-        if sent_messages > 0 && self.told_queued {
-            self.told_queued = false;
-            self.emit(ChatEvent::Notice(format!(
-                "{sent_messages} queued message(s) sent"
-            )))
-            .await?;
+        if let Some(sent) = self.outbox.flushed(sent_messages, Instant::now()) {
+            self.emit(ChatEvent::Notice(format!("{sent} queued message(s) sent")))
+                .await?;
         }
         Ok(())
     }
@@ -858,7 +835,7 @@ impl EventLoop {
         };
         [
             self.room.poll_timeout(),
-            self.outbox_retry_at,
+            self.outbox.poll_timeout(),
             self.leaving.as_ref().map(|l| l.deadline),
             settle,
             self.leaving.is_none().then_some(self.next_sync_at),

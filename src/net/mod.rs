@@ -5,6 +5,7 @@
 //! - [`dial`]: why a dial failed, in a user's terms.
 //! - [`dropped`]: live events dropped over their author's rate, watched until sync brings them.
 //! - [`hello`]: the request-response codec of the hello exchange.
+//! - [`node`]: the participant's sub-machines (the outbox, ...), each IO-less and unit-tested.
 //! - [`event_loop`]: the actor that owns the swarm and the room, and turns swarm events into room
 //!   inputs and room outputs into publishes.
 
@@ -15,6 +16,7 @@ pub mod dropped;
 pub mod event_loop;
 pub mod hello;
 pub mod hub;
+pub mod node;
 
 pub use event_loop::{EventLoop, NetError, NodeConfig};
 

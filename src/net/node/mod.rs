@@ -1,0 +1,8 @@
+//! The participant's sub-machines: small IO-less pieces of the node's actor
+//! ([`crate::net::event_loop`]), each with `handle_*` calls given `now`, a `poll_timeout`, and
+//! unit tests without a swarm. The actor routes swarm events to them and sleeps until the
+//! earliest of their deadlines.
+//!
+//! - [`outbox`]: our events waiting for a subscribed peer.
+
+pub mod outbox;

@@ -1,0 +1,167 @@
+//! The outbox: our events waiting for a subscribed peer (docs/PROTOCOL.md section 10,
+//! "Alone"). gossipsub drops a publish that no peer is subscribed to, so an event that finds
+//! nobody waits here, in order, and goes out when someone arrives. IO-less: the actor hands the
+//! front to gossipsub and says what became of it.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::core::room::PENDING_COMMANDS_CAP;
+
+/// Most events waiting for a peer to subscribe before lines are refused.
+pub const OUTBOX_CAP: usize = 1024;
+/// How often a non-empty outbox is retried even without a subscription event.
+pub const OUTBOX_RETRY: Duration = Duration::from_millis(500);
+/// The hard bound: lines are refused at [`OUTBOX_CAP`] before they are stamped; only a join, a
+/// leave and lines typed before the join can come on top.
+pub const OUTBOX_HARD_CAP: usize = OUTBOX_CAP + PENDING_COMMANDS_CAP + 2;
+
+/// An event waiting for a subscribed peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    /// The signed event's bytes.
+    pub bytes: Vec<u8>,
+    /// Its stamp (for the log and the user).
+    pub lamport: u64,
+    /// Whether it is a message (what the user is told about), not a join or leave.
+    pub is_message: bool,
+}
+
+/// The queue, its retry timer and whether the user was told that lines wait.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    queue: VecDeque<Queued>,
+    retry_at: Option<Instant>,
+    told: bool,
+}
+
+/// The outbox is full: the event is dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Full;
+
+impl Outbox {
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// How many events wait.
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Whether a new line must be refused before it is stamped.
+    pub fn refuses_lines(&self) -> bool {
+        self.queue.len() >= OUTBOX_CAP
+    }
+
+    /// Queues an event at `now`. Returns whether the user should now be told that lines wait
+    /// (a message, nobody subscribed, and not told yet in this wait).
+    pub fn push(&mut self, q: Queued, nobody: bool, now: Instant) -> Result<bool, Full> {
+        if self.queue.len() >= OUTBOX_HARD_CAP {
+            return Err(Full);
+        }
+        let tell = q.is_message && nobody && !self.told;
+        self.told |= tell;
+        self.queue.push_back(q);
+        self.retry_at = Some(now + OUTBOX_RETRY);
+        Ok(tell)
+    }
+
+    /// The oldest event, to hand to gossipsub.
+    pub fn front(&self) -> Option<&Queued> {
+        self.queue.front()
+    }
+
+    /// The oldest event has left our hands (sent, cached or refused).
+    pub fn pop_front(&mut self) -> Option<Queued> {
+        self.queue.pop_front()
+    }
+
+    /// Not flushed now (peers still settling): try again later.
+    pub fn hold(&mut self, now: Instant) {
+        if !self.queue.is_empty() {
+            self.retry_at = Some(now + OUTBOX_RETRY);
+        }
+    }
+
+    /// A flush ended at `now` having sent `sent_messages` messages to someone. Returns how many
+    /// to report as sent, when the user had been told that lines wait.
+    pub fn flushed(&mut self, sent_messages: usize, now: Instant) -> Option<usize> {
+        self.retry_at = (!self.queue.is_empty()).then(|| now + OUTBOX_RETRY);
+        if sent_messages > 0 && self.told {
+            self.told = false;
+            return Some(sent_messages);
+        }
+        None
+    }
+
+    /// Empties the outbox (leaving with nobody to take it); returns how many messages were never
+    /// delivered.
+    pub fn abandon(&mut self) -> usize {
+        let unsent = self.queue.iter().filter(|q| q.is_message).count();
+        self.queue.clear();
+        self.retry_at = None;
+        unsent
+    }
+
+    /// When to try again.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.retry_at
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(lamport: u64) -> Queued {
+        Queued {
+            bytes: vec![1, 2, 3],
+            lamport,
+            is_message: true,
+        }
+    }
+
+    /// Lines typed alone wait in order; the user hears once that they wait, and once how many
+    /// went when someone came.
+    #[test]
+    fn given_lines_while_alone_when_a_peer_comes_then_they_go_in_order_and_the_user_hears_twice() {
+        let now = Instant::now();
+        let mut out = Outbox::default();
+        assert_eq!(out.push(line(1), true, now), Ok(true));
+        assert_eq!(
+            out.push(line(2), true, now),
+            Ok(false),
+            "told once per wait"
+        );
+        assert_eq!(out.poll_timeout(), Some(now + OUTBOX_RETRY));
+        let later = now + Duration::from_secs(1);
+        out.hold(later);
+        assert_eq!(out.poll_timeout(), Some(later + OUTBOX_RETRY));
+        assert_eq!(out.pop_front().map(|q| q.lamport), Some(1));
+        assert_eq!(out.pop_front().map(|q| q.lamport), Some(2));
+        assert_eq!(out.flushed(2, later), Some(2));
+        assert_eq!(out.poll_timeout(), None);
+        assert_eq!(out.flushed(1, later), None, "said once");
+        assert_eq!(out.push(line(3), true, later), Ok(true), "a new wait");
+    }
+
+    #[test]
+    fn a_join_or_a_leave_is_not_worth_telling_and_the_queue_is_bounded() {
+        let now = Instant::now();
+        let mut out = Outbox::default();
+        let join = Queued {
+            is_message: false,
+            ..line(1)
+        };
+        assert_eq!(out.push(join, true, now), Ok(false));
+        for i in 1..OUTBOX_HARD_CAP {
+            assert!(out.push(line(i as u64), false, now).is_ok());
+        }
+        assert!(out.refuses_lines());
+        assert_eq!(out.push(line(0), false, now), Err(Full));
+        assert_eq!(out.abandon(), OUTBOX_HARD_CAP - 1);
+        assert!(out.is_empty());
+    }
+}
