@@ -12,8 +12,7 @@ use libp2p::core::{Transport, upgrade};
 use libp2p::futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
-use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::swarm::{ConnectionId, DialError, SwarmEvent};
+use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{
     Multiaddr, PeerId, Swarm, gossipsub, identify, mdns, noise, ping, rendezvous, request_response,
     tcp, yamux,
@@ -25,8 +24,9 @@ use super::bans::{Bans, OFFENCE_WINDOW, OFFENDERS_CAP, Offence};
 use super::behaviour::{BehaviourError, ChatBehaviour, ChatBehaviourEvent};
 use super::dropped::DropWatch;
 use super::hello::SyncResponseOut;
+use super::node::dialer::{Dial, Dialer};
 use super::node::outbox::{Full, OUTBOX_CAP, Outbox, Queued};
-use crate::core::event::{Body, ChatEvent, DialOutcome, LinkView, RoomName, SignedEvent, Username};
+use crate::core::event::{Body, ChatEvent, LinkView, RoomName, SignedEvent, Username};
 use crate::core::limit::RateLimiter;
 use crate::core::room::{Hello, Output, Rejection, Room, RoomConfig, UserCommand};
 use crate::core::sync::SyncRequest;
@@ -35,14 +35,6 @@ use crate::wire;
 
 /// How long a leaving node keeps the swarm running for its leave to reach its peers.
 pub const LEAVE_LINGER: Duration = Duration::from_millis(1500);
-/// First wait before re-dialling a `--connect` address.
-pub const REDIAL_MIN: Duration = Duration::from_millis(250);
-/// Longest wait between re-dials of a `--connect` address.
-pub const REDIAL_MAX: Duration = Duration::from_secs(10);
-/// Most peers found by mDNS that are remembered for re-dialling.
-pub const MDNS_PEERS_CAP: usize = 1024;
-/// Most addresses remembered per peer found by mDNS.
-pub const MDNS_ADDRS_CAP: usize = 8;
 /// A connection with no successful ping for this long is closed as dead (a frozen process, a cut
 /// cable): with pings every second, a silent peer is noticed within about 5 s.
 pub const LIVENESS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -51,13 +43,6 @@ pub const LIVENESS_TIMEOUT: Duration = Duration::from_secs(5);
 pub const NEWCOMER_WAIT: Duration = Duration::from_millis(400);
 /// How long a dial, with its Noise and Yamux upgrades, may take.
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
-/// First wait before dialling a peer found by mDNS or met before again.
-pub const NEIGHBOUR_REDIAL_MIN: Duration = Duration::from_millis(500);
-/// Longest wait between re-dials of a peer found by mDNS or met before: short, so that a repaired
-/// network is whole again within about a second.
-pub const NEIGHBOUR_REDIAL_MAX: Duration = Duration::from_secs(1);
-/// How long a peer met through a connection (not mDNS) is re-dialled after it dropped.
-pub const NEIGHBOUR_FORGET: Duration = Duration::from_secs(300);
 /// How often a node asks one of its room peers, in turn, what it lacks (anti-entropy: repairs
 /// whatever gossip lost).
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(3);
@@ -69,8 +54,6 @@ pub const REGISTER_EVERY: Duration = Duration::from_secs(60);
 pub const DISCOVER_EVERY: Duration = Duration::from_secs(5);
 /// The first such question, shortly after the hub was found (after our own registration).
 pub const HUB_DISCOVER_FIRST: Duration = Duration::from_millis(500);
-/// Longest wait between dials of a peer discovered through a hub but not reached yet.
-pub const DISCOVERED_REDIAL_MAX: Duration = Duration::from_secs(10);
 /// How long after losing its relayed address a client asks the hub again.
 pub const RESERVE_RETRY: Duration = Duration::from_secs(5);
 /// Most registrations asked for at once.
@@ -133,24 +116,6 @@ pub enum NetError {
     OutputClosed,
 }
 
-/// A `--connect` address and the state of our link to it.
-#[derive(Debug)]
-struct Target {
-    addr: Multiaddr,
-    /// The peer id the address names (`/p2p/ID`); the dial must reach that peer.
-    named: Option<PeerId>,
-    /// The peer last reached at this address. Without `/p2p/ID` it may change: a restarted
-    /// peer with a new key at the same address is still the one to keep connected to.
-    peer: Option<PeerId>,
-    dialing: Option<ConnectionId>,
-    connected: bool,
-    backoff: Duration,
-    retry_at: Option<Instant>,
-    /// A failure was reported to the user since the last success: say nothing more until it
-    /// works, and then say so.
-    told: bool,
-}
-
 /// What we know of a connected peer's room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum HelloState {
@@ -185,43 +150,6 @@ struct HubLink {
     next_discover: Instant,
 }
 
-/// A peer found by mDNS, kept connected while its record lives.
-#[derive(Debug)]
-struct Neighbour {
-    addrs: Vec<Multiaddr>,
-    retry_at: Option<Instant>,
-    backoff: Duration,
-    /// It said goodbye: do not dial it again (if it comes back, it dials us).
-    left: bool,
-    /// Found by mDNS: kept while its record lives. Otherwise learned by identify or a hub's
-    /// rendezvous, and forgotten when `forget_at` passes.
-    mdns: bool,
-    forget_at: Option<Instant>,
-    /// The longest wait between dials: short for peers we have met, longer for peers only
-    /// discovered through a hub (every dial through a relay costs the hub).
-    max_backoff: Duration,
-}
-
-impl Neighbour {
-    fn new(mdns: bool) -> Self {
-        Self {
-            addrs: Vec::new(),
-            retry_at: None,
-            backoff: NEIGHBOUR_REDIAL_MIN,
-            left: false,
-            mdns,
-            forget_at: None,
-            max_backoff: NEIGHBOUR_REDIAL_MAX,
-        }
-    }
-
-    fn add_addr(&mut self, addr: Multiaddr) {
-        if !self.addrs.contains(&addr) && self.addrs.len() < MDNS_ADDRS_CAP {
-            self.addrs.push(addr);
-        }
-    }
-}
-
 /// Where our departure stands.
 #[derive(Debug)]
 struct Leaving {
@@ -250,7 +178,8 @@ pub struct EventLoop {
     started: bool,
     /// When the room started (the join wait began).
     started_at: Instant,
-    targets: Vec<Target>,
+    /// Whom we keep connected to, and when we dial.
+    dialer: Dialer,
     outbox: Outbox,
     links: HashMap<PeerId, Link>,
     /// Every open connection and when it last proved alive (established, or a ping answered).
@@ -268,7 +197,6 @@ pub struct EventLoop {
     next_sync_at: Instant,
     /// Round-robin position for anti-entropy.
     sync_turn: usize,
-    neighbours: HashMap<PeerId, Neighbour>,
     hubs: HashMap<PeerId, HubLink>,
     /// Set once our leave is stamped.
     leaving: Option<Leaving>,
@@ -401,23 +329,6 @@ impl EventLoop {
         gossip
             .subscribe(&topic)
             .map_err(|e| NetError::Subscribe(format!("{}: {e}", room.topic())))?;
-        let targets = config
-            .connect
-            .iter()
-            .map(|addr| Target {
-                named: match addr.iter().last() {
-                    Some(Protocol::P2p(p)) => Some(p),
-                    _ => None,
-                },
-                peer: None,
-                addr: addr.clone(),
-                dialing: None,
-                connected: false,
-                backoff: REDIAL_MIN,
-                retry_at: Some(Instant::now()),
-                told: false,
-            })
-            .collect();
         Ok(Self {
             swarm,
             room,
@@ -433,7 +344,7 @@ impl EventLoop {
             ready_pending: false,
             started: false,
             started_at: Instant::now(),
-            targets,
+            dialer: Dialer::new(&config.connect, Instant::now()),
             outbox: Outbox::default(),
             links: HashMap::new(),
             alive: HashMap::new(),
@@ -443,7 +354,6 @@ impl EventLoop {
             syncing: HashMap::new(),
             next_sync_at: Instant::now() + SYNC_INTERVAL,
             sync_turn: 0,
-            neighbours: HashMap::new(),
             hubs: HashMap::new(),
             leaving: None,
             fatal: None,
@@ -582,7 +492,7 @@ impl EventLoop {
         .await?;
         if !self.started {
             self.started = true;
-            let expect_peers = self.mdns || !self.targets.is_empty();
+            let expect_peers = self.mdns || self.dialer.has_targets();
             self.room.start(Instant::now(), wall_now(), expect_peers);
             self.started_at = Instant::now();
         }
@@ -823,10 +733,8 @@ impl EventLoop {
     fn next_deadline(&self) -> Option<Instant> {
         // A leaving node dials nobody, so redials must not wake it.
         let redial = self
-            .targets
-            .iter()
-            .filter_map(|t| t.retry_at)
-            .chain(self.neighbours.values().filter_map(|n| n.retry_at))
+            .dialer
+            .poll_timeout()
             .filter(|_| self.leaving.is_none());
         let settle = if self.outbox.is_empty() {
             None
@@ -892,62 +800,54 @@ impl EventLoop {
             return Ok(());
         }
         self.hub_timers(now);
-        for i in 0..self.targets.len() {
-            if self.targets[i].retry_at.is_some_and(|t| t <= now) {
-                self.targets[i].retry_at = None;
-                self.dial_target(i, now);
-            }
-        }
         if now >= self.next_sync_at {
             self.next_sync_at = now + SYNC_INTERVAL;
             self.sync_next();
         }
-        self.neighbours
-            .retain(|_, n| n.forget_at.is_none_or(|t| t > now));
-        let due: Vec<PeerId> = self
-            .neighbours
-            .iter()
-            .filter(|(_, n)| n.retry_at.is_some_and(|t| t <= now))
-            .map(|(p, _)| *p)
-            .collect();
-        for peer in due {
-            self.dial_neighbour(peer, now);
-        }
+        let bans = &self.bans;
+        let swarm = &self.swarm;
+        let dials = self
+            .dialer
+            .due(now, |p| swarm.is_connected(p), |p| bans.is_banned(p, now));
+        self.start_dials(dials, now);
         Ok(())
     }
 
-    /// Dials a peer found by mDNS, unless connected; a failure is retried with backoff while
-    /// its record lives (libp2p-mdns reports a peer once per record, not once per query).
+    /// Hands dials to the swarm and tells the dialer what became of them.
+    fn start_dials(&mut self, dials: Vec<Dial>, now: Instant) {
+        for dial in dials {
+            match dial {
+                Dial::Neighbour { peer, opts } => match self.swarm.dial(opts) {
+                    Ok(()) => debug!(%peer, "dialling a neighbour"),
+                    Err(e) => debug!(%peer, error = %e, "cannot dial a neighbour"),
+                },
+                Dial::Target { index, opts } => {
+                    let id = opts.connection_id();
+                    match self.swarm.dial(opts) {
+                        Ok(()) => {
+                            debug!(index, "dialling a --connect address");
+                            self.dialer.dialing(index, id);
+                        }
+                        Err(e) => {
+                            debug!(index, error = %e, "cannot dial a --connect address");
+                            let swarm = &self.swarm;
+                            let report =
+                                self.dialer
+                                    .dial_refused(index, &e, |p| swarm.is_connected(p), now);
+                            self.reports.extend(report);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Dials neighbour `peer` now (just discovered), unless connected or cut off.
     fn dial_neighbour(&mut self, peer: PeerId, now: Instant) {
-        let Some(n) = self.neighbours.get_mut(&peer) else {
-            return;
-        };
-        n.retry_at = None;
-        if n.left || n.addrs.is_empty() || self.swarm.is_connected(&peer) {
-            return;
-        }
-        if self.bans.is_banned(&peer, now) {
-            return;
-        }
-        // The next attempt is scheduled now, even if this one hangs in a cut network: the first
-        // dial after a repair then starts within NEIGHBOUR_REDIAL_MAX, and DIAL_TIMEOUT bounds
-        // how many attempts can be pending at once.
-        n.retry_at = Some(now + n.backoff);
-        n.backoff = (n.backoff * 2).min(n.max_backoff);
-        // From a new port, not the listening one: two nodes that find each other at the same
-        // instant dial each other at once, and from both listening ports the two dials are one
-        // TCP simultaneous open (the same four-tuple), whose security handshake fails on both
-        // sides (both are initiators), again and again in lockstep. From fresh ports they are
-        // two connections, and both succeed.
-        let opts = DialOpts::peer_id(peer)
-            .addresses(n.addrs.clone())
-            .condition(PeerCondition::Always)
-            .allocate_new_port()
-            .build();
-        match self.swarm.dial(opts) {
-            Ok(()) => debug!(%peer, "dialling a neighbour"),
-            Err(e) => debug!(%peer, error = %e, "cannot dial a neighbour"),
-        }
+        let connected = self.swarm.is_connected(&peer);
+        let banned = self.bans.is_banned(&peer, now);
+        let dial = self.dialer.dial_now(peer, now, connected, banned);
+        self.start_dials(dial.into_iter().collect(), now);
     }
 
     /// Ends the join wait early when discovery has had [`NEWCOMER_WAIT`] and everyone reached
@@ -960,58 +860,6 @@ impl EventLoop {
         if self.links.values().all(|l| l.hello != HelloState::Pending) {
             self.room.end_wait_among_newcomers(wall_now());
         }
-    }
-
-    /// Dials `--connect` address number `i`.
-    fn dial_target(&mut self, i: usize, now: Instant) {
-        if let Some(p) = self.targets[i].peer
-            && self.is_banned(&p)
-        {
-            self.targets[i].retry_at = Some(now + REDIAL_MAX);
-            return;
-        }
-        let t = &mut self.targets[i];
-        let opts = match t.named {
-            Some(peer) => DialOpts::peer_id(peer)
-                .addresses(vec![t.addr.clone()])
-                .condition(PeerCondition::DisconnectedAndNotDialing)
-                .build(),
-            None => DialOpts::unknown_peer_id().address(t.addr.clone()).build(),
-        };
-        let id = opts.connection_id();
-        match self.swarm.dial(opts) {
-            Ok(()) => {
-                debug!(addr = %t.addr, "dialling");
-                t.dialing = Some(id);
-            }
-            Err(DialError::DialPeerConditionFalse(_)) => {
-                // Already connected or being dialled: the connection events will tell.
-                t.connected = t.named.is_some_and(|p| self.swarm.is_connected(&p));
-                if !t.connected {
-                    t.retry_at = Some(now + t.backoff);
-                }
-            }
-            Err(e) => {
-                debug!(addr = %t.addr, error = %e, "cannot dial");
-                t.retry_at = Some(now + t.backoff);
-                t.backoff = (t.backoff * 2).min(REDIAL_MAX);
-                self.dial_failed(i, &e);
-            }
-        }
-    }
-
-    /// A dial of `--connect` address number `i` failed: the user hears of it once, with the
-    /// reason, until it works again.
-    fn dial_failed(&mut self, i: usize, error: &DialError) {
-        let t = &mut self.targets[i];
-        if t.told {
-            return;
-        }
-        t.told = true;
-        self.reports.push(ChatEvent::Dial {
-            addr: t.addr.to_string(),
-            outcome: DialOutcome::Failed(super::dial::classify(error)),
-        });
     }
 
     async fn handle_swarm_event(
@@ -1085,38 +933,14 @@ impl EventLoop {
                 ..
             } => {
                 info!(peer = %peer_id, addr = %endpoint.get_remote_address(), num_established, "connection established");
-                for t in &mut self.targets {
-                    let ours = t.dialing == Some(connection_id)
-                        || t.named == Some(peer_id)
-                        || t.peer == Some(peer_id);
-                    if ours && t.told {
-                        t.told = false;
-                        self.reports.push(ChatEvent::Dial {
-                            addr: t.addr.to_string(),
-                            outcome: DialOutcome::Connected {
-                                peer: peer_id.to_base58(),
-                            },
-                        });
-                    }
-                    if ours {
-                        t.peer = Some(peer_id);
-                        t.dialing = None;
-                        t.connected = true;
-                        t.retry_at = None;
-                        t.backoff = REDIAL_MIN;
-                    }
-                }
+                let reports = self.dialer.connected(peer_id, connection_id);
+                self.reports.extend(reports);
                 if self.is_banned(&peer_id) {
                     debug!(peer = %peer_id, "refusing a cut-off peer");
                     self.swarm.close_connection(connection_id);
                     return Ok(());
                 }
                 self.alive.insert(connection_id, (peer_id, Instant::now()));
-                if let Some(n) = self.neighbours.get_mut(&peer_id) {
-                    n.retry_at = None;
-                    n.forget_at = None;
-                    n.backoff = NEIGHBOUR_REDIAL_MIN;
-                }
                 self.room.peer_back(&peer_id);
                 if num_established.get() == 1 {
                     self.links.insert(
@@ -1169,20 +993,7 @@ impl EventLoop {
                         self.room.peer_gone(peer_id, now, wall_now());
                     }
                     self.flush_outbox(false).await?;
-                    for t in &mut self.targets {
-                        if t.peer == Some(peer_id) && t.connected {
-                            t.connected = false;
-                            t.retry_at = Some(now + t.backoff);
-                        }
-                    }
-                    if let Some(n) = self.neighbours.get_mut(&peer_id) {
-                        if !n.left {
-                            n.retry_at = Some(now + NEIGHBOUR_REDIAL_MIN);
-                        }
-                        if !n.mdns {
-                            n.forget_at = Some(now + NEIGHBOUR_FORGET);
-                        }
-                    }
+                    self.dialer.disconnected(peer_id, now);
                 }
             }
             SwarmEvent::OutgoingConnectionError {
@@ -1191,18 +1002,8 @@ impl EventLoop {
                 error,
             } => {
                 debug!(peer = ?peer_id, error = %error, "dial failed");
-                let now = Instant::now();
-                if let Some(i) = self
-                    .targets
-                    .iter()
-                    .position(|t| t.dialing == Some(connection_id))
-                {
-                    let t = &mut self.targets[i];
-                    t.dialing = None;
-                    t.retry_at = Some(now + t.backoff);
-                    t.backoff = (t.backoff * 2).min(REDIAL_MAX);
-                    self.dial_failed(i, &error);
-                }
+                let report = self.dialer.failed(connection_id, &error, Instant::now());
+                self.reports.extend(report);
             }
             SwarmEvent::Behaviour(ChatBehaviourEvent::Gossipsub(ev)) => {
                 self.handle_gossip(ev).await?
@@ -1245,17 +1046,7 @@ impl EventLoop {
                 ..
             })) => {
                 debug!(peer = %peer_id, agent = %info.agent_version, "identified");
-                // Remembered so that a dropped peer is dialled again without waiting for mDNS.
-                if self.neighbours.len() < MDNS_PEERS_CAP || self.neighbours.contains_key(&peer_id)
-                {
-                    let n = self
-                        .neighbours
-                        .entry(peer_id)
-                        .or_insert_with(|| Neighbour::new(false));
-                    for addr in info.listen_addrs {
-                        n.add_addr(addr);
-                    }
-                }
+                self.dialer.met(peer_id, info.listen_addrs);
             }
             other => debug!(event = ?other, "swarm event"),
         }
@@ -1361,9 +1152,8 @@ impl EventLoop {
                         // A leave that actually ends the author's presence: an old one from an
                         // earlier run, replayed, does not (its join is later in total order).
                         let gone = leave && new && !self.room.is_present(&source);
-                        if gone && let Some(n) = self.neighbours.get_mut(&source) {
-                            n.left = true;
-                            n.retry_at = None;
+                        if gone {
+                            self.dialer.gone(&source);
                         }
                         if gone {
                             // Hanging up tells the leaver its leave arrived (docs/PROTOCOL.md,
@@ -1432,10 +1222,7 @@ impl EventLoop {
             Offence::CutOff(count) => {
                 // The user is told by the notice below.
                 info!(%peer, count, %reason, "cutting off a peer that keeps sending invalid messages");
-                if let Some(n) = self.neighbours.get_mut(&peer) {
-                    n.left = true;
-                    n.retry_at = None;
-                }
+                self.dialer.gone(&peer);
                 let _ = self.swarm.disconnect_peer_id(peer);
                 self.emit(ChatEvent::Notice(format!(
                     "cut off peer {} for sending invalid messages",
@@ -1459,18 +1246,9 @@ impl EventLoop {
                 let mut fresh = Vec::new();
                 for (peer, addr) in found {
                     self.swarm.add_peer_address(peer, addr.clone());
-                    if !self.neighbours.contains_key(&peer) {
-                        if self.neighbours.len() >= MDNS_PEERS_CAP {
-                            debug!(%peer, "too many mDNS neighbours; not remembered");
-                            continue;
-                        }
-                        self.neighbours.insert(peer, Neighbour::new(true));
-                    }
-                    if let Some(n) = self.neighbours.get_mut(&peer) {
-                        // A fresh record means the peer is (back) on the LAN.
-                        n.left = false;
-                        n.mdns = true;
-                        n.add_addr(addr);
+                    if !self.dialer.found_by_mdns(peer, addr) {
+                        debug!(%peer, "too many neighbours; not remembered");
+                        continue;
                     }
                     if !fresh.contains(&peer) {
                         fresh.push(peer);
@@ -1487,12 +1265,7 @@ impl EventLoop {
             // from the chat, but there is no address left to dial it at.
             mdns::Event::Expired(gone) => {
                 for (peer, addr) in gone {
-                    if let Some(n) = self.neighbours.get_mut(&peer) {
-                        n.addrs.retain(|a| a != &addr);
-                        if n.addrs.is_empty() {
-                            self.neighbours.remove(&peer);
-                        }
-                    }
+                    self.dialer.expired_in_mdns(&peer, &addr);
                 }
             }
         }
@@ -1613,35 +1386,14 @@ impl EventLoop {
                     if peer == self.me || r.namespace.to_string() != self.room.topic() {
                         continue;
                     }
-                    if self.neighbours.len() >= MDNS_PEERS_CAP
-                        && !self.neighbours.contains_key(&peer)
-                    {
-                        continue;
-                    }
                     if self.room.has_departed(&peer) {
                         // Its registration outlives it for up to a TTL.
                         continue;
                     }
-                    let n = self.neighbours.entry(peer).or_insert_with(|| {
-                        let mut n = Neighbour::new(false);
-                        n.max_backoff = DISCOVERED_REDIAL_MAX;
-                        n
-                    });
-                    // The registration is the truth about its addresses: relayed ones first,
-                    // so that they fit under the cap.
-                    let mut addrs: Vec<Multiaddr> = r.record.addresses().to_vec();
-                    addrs.sort_by_key(|a| !a.iter().any(|p| matches!(p, Protocol::P2pCircuit)));
-                    addrs.truncate(MDNS_ADDRS_CAP);
-                    if !n.mdns {
-                        n.addrs = addrs;
-                        // Forgotten unless discovered again before its registration would lapse.
-                        n.forget_at = Some(now + Duration::from_secs(REGISTRATION_TTL));
-                    } else {
-                        for a in addrs {
-                            n.add_addr(a);
-                        }
-                    }
-                    if !self.swarm.is_connected(&peer) && n.retry_at.is_none() {
+                    let fresh = self
+                        .dialer
+                        .discovered_via_hub(peer, r.record.addresses(), now);
+                    if fresh && !self.swarm.is_connected(&peer) {
                         debug!(%peer, "discovered through a hub; dialling");
                         self.dial_neighbour(peer, now);
                     }

@@ -3,6 +3,8 @@
 //! unit tests without a swarm. The actor routes swarm events to them and sleeps until the
 //! earliest of their deadlines.
 //!
+//! - [`dialer`]: the `--connect` targets and the neighbours, and when to dial them.
 //! - [`outbox`]: our events waiting for a subscribed peer.
 
+pub mod dialer;
 pub mod outbox;
