@@ -11,7 +11,6 @@ use libp2p::core::transport::ListenerId;
 use libp2p::core::{Transport, upgrade};
 use libp2p::futures::StreamExt;
 use libp2p::identity::Keypair;
-use libp2p::multiaddr::Protocol;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{
     Multiaddr, PeerId, Swarm, gossipsub, identify, mdns, noise, ping, rendezvous, request_response,
@@ -25,6 +24,9 @@ use super::behaviour::{BehaviourError, ChatBehaviour, ChatBehaviourEvent};
 use super::dropped::DropWatch;
 use super::hello::SyncResponseOut;
 use super::node::dialer::{Dial, Dialer};
+use super::node::hub_client::{
+    HubAction, HubClient, REGISTER_REFUSED_RETRY, REGISTER_RETRY, REGISTRATION_TTL,
+};
 use super::node::outbox::{Full, OUTBOX_CAP, Outbox, Queued};
 use crate::core::event::{Body, ChatEvent, LinkView, RoomName, SignedEvent, Username};
 use crate::core::limit::RateLimiter;
@@ -46,16 +48,6 @@ pub const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a node asks one of its room peers, in turn, what it lacks (anti-entropy: repairs
 /// whatever gossip lost).
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(3);
-/// How long a registration with a hub lasts; it is renewed every [`REGISTER_EVERY`].
-pub const REGISTRATION_TTL: u64 = 120;
-/// How often registrations with hubs are renewed.
-pub const REGISTER_EVERY: Duration = Duration::from_secs(60);
-/// How often a hub is asked who else is in the room.
-pub const DISCOVER_EVERY: Duration = Duration::from_secs(5);
-/// The first such question, shortly after the hub was found (after our own registration).
-pub const HUB_DISCOVER_FIRST: Duration = Duration::from_millis(500);
-/// How long after losing its relayed address a client asks the hub again.
-pub const RESERVE_RETRY: Duration = Duration::from_secs(5);
 /// Most registrations asked for at once.
 pub const DISCOVER_LIMIT: u64 = 256;
 /// Most pages asked for in one exchange (a peer cannot keep us asking for ever).
@@ -136,20 +128,6 @@ struct Link {
     addr: Multiaddr,
 }
 
-/// A hub we are connected to (its hello said it keeps the room's history): we reserve a relayed
-/// address on it, register in our room there, and discover the room's other clients through it.
-#[derive(Debug)]
-struct HubLink {
-    /// The relayed listener (`<hub>/p2p-circuit`), while it lives.
-    circuit: Option<ListenerId>,
-    /// The address we reached the hub at, to ask for a relayed address again.
-    circuit_addr: Multiaddr,
-    /// When to ask again if the relayed listener is gone.
-    next_reserve: Instant,
-    next_register: Instant,
-    next_discover: Instant,
-}
-
 /// Where our departure stands.
 #[derive(Debug)]
 struct Leaving {
@@ -197,7 +175,8 @@ pub struct EventLoop {
     next_sync_at: Instant,
     /// Round-robin position for anti-entropy.
     sync_turn: usize,
-    hubs: HashMap<PeerId, HubLink>,
+    /// The hubs of our room we are connected to.
+    hubs: HubClient,
     /// Set once our leave is stamped.
     leaving: Option<Leaving>,
     /// An error that ends the node once the leave is out.
@@ -354,7 +333,7 @@ impl EventLoop {
             syncing: HashMap::new(),
             next_sync_at: Instant::now() + SYNC_INTERVAL,
             sync_turn: 0,
-            hubs: HashMap::new(),
+            hubs: HubClient::default(),
             leaving: None,
             fatal: None,
             reports: Vec::new(),
@@ -419,7 +398,7 @@ impl EventLoop {
                 .handle_command(UserCommand::Quit, Instant::now(), wall_now());
             // Leave the hubs' directories too (an expired registration would go in a minute).
             if let Ok(ns) = rendezvous::Namespace::new(self.room.topic().to_owned()) {
-                let hubs: Vec<PeerId> = self.hubs.keys().copied().collect();
+                let hubs: Vec<PeerId> = self.hubs.hubs().copied().collect();
                 if let Some(client) = self.swarm.behaviour_mut().rendezvous_client.as_mut() {
                     for hub in hubs {
                         client.unregister(ns.clone(), hub);
@@ -450,7 +429,7 @@ impl EventLoop {
                         peer: peer.to_base58(),
                         user: self.room.name_of(peer).map(|u| u.as_str().to_owned()),
                         addr: link.addr.to_string(),
-                        hub: self.hubs.contains_key(peer),
+                        hub: self.hubs.is_hub(peer),
                     })
                     .collect();
                 links.sort_by(|a, b| (!a.hub, &a.user, &a.peer).cmp(&(!b.hub, &b.user, &b.peer)));
@@ -755,18 +734,7 @@ impl EventLoop {
                 .values()
                 .map(|(_, t)| *t + LIVENESS_TIMEOUT)
                 .min(),
-            self.hubs
-                .values()
-                .map(|h| {
-                    let reserve = if h.circuit.is_none() {
-                        h.next_reserve
-                    } else {
-                        h.next_discover
-                    };
-                    h.next_register.min(h.next_discover).min(reserve)
-                })
-                .min()
-                .filter(|_| self.leaving.is_none()),
+            self.hubs.poll_timeout().filter(|_| self.leaving.is_none()),
         ]
         .into_iter()
         .flatten()
@@ -871,14 +839,9 @@ impl EventLoop {
                 address,
                 listener_id,
             } => {
-                let relayed = self
-                    .hubs
-                    .values_mut()
-                    .find(|h| h.circuit == Some(listener_id));
-                if let Some(hub) = relayed {
+                if self.hubs.relayed_address(listener_id, Instant::now()) {
                     // A relayed address on a hub: others who cannot reach us directly use it.
                     info!(%address, "relayed address");
-                    hub.next_register = Instant::now();
                     self.swarm.add_external_address(address);
                     return Ok(());
                 }
@@ -900,14 +863,7 @@ impl EventLoop {
                     // A relayed listener: its hub went away or refused; its addresses are no
                     // longer ours to announce. The hub's timer asks again if it is still there.
                     debug!(?addresses, ?reason, "relayed listener closed");
-                    if let Some(hub) = self
-                        .hubs
-                        .values_mut()
-                        .find(|h| h.circuit == Some(listener_id))
-                    {
-                        hub.circuit = None;
-                        hub.next_reserve = Instant::now() + RESERVE_RETRY;
-                    }
+                    self.hubs.circuit_closed(listener_id, Instant::now());
                     for a in addresses {
                         self.swarm.remove_external_address(&a);
                     }
@@ -980,7 +936,7 @@ impl EventLoop {
                     let now = Instant::now();
                     self.links.remove(&peer_id);
                     self.syncing.remove(&peer_id);
-                    self.hubs.remove(&peer_id);
+                    self.hubs.disconnected(&peer_id);
                     self.emit(ChatEvent::Peer {
                         peer: peer_id.to_base58(),
                         connected: false,
@@ -1294,17 +1250,15 @@ impl EventLoop {
     /// A hub of our room: reserve a relayed address on it, so that clients that cannot reach us
     /// directly can through it, and register there (see `hub_timers`).
     fn found_hub(&mut self, hub: PeerId) {
-        if self.leaving.is_some() || self.hubs.contains_key(&hub) {
+        if self.leaving.is_some() {
             return;
         }
         let Some(addr) = self.links.get(&hub).map(|l| l.addr.clone()) else {
             return;
         };
-        let base: Multiaddr = addr
-            .iter()
-            .take_while(|p| !matches!(p, Protocol::P2p(_) | Protocol::P2pCircuit))
-            .collect();
-        let circuit_addr = base.with(Protocol::P2p(hub)).with(Protocol::P2pCircuit);
+        let Some(circuit_addr) = self.hubs.found(hub, &addr, Instant::now()) else {
+            return;
+        };
         let circuit = match self.swarm.listen_on(circuit_addr.clone()) {
             Ok(id) => Some(id),
             Err(e) => {
@@ -1312,6 +1266,7 @@ impl EventLoop {
                 None
             }
         };
+        self.hubs.reserving(&hub, circuit);
         // Our own addresses, for peers that can reach us directly (registration needs at least
         // one confirmed external address).
         for a in self.listening.clone() {
@@ -1320,59 +1275,36 @@ impl EventLoop {
             }
         }
         info!(%hub, %circuit_addr, "found a hub");
-        let now = Instant::now();
-        self.hubs.insert(
-            hub,
-            HubLink {
-                circuit,
-                circuit_addr,
-                next_reserve: now + RESERVE_RETRY,
-                next_register: now,
-                next_discover: now + HUB_DISCOVER_FIRST,
-            },
-        );
     }
 
-    /// Registers with each hub (again before the registration expires) and asks it who else is
-    /// in the room.
+    /// Registers with each hub (again before the registration expires), asks it who else is
+    /// in the room, and asks again for a relayed address that was lost.
     fn hub_timers(&mut self, now: Instant) {
         let Ok(ns) = rendezvous::Namespace::new(self.room.topic().to_owned()) else {
             return;
         };
-        let hubs: Vec<PeerId> = self.hubs.keys().copied().collect();
-        for hub in hubs {
-            let Some(link) = self.hubs.get_mut(&hub) else {
-                continue;
-            };
-            let Some(client) = self.swarm.behaviour_mut().rendezvous_client.as_mut() else {
-                return;
-            };
-            if now >= link.next_register {
-                link.next_register = match client.register(ns.clone(), hub, Some(REGISTRATION_TTL))
-                {
-                    Ok(()) => now + REGISTER_EVERY,
-                    Err(e) => {
+        for action in self.hubs.due(now) {
+            match action {
+                HubAction::Register(hub) => {
+                    let Some(client) = self.swarm.behaviour_mut().rendezvous_client.as_mut() else {
+                        return;
+                    };
+                    if let Err(e) = client.register(ns.clone(), hub, Some(REGISTRATION_TTL)) {
                         // No external address yet: the relayed one is on its way.
                         debug!(%hub, error = %e, "not registered yet");
-                        now + Duration::from_secs(1)
+                        self.hubs.register_failed(&hub, now, REGISTER_RETRY);
                     }
-                };
-            }
-            if now >= link.next_discover {
-                link.next_discover = now + DISCOVER_EVERY;
-                client.discover(Some(ns.clone()), None, Some(DISCOVER_LIMIT), hub);
-            }
-            if link.circuit.is_none() && now >= link.next_reserve {
-                link.next_reserve = now + RESERVE_RETRY;
-                let addr = link.circuit_addr.clone();
-                match self.swarm.listen_on(addr) {
-                    Ok(id) => {
-                        if let Some(link) = self.hubs.get_mut(&hub) {
-                            link.circuit = Some(id);
-                        }
-                    }
-                    Err(e) => debug!(%hub, error = %e, "cannot ask the hub for a relayed address"),
                 }
+                HubAction::Discover(hub) => {
+                    let Some(client) = self.swarm.behaviour_mut().rendezvous_client.as_mut() else {
+                        return;
+                    };
+                    client.discover(Some(ns.clone()), None, Some(DISCOVER_LIMIT), hub);
+                }
+                HubAction::Reserve(hub, addr) => match self.swarm.listen_on(addr) {
+                    Ok(id) => self.hubs.reserving(&hub, Some(id)),
+                    Err(e) => debug!(%hub, error = %e, "cannot ask the hub for a relayed address"),
+                },
             }
         }
     }
@@ -1412,9 +1344,8 @@ impl EventLoop {
                 ..
             } => {
                 warn!(hub = %rendezvous_node, ?error, "registration refused");
-                if let Some(l) = self.hubs.get_mut(&rendezvous_node) {
-                    l.next_register = Instant::now() + Duration::from_secs(5);
-                }
+                self.hubs
+                    .register_failed(&rendezvous_node, Instant::now(), REGISTER_REFUSED_RETRY);
             }
             other => debug!(event = ?other, "rendezvous"),
         }

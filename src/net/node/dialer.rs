@@ -411,7 +411,7 @@ impl Dialer {
         if !n.mdns {
             n.addrs = addrs;
             // Forgotten unless discovered again before its registration would lapse.
-            n.forget_at = Some(now + Duration::from_secs(crate::net::event_loop::REGISTRATION_TTL));
+            n.forget_at = Some(now + Duration::from_secs(super::hub_client::REGISTRATION_TTL));
         } else {
             for a in addrs {
                 n.add_addr(a);

@@ -4,7 +4,9 @@
 //! earliest of their deadlines.
 //!
 //! - [`dialer`]: the `--connect` targets and the neighbours, and when to dial them.
+//! - [`hub_client`]: relayed address, registration and discovery on each hub of our room.
 //! - [`outbox`]: our events waiting for a subscribed peer.
 
 pub mod dialer;
+pub mod hub_client;
 pub mod outbox;
