@@ -27,6 +27,7 @@ use super::node::dialer::{Dial, Dialer};
 use super::node::hub_client::{
     HubAction, HubClient, REGISTER_REFUSED_RETRY, REGISTER_RETRY, REGISTRATION_TTL,
 };
+use super::node::leaving::Leaving;
 use super::node::outbox::{Full, OUTBOX_CAP, Outbox, Queued};
 use crate::core::event::{Body, ChatEvent, LinkView, RoomName, SignedEvent, Username};
 use crate::core::limit::RateLimiter;
@@ -35,8 +36,6 @@ use crate::core::sync::SyncRequest;
 use crate::core::time::WallTime;
 use crate::wire;
 
-/// How long a leaving node keeps the swarm running for its leave to reach its peers.
-pub const LEAVE_LINGER: Duration = Duration::from_millis(1500);
 /// A connection with no successful ping for this long is closed as dead (a frozen process, a cut
 /// cable): with pings every second, a silent peer is noticed within about 5 s.
 pub const LIVENESS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -126,15 +125,6 @@ struct Link {
     hello: HelloState,
     /// Where the peer was reached (for a hub: where to ask for a relayed address).
     addr: Multiaddr,
-}
-
-/// Where our departure stands.
-#[derive(Debug)]
-struct Leaving {
-    /// When we give up and exit anyway.
-    deadline: Instant,
-    /// Once the leave is out: the peers that had it sent to them and must still hang up.
-    waiting: Option<HashSet<PeerId>>,
 }
 
 /// The event loop's state.
@@ -341,7 +331,7 @@ impl EventLoop {
         })
     }
 
-    /// Runs until our leave has reached our peers (or [`LEAVE_LINGER`] ran out). A finished
+    /// Runs until our leave has reached our peers (or [`LEAVE_LINGER`](super::node::leaving::LEAVE_LINGER) ran out). A finished
     /// `shutdown` future, or the command channel closing, means `/quit`.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), NetError> {
         let mut shutdown = std::pin::pin!(shutdown);
@@ -513,16 +503,12 @@ impl EventLoop {
     /// all, the outbox is pushed out as it is and what cannot go is reported.
     async fn progress_leave(&mut self) -> Result<(), NetError> {
         let now = Instant::now();
-        let leaving = self.leaving.get_or_insert(Leaving {
-            deadline: now + LEAVE_LINGER,
-            waiting: None,
-        });
-        if leaving.waiting.is_some() {
+        let leaving = self.leaving.get_or_insert_with(|| Leaving::new(now));
+        if leaving.is_sent() {
             return Ok(());
         }
-        let deadline = leaving.deadline;
         let nobody = self.links.values().all(|l| l.hello == HelloState::Other);
-        let force = now >= deadline || nobody;
+        let force = leaving.must_force(now) || nobody;
         self.flush_outbox(force).await?;
         if self.outbox.is_empty() {
             let peers = self.subscribed_peers();
@@ -531,7 +517,7 @@ impl EventLoop {
                 "leave sent; waiting for peers to hang up"
             );
             if let Some(l) = &mut self.leaving {
-                l.waiting = Some(peers);
+                l.sent_to(peers);
             }
         } else if force {
             let unsent = self.outbox.abandon();
@@ -542,7 +528,7 @@ impl EventLoop {
                 .await?;
             }
             if let Some(l) = &mut self.leaving {
-                l.waiting = Some(HashSet::new());
+                l.sent_to(HashSet::new());
             }
         }
         Ok(())
@@ -551,15 +537,9 @@ impl EventLoop {
     /// Whether we are leaving and either every peer that got our leave has hung up, or the linger
     /// ran out.
     fn leave_done(&self) -> bool {
-        match &self.leaving {
-            Some(l) => {
-                Instant::now() >= l.deadline
-                    || l.waiting
-                        .as_ref()
-                        .is_some_and(|w| w.iter().all(|p| !self.swarm.is_connected(p)))
-            }
-            None => false,
-        }
+        self.leaving
+            .as_ref()
+            .is_some_and(|l| l.is_done(Instant::now(), |p| self.swarm.is_connected(p)))
     }
 
     fn subscribed_peers(&self) -> HashSet<PeerId> {
@@ -723,7 +703,7 @@ impl EventLoop {
         [
             self.room.poll_timeout(),
             self.outbox.poll_timeout(),
-            self.leaving.as_ref().map(|l| l.deadline),
+            self.leaving.as_ref().map(Leaving::poll_timeout),
             settle,
             self.leaving.is_none().then_some(self.next_sync_at),
             self.drops.poll_timeout(),
