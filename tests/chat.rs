@@ -1096,3 +1096,45 @@ fn the_hub_log_is_quiet_about_ordinary_exits_and_says_when_it_stops() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A node that was stopped (SIGSTOP, a suspended laptop) long enough to be announced lost comes
+/// back and joins again; the connections its peers closed meanwhile are its own doing, so it
+/// announces none of the healthy others as lost.
+#[test]
+fn a_node_resumed_after_a_freeze_does_not_announce_the_others_lost() {
+    // Carol is dialled by the others: after her freeze, she is the one who sees their
+    // connections closed, and they are her neighbours (re-dialled after 500 ms), not her
+    // --connect targets.
+    let (mut c, c_addr) = first("carol", &[]);
+    let (mut a, a_addr) = first("alice", &["--connect", &c_addr]);
+    let mut b = Node::spawn("bob", &args(&["--connect", &a_addr, "--connect", &c_addr]));
+    for n in [&mut a, &mut b, &mut c] {
+        n.wait_join("alice");
+        n.wait_join("bob");
+    }
+    c.signal("STOP");
+    for n in [&mut a, &mut b] {
+        let left = n.wait_leave("carol");
+        assert_eq!(left["reason"], "lost", "{left}");
+    }
+    c.signal("CONT");
+    a.wait_count("carol's second join", 2, |v| {
+        v["type"] == "join" && v["user"] == "carol"
+    });
+    c.send("back again");
+    for n in [&mut a, &mut b, &mut c] {
+        n.wait_message("carol", "back again");
+    }
+    for n in [&a, &b, &c] {
+        let false_leaves: Vec<&Value> = n
+            .seen()
+            .iter()
+            .filter(|v| v["type"] == "leave" && (v["user"] == "alice" || v["user"] == "bob"))
+            .collect();
+        assert!(
+            false_leaves.is_empty(),
+            "{}: healthy participants announced lost: {false_leaves:?}",
+            n.name
+        );
+    }
+}

@@ -39,6 +39,10 @@ use crate::wire;
 /// A connection with no successful ping for this long is closed as dead (a frozen process, a cut
 /// cable): with pings every second, a silent peer is noticed within about 5 s.
 pub const LIVENESS_TIMEOUT: Duration = Duration::from_secs(5);
+/// Waking this much later than planned means the node itself was stopped (SIGSTOP, a suspended
+/// laptop) or starved of CPU: then the silence of its peers is its own doing (see
+/// [`EventLoop::note_wake`]).
+pub const STALL: Duration = Duration::from_secs(2);
 /// How long discovery gets before a node that has met only newcomers joins: less than the join
 /// grace, so that a simultaneous start of many nodes is over within a second.
 pub const NEWCOMER_WAIT: Duration = Duration::from_millis(400);
@@ -173,6 +177,10 @@ pub struct EventLoop {
     fatal: Option<NetError>,
     /// Reports for the user made where nothing can be awaited, shown at the next turn.
     reports: Vec<ChatEvent>,
+    /// When the loop planned to wake at the latest (to notice that it was stalled).
+    planned_wake: Option<Instant>,
+    /// After a stall, until when closed connections are not announced as lost participants.
+    stall_recovery_until: Option<Instant>,
     /// Live events dropped over their author's rate, until sync has had its chance.
     drops: DropWatch,
 }
@@ -327,6 +335,8 @@ impl EventLoop {
             leaving: None,
             fatal: None,
             reports: Vec::new(),
+            planned_wake: None,
+            stall_recovery_until: None,
             drops: DropWatch::default(),
         })
     }
@@ -353,6 +363,7 @@ impl EventLoop {
                 }
             }
             let deadline = self.next_deadline();
+            self.planned_wake = deadline;
             let sleep = tokio::time::sleep_until(
                 deadline
                     .map(tokio::time::Instant::from_std)
@@ -361,24 +372,56 @@ impl EventLoop {
             tokio::select! {
                 biased;
                 _ = &mut shutdown, if !shutdown_done => {
+                    self.note_wake(Instant::now());
                     shutdown_done = true;
                     info!("shutdown requested");
                     self.quit();
                 }
                 cmd = self.commands.recv(), if self.commands_open && self.started => match cmd {
-                    Some(cmd) => self.handle_command(cmd).await?,
+                    Some(cmd) => {
+                        self.note_wake(Instant::now());
+                        self.handle_command(cmd).await?
+                    }
                     None => {
                         self.commands_open = false;
                         self.quit();
                     }
                 },
-                event = self.swarm.select_next_some() => self.handle_swarm_event(event).await?,
-                _ = sleep => self.handle_timers(Instant::now()).await?,
+                event = self.swarm.select_next_some() => {
+                    self.note_wake(Instant::now());
+                    self.handle_swarm_event(event).await?
+                }
+                _ = sleep => {
+                    self.note_wake(Instant::now());
+                    self.handle_timers(Instant::now()).await?
+                }
                 // Lowest priority: runs only once the swarm has nothing more to say, so the
                 // ready event lists every listen address the first poll produced.
                 _ = std::future::ready(()), if self.ready_pending => self.announce_ready().await?,
             }
         }
+    }
+
+    /// Called first on every wake. If it comes [`STALL`] later than planned, the node itself
+    /// was stopped or starved: its peers may have closed their connections to it meanwhile,
+    /// and their pings went unanswered by us. Their silence says nothing about them, so every
+    /// connection gets a fresh liveness window, and connections found closed in the next one are
+    /// not announced as lost participants (those who really vanished are announced by others).
+    fn note_wake(&mut self, now: Instant) {
+        if let Some(planned) = self.planned_wake.take()
+            && now > planned + STALL
+        {
+            info!(late = ?now.duration_since(planned), "this node was stalled; peers' silence meanwhile is not held against them");
+            for (_, seen) in self.alive.values_mut() {
+                *seen = now;
+            }
+            self.stall_recovery_until = Some(now + LIVENESS_TIMEOUT + STALL);
+        }
+    }
+
+    /// Whether connections closing now may be our own stall's doing.
+    fn recovering_from_stall(&self, now: Instant) -> bool {
+        self.stall_recovery_until.is_some_and(|t| now < t)
     }
 
     /// Leaves, unless already gone (`/quit` followed by the end of input is one leave).
@@ -923,7 +966,9 @@ impl EventLoop {
                         addr: endpoint.get_remote_address().to_string(),
                     })
                     .await?;
-                    if self.leaving.is_none() {
+                    if self.recovering_from_stall(now) {
+                        debug!(peer = %peer_id, "closed while we recover from a stall; not announced");
+                    } else if self.leaving.is_none() {
                         // The room decides: a present participant gone without a leave is lost
                         // (a leaver we hung up on is no longer present).
                         self.room.peer_gone(peer_id, now, wall_now());
