@@ -68,6 +68,14 @@ impl RunError {
                     | identity::IdentityError::NoHome
                     | identity::IdentityError::NoDirectory { .. }
             )
+        ) || matches!(
+            self,
+            // A directory given where a file belongs, or a file where a directory does.
+            RunError::Identity(identity::IdentityError::Io { source, .. })
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::IsADirectory | std::io::ErrorKind::NotADirectory
+            )
         )
     }
 }

@@ -1138,3 +1138,33 @@ fn a_node_resumed_after_a_freeze_does_not_announce_the_others_lost() {
         );
     }
 }
+
+/// `--connect` to the node's own address is said once and not dialled again; a directory given
+/// as `--identity` is a usage error.
+#[test]
+fn connecting_to_oneself_and_an_identity_that_is_a_directory_are_refused() {
+    let listen = format!("/ip4/127.0.0.1/tcp/{}", free_port());
+    let mut a = Node::spawn(
+        "pat",
+        &["--no-mdns", "--listen", &listen, "--connect", &listen],
+    );
+    let own = a.wait_for("the refusal", |v| v["type"] == "dial");
+    assert_eq!(own["error"], "own_address", "{own}");
+    a.wait_join("pat");
+
+    let data = std::env::temp_dir().join(format!("chitty-iddir-{}", std::process::id()));
+    std::fs::create_dir_all(&data).expect("a temp dir");
+    let (code, err) = run_to_end(
+        &[
+            "--no-mdns",
+            "-u",
+            "pat",
+            "--identity",
+            data.to_str().unwrap(),
+        ],
+        &data,
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("Is a directory"), "{err}");
+    let _ = std::fs::remove_dir_all(&data);
+}

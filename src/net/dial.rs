@@ -12,7 +12,8 @@ use crate::core::event::DialFailure;
 /// Reads a failed dial.
 pub fn classify(error: &DialError) -> DialFailure {
     match error {
-        DialError::LocalPeerId { .. } => DialFailure::OwnAddress,
+        // The swarm leaves out our own listen addresses: a target that is one has none left.
+        DialError::LocalPeerId { .. } | DialError::NoAddresses => DialFailure::OwnAddress,
         DialError::WrongPeerId { obtained, .. } => DialFailure::WrongPeer {
             found: obtained.to_base58(),
         },
@@ -89,6 +90,7 @@ mod tests {
             classify(&transport(odd)),
             DialFailure::Other("something odd".to_owned())
         );
+        assert_eq!(classify(&DialError::NoAddresses), DialFailure::OwnAddress);
         let found = PeerId::random();
         assert_eq!(
             classify(&DialError::WrongPeerId {

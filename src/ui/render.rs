@@ -264,10 +264,17 @@ fn render_human(event: &ChatEvent) -> Vec<Line> {
         ChatEvent::Dial {
             addr,
             outcome: DialOutcome::Failed(why),
-        } => vec![format!(
-            "System: cannot reach --connect {addr}: {}; retrying with backoff (every 10 s at most)",
-            dial_failure(why)
-        )],
+        } => vec![if *why == DialFailure::OwnAddress {
+            format!(
+                "System: not dialling --connect {addr}: {}",
+                dial_failure(why)
+            )
+        } else {
+            format!(
+                "System: cannot reach --connect {addr}: {}; retrying with backoff (every 10 s at most)",
+                dial_failure(why)
+            )
+        }],
         ChatEvent::Dial {
             addr,
             outcome: DialOutcome::Connected { peer },

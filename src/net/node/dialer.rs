@@ -19,7 +19,7 @@ use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, DialError};
 use libp2p::{Multiaddr, PeerId};
 
-use crate::core::event::{ChatEvent, DialOutcome};
+use crate::core::event::{ChatEvent, DialFailure, DialOutcome};
 
 /// First wait before re-dialling a `--connect` address.
 pub const REDIAL_MIN: Duration = Duration::from_millis(250);
@@ -280,13 +280,18 @@ impl Dialer {
 
     fn failed_target(&mut self, index: usize, error: &DialError) -> Option<ChatEvent> {
         let t = self.targets.get_mut(index)?;
+        let why = crate::net::dial::classify(error);
+        if why == DialFailure::OwnAddress {
+            // Dialling ourselves again will not help.
+            t.retry_at = None;
+        }
         if t.told {
             return None;
         }
         t.told = true;
         Some(ChatEvent::Dial {
             addr: t.addr.to_string(),
-            outcome: DialOutcome::Failed(crate::net::dial::classify(error)),
+            outcome: DialOutcome::Failed(why),
         })
     }
 
@@ -541,6 +546,23 @@ mod tests {
         d.disconnected(peer, now);
         let gone = now + NEIGHBOUR_FORGET;
         assert!(d.due(gone, |_| false, |_| false).is_empty());
+        assert_eq!(d.poll_timeout(), None);
+    }
+
+    /// Our own address is not dialled again and again.
+    #[test]
+    fn a_target_that_is_our_own_address_is_given_up() {
+        let now = Instant::now();
+        let mut d = Dialer::new(&[addr(4747)], now);
+        let (index, _) = target_dial(&mut d, now);
+        let report = d.dial_refused(index, &DialError::NoAddresses, |_| false, now);
+        assert!(matches!(
+            report,
+            Some(ChatEvent::Dial {
+                outcome: DialOutcome::Failed(DialFailure::OwnAddress),
+                ..
+            })
+        ));
         assert_eq!(d.poll_timeout(), None);
     }
 
