@@ -901,12 +901,47 @@ fn peers_addr_and_the_last_n_events_of_history() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A burst over the receiver's rate limit loses its live copies only: sync brings them, and
-/// nothing is said about it. Only events that are really missing after sync had its chance
-/// are reported, naming the author as everywhere else.
+/// A burst is paced by its sender under the rate receivers accept: a 100-line paste arrives
+/// whole, and nothing is said about rates.
+#[test]
+fn a_burst_is_paced_by_its_sender_and_arrives_whole() {
+    let (mut b, addr) = first("quinn", &[]);
+    let mut a = Node::spawn("pat", &args(&["--connect", &addr]));
+    b.wait_join("pat");
+    a.wait_join("quinn");
+    let burst: String = (0..100).map(|i| format!("burst {i}\n")).collect();
+    a.send_bytes(burst.as_bytes());
+    let got = b.wait_count("all 100 lines", 100, |v| {
+        v["type"] == "message" && v["user"] == "pat"
+    });
+    let texts: Vec<String> = got
+        .iter()
+        .filter_map(|v| v["text"].as_str().map(str::to_owned))
+        .collect();
+    let expected: Vec<String> = (0..100).map(|i| format!("burst {i}")).collect();
+    let mut sorted = texts.clone();
+    sorted.sort_by_key(|t| t[6..].parse::<u32>().unwrap_or(0));
+    assert_eq!(sorted, expected);
+    let caught_up: Vec<&Value> = got.iter().filter(|v| v["sync"] == true).collect();
+    assert!(
+        caught_up.is_empty(),
+        "every line came live, none dropped and repaired: {caught_up:?}"
+    );
+    let said: Vec<&Value> = b
+        .seen()
+        .iter()
+        .filter(|v| v["type"] == "dropped" || v["type"] == "notice")
+        .collect();
+    assert!(said.is_empty(), "{said:?}");
+}
+
+/// A burst over the receiver's rate limit (here a receiver stricter than the sender's pace)
+/// loses its live copies only: sync brings them, and nothing is said about it. Only events that
+/// are really missing after sync had its chance are reported, naming the author as everywhere
+/// else.
 #[test]
 fn the_rate_limit_reports_only_what_is_really_missing() {
-    let (mut b, addr) = first("quinn", &[]);
+    let (mut b, addr) = first("quinn", &["--max-rate", "5"]);
     let mut a = Node::spawn("pat", &args(&["--connect", &addr]));
     let (a_peer, _) = a.ready();
     b.wait_join("pat");

@@ -322,7 +322,7 @@ impl EventLoop {
             started: false,
             started_at: Instant::now(),
             dialer: Dialer::new(&config.connect, Instant::now()),
-            outbox: Outbox::default(),
+            outbox: Outbox::new(me, config.max_rate),
             links: HashMap::new(),
             alive: HashMap::new(),
             limiter: RateLimiter::new(config.max_rate),
@@ -628,7 +628,8 @@ impl EventLoop {
         let event = &signed.event;
         let bytes = signed.bytes.to_vec();
         let is_message = matches!(event.body, Body::Message(_));
-        if self.outbox.is_empty() && self.settled(Instant::now()) {
+        let now = Instant::now();
+        if self.outbox.is_empty() && self.settled(now) && self.outbox.take_turn(now) {
             match self.hand_to_gossipsub(bytes.clone(), event.lamport) {
                 Handed::Sent | Handed::Cached => return Ok(()),
                 Handed::NoPeers => {}
@@ -709,6 +710,10 @@ impl EventLoop {
         while let Some(front) = self.outbox.front() {
             let (bytes, lamport, is_message) =
                 (front.bytes.clone(), front.lamport, front.is_message);
+            // Our own pace (receivers drop what comes faster); a leave that must go now goes.
+            if !force && !self.outbox.take_turn(now) {
+                break;
+            }
             match self.hand_to_gossipsub(bytes, lamport) {
                 Handed::Sent => {
                     sent_messages += usize::from(is_message);
@@ -1398,7 +1403,13 @@ impl EventLoop {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
-                    let resp = self.room.handle_sync_request(&request);
+                    let mut resp = self.room.handle_sync_request(&request);
+                    // Our own events still waiting for their turn go out live, paced: sync must
+                    // not hand them over first (the asker gets them then, or next round).
+                    let me = self.me;
+                    let waiting = &self.outbox;
+                    resp.events
+                        .retain(|e| e.event.author != me || !waiting.holds(e.event.lamport));
                     debug!(%peer, events = resp.events.len(), more = resp.more, "serving history");
                     let out = SyncResponseOut::Send(resp);
                     if self

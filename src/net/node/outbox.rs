@@ -1,11 +1,17 @@
 //! The outbox: our events waiting for a subscribed peer (docs/PROTOCOL.md section 10,
-//! "Alone"). gossipsub drops a publish that no peer is subscribed to, so an event that finds
-//! nobody waits here, in order, and goes out when someone arrives. IO-less: the actor hands the
-//! front to gossipsub and says what became of it.
+//! "Alone"), or for their turn under our own rate. gossipsub drops a publish that no peer is
+//! subscribed to, so an event that finds nobody waits here, in order, and goes out when someone
+//! arrives. And every receiver drops live events beyond an author's rate (section 8; sync brings
+//! them later, marked caught up): so a burst (a long paste, a pipe) is paced here, a little under
+//! the rate receivers allow, instead of being dropped there. IO-less: the actor hands the front
+//! to gossipsub and says what became of it.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use libp2p::PeerId;
+
+use crate::core::limit::RateLimiter;
 use crate::core::room::PENDING_COMMANDS_CAP;
 
 /// Most events waiting for a peer to subscribe before lines are refused.
@@ -27,12 +33,15 @@ pub struct Queued {
     pub is_message: bool,
 }
 
-/// The queue, its retry timer and whether the user was told that lines wait.
-#[derive(Debug, Default)]
+/// The queue, its retry timer, our own pace and whether the user was told that lines wait.
+#[derive(Debug)]
 pub struct Outbox {
     queue: VecDeque<Queued>,
     retry_at: Option<Instant>,
     told: bool,
+    /// Our own events under our own rate (a bucket keyed by our peer id).
+    pace: RateLimiter,
+    me: PeerId,
 }
 
 /// The outbox is full: the event is dropped.
@@ -40,6 +49,29 @@ pub struct Outbox {
 pub struct Full;
 
 impl Outbox {
+    /// An empty outbox for `me`, pacing our events a tenth under `rate` (events per second, the
+    /// rate receivers accept from one author; bursts of twice that), so that arrival jitter does
+    /// not push a paced burst over a receiver's limit.
+    pub fn new(me: PeerId, rate: u32) -> Self {
+        Self {
+            queue: VecDeque::new(),
+            retry_at: None,
+            told: false,
+            pace: RateLimiter::new(rate.saturating_sub(rate / 10).max(1)),
+            me,
+        }
+    }
+
+    /// Takes our turn to send one event at `now`, if the pace allows; otherwise the retry timer
+    /// is set to when it will.
+    pub fn take_turn(&mut self, now: Instant) -> bool {
+        if self.pace.allow(self.me, now) {
+            return true;
+        }
+        self.retry_at = Some(now + self.pace.wait(&self.me).max(Duration::from_millis(1)));
+        false
+    }
+
     /// Whether nothing waits.
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
@@ -64,8 +96,19 @@ impl Outbox {
         let tell = q.is_message && nobody && !self.told;
         self.told |= tell;
         self.queue.push_back(q);
-        self.retry_at = Some(now + OUTBOX_RETRY);
+        // An earlier turn (the pace's) stands.
+        let retry = now + OUTBOX_RETRY;
+        self.retry_at = Some(
+            self.retry_at
+                .filter(|t| *t > now)
+                .map_or(retry, |t| t.min(retry)),
+        );
         Ok(tell)
+    }
+
+    /// Whether our event stamped `lamport` still waits here.
+    pub fn holds(&self, lamport: u64) -> bool {
+        self.queue.iter().any(|q| q.lamport == lamport)
     }
 
     /// The oldest event, to hand to gossipsub.
@@ -88,7 +131,10 @@ impl Outbox {
     /// A flush ended at `now` having sent `sent_messages` messages to someone. Returns how many
     /// to report as sent, when the user had been told that lines wait.
     pub fn flushed(&mut self, sent_messages: usize, now: Instant) -> Option<usize> {
-        self.retry_at = (!self.queue.is_empty()).then(|| now + OUTBOX_RETRY);
+        let paced = self
+            .retry_at
+            .filter(|t| *t > now && *t < now + OUTBOX_RETRY);
+        self.retry_at = (!self.queue.is_empty()).then(|| paced.unwrap_or(now + OUTBOX_RETRY));
         if sent_messages > 0 && self.told {
             self.told = false;
             return Some(sent_messages);
@@ -128,7 +174,7 @@ mod tests {
     #[test]
     fn given_lines_while_alone_when_a_peer_comes_then_they_go_in_order_and_the_user_hears_twice() {
         let now = Instant::now();
-        let mut out = Outbox::default();
+        let mut out = Outbox::new(PeerId::random(), 20);
         assert_eq!(out.push(line(1), true, now), Ok(true));
         assert_eq!(
             out.push(line(2), true, now),
@@ -150,7 +196,7 @@ mod tests {
     #[test]
     fn a_join_or_a_leave_is_not_worth_telling_and_the_queue_is_bounded() {
         let now = Instant::now();
-        let mut out = Outbox::default();
+        let mut out = Outbox::new(PeerId::random(), 20);
         let join = Queued {
             is_message: false,
             ..line(1)
@@ -163,5 +209,22 @@ mod tests {
         assert_eq!(out.push(line(0), false, now), Err(Full));
         assert_eq!(out.abandon(), OUTBOX_HARD_CAP - 1);
         assert!(out.is_empty());
+    }
+
+    /// A burst is paced a little under the receivers' rate: the bucket's burst at once, then
+    /// turns spaced by the rate, each miss setting the retry timer to the next turn.
+    #[test]
+    fn a_burst_is_paced_under_the_rate() {
+        let now = Instant::now();
+        let mut out = Outbox::new(PeerId::random(), 20);
+        let burst = (0..100).take_while(|_| out.take_turn(now)).count();
+        assert_eq!(burst, 36, "twice 18, a tenth under 20");
+        let next = out.poll_timeout().expect("a turn to wait for");
+        assert!(
+            next > now && next <= now + Duration::from_millis(60),
+            "{:?}",
+            next - now
+        );
+        assert!(out.take_turn(next));
     }
 }
