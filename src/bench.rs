@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::lab::{self, Lab};
+use chitty_lab::{self as lab, Lab};
 
 /// Where the nodes run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

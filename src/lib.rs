@@ -21,7 +21,6 @@ pub mod bench;
 pub mod cli;
 pub mod core;
 pub mod identity;
-pub mod lab;
 pub mod logging;
 pub mod net;
 pub mod ui;

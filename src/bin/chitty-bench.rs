@@ -4,8 +4,8 @@ use std::net::TcpListener;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use chitty_lab::Lab;
 use chitty_node::bench::{self, BenchConfig, Placement, Scenario, run};
-use chitty_node::lab::Lab;
 use clap::Parser;
 
 /// Starts N real chitty-node processes and measures startup, delivery latency, delivery and
