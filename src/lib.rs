@@ -16,12 +16,14 @@
 //!
 //! Beside them: [`wire`], the versioned CBOR encoding (the only `serde_cbor` user), [`cli`], the
 //! arguments, [`identity`], persistent keys, and [`logging`], the tracing set-up.
+//!
+//! Not here: the benchmark is the `chitty-bench` binary's own (`src/bin/chitty-bench/`), and the
+//! network-namespace lab of the tests and the bench is the `chitty-lab` crate
+//! (`crates/netns-lab`); neither uses a chat type.
 
-pub mod bench;
 pub mod cli;
 pub mod core;
 pub mod identity;
-pub mod lab;
 pub mod logging;
 pub mod net;
 pub mod ui;

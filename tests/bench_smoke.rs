@@ -28,7 +28,7 @@ static NETNS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Why namespaces cannot be used here, if they cannot.
 fn no_netns() -> Option<String> {
-    let why = chitty_node::lab::Lab::unavailable();
+    let why = chitty_lab::Lab::unavailable();
     if let Some(why) = &why {
         eprintln!("skipped: {why}");
     }

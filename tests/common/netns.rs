@@ -1,6 +1,6 @@
-//! The network lab (`chitty_node::lab`), with the test harness's way of running nodes in it.
+//! The network lab (the `chitty-lab` crate), with the test harness's way of running nodes in it.
 
-pub use chitty_node::lab::Lab;
+pub use chitty_lab::Lab;
 
 use super::{Node, bin};
 

@@ -1,8 +1,11 @@
-//! A small network lab for the tests and `chitty-bench --netns`: hosts in Linux network
-//! namespaces, joined by a bridge that lives in a namespace of its own, with a 224.0.0.0/4 route
-//! on each host's veth so mDNS works as on a LAN. Needs root and `ip`; [`Lab::unavailable`] says
-//! why not otherwise. Everything a lab made is removed when it is dropped, also when a test
-//! panics; [`Lab::namespaces`] lists it for a signal handler that cannot wait for a drop.
+//! `chitty-lab`: a small network lab for chitty-node's tests and `chitty-bench --netns`: hosts
+//! in Linux network namespaces, joined by a bridge that lives in a namespace of its own, with a
+//! 224.0.0.0/4 route on each host's veth so mDNS works as on a LAN. Needs root and `ip`;
+//! [`Lab::unavailable`] says why not otherwise. Everything a lab made is removed when it is
+//! dropped, also when a test panics; [`Lab::namespaces`] lists it for a signal handler that
+//! cannot wait for a drop, and [`remove_all_of_this_process`] also finds a lab still being built.
+//!
+//! Only std: it runs `ip`, `sysctl` and `kill`, and knows nothing of chat.
 
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -252,5 +255,28 @@ pub fn remove(namespaces: &[String]) {
             }
         }
         let _ = ip(&["netns", "del", ns]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [`remove_all_of_this_process`] finds every lab by the process prefix, so each lab's
+    /// prefix starts with it, and no two labs share one.
+    #[test]
+    fn every_lab_prefix_is_its_own_and_starts_with_the_process_prefix() {
+        let (a, b) = (prefix(), prefix());
+        assert_ne!(a, b);
+        for p in [&a, &b] {
+            assert!(p.starts_with(&process_prefix()), "{p}");
+        }
+    }
+
+    /// Removing nothing, or a namespace that does not exist, neither fails nor panics.
+    #[test]
+    fn removing_what_is_not_there_is_harmless() {
+        remove(&[]);
+        remove(&["chitty-lab-test-no-such-namespace".to_owned()]);
     }
 }

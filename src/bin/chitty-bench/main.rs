@@ -1,60 +1,49 @@
-//! `chitty-bench`: measures real `chitty-node` processes; see docs/PERFORMANCE.md.
+//! `chitty-bench`: starts real `chitty-node` processes, drives them through `--json`, and
+//! measures what a user feels: how long until the first peer and until everyone sees everyone,
+//! delivery latency from a line written to the sender's stdin to the event read from each
+//! receiver's stdout, delivery ratio and duplicates, the highest rate that holds, recovery from
+//! a crash and from a partition, memory and CPU per node, and a plain TCP echo in the same
+//! placement as the floor. Two placements: loopback (`--connect`, anywhere) and one network
+//! namespace per node on a bridge (mDNS, as on a LAN; root), from the `chitty-lab` crate.
+//! (docs/PERFORMANCE.md)
+//!
+//! # Layout
+//! This file reads the arguments, installs the clean-up on Ctrl-C and SIGTERM, and prints the
+//! report. Beside it, one job each:
+//! - [`args`], the command line; [`config`], what to run; [`run`], the scenarios in order;
+//! - [`cluster`], nodes started until all have joined (startup); [`node`], one node process and
+//!   its memory and CPU; [`load`], paced messages and timed deliveries; [`recovery`], a crash
+//!   and a partition;
+//! - [`echo`], the TCP floor; [`stats`], percentiles; [`report`], the table and the JSON;
+//!   [`svg`], the latency histogram;
+//! - [`cleanup`], what runs, for the signal handler; [`error`], why a run failed.
+//!
+//! It uses nothing of the chitty-node library: it drives the binary, as a user would.
+
+mod args;
+mod cleanup;
+mod cluster;
+mod config;
+mod echo;
+mod error;
+mod load;
+mod node;
+mod recovery;
+mod report;
+mod run;
+mod stats;
+mod svg;
 
 use std::net::TcpListener;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use chitty_node::bench::{self, BenchConfig, Placement, Scenario, run};
-use chitty_node::lab::Lab;
+use chitty_lab::Lab;
 use clap::Parser;
 
-/// Starts N real chitty-node processes and measures startup, delivery latency, delivery and
-/// duplicates, throughput, recovery from a crash and a partition, memory and CPU, beside a plain
-/// TCP echo in the same placement.
-#[derive(Debug, Parser)]
-#[command(name = "chitty-bench", version)]
-struct Args {
-    /// How many nodes.
-    #[arg(long, default_value_t = 10)]
-    nodes: usize,
-    /// How many messages node 0 sends in the latency scenario.
-    #[arg(long, default_value_t = 200)]
-    messages: usize,
-    /// Messages per second in the latency scenario.
-    #[arg(long, default_value_t = 20.0)]
-    rate: f64,
-    /// Message size in bytes.
-    #[arg(long, default_value_t = 256)]
-    size: usize,
-    /// One network namespace per node on a bridge, found by mDNS, as on a LAN (needs root and
-    /// `ip`); without it, loopback with --connect.
-    #[arg(long)]
-    netns: bool,
-    /// How many messages a node cut off by a partition misses (recovery, with --netns).
-    #[arg(long, default_value_t = 1000)]
-    missed: usize,
-    /// How long to wait for any one thing (a join, a step's deliveries), in seconds.
-    #[arg(long, default_value_t = 20)]
-    timeout: u64,
-    /// Keep each node's stderr in DIR/n0.err, ... (set RUST_LOG for more than warnings).
-    #[arg(long, value_name = "DIR")]
-    stderr_dir: Option<std::path::PathBuf>,
-    /// Print one JSON object instead of a table.
-    #[arg(long)]
-    json: bool,
-    /// Also write the latency distribution as an SVG histogram to this file.
-    #[arg(long, value_name = "FILE")]
-    svg: Option<std::path::PathBuf>,
-    /// What to measure: startup, latency, throughput, recovery or all.
-    #[arg(long, default_value = "latency")]
-    scenario: String,
-    /// (Internal, for the floor in namespaces) serve one TCP echo, printing the port.
-    #[arg(long, hide = true)]
-    echo_server: bool,
-    /// (Internal, for the floor in namespaces) time echoes from this address, print JSON.
-    #[arg(long, hide = true, value_name = "ADDR")]
-    echo_client: Option<String>,
-}
+use args::Args;
+use config::{BenchConfig, Placement, Scenario};
+use run::run;
 
 /// Ctrl-C or SIGTERM: remove every process and namespace the bench made, then exit.
 fn clean_up_on_signal() {
@@ -76,7 +65,7 @@ fn clean_up_on_signal() {
                 _ = term.recv() => {}
             }
             eprintln!("chitty-bench: interrupted; cleaning up");
-            bench::clean_up();
+            cleanup::clean_up();
             std::process::exit(130);
         });
     });
@@ -87,7 +76,7 @@ fn main() -> ExitCode {
     if a.echo_server {
         let served = TcpListener::bind("0.0.0.0:0").and_then(|l| {
             println!("{}", l.local_addr()?.port());
-            bench::echo_serve(l, a.size)
+            echo::echo_serve(l, a.size)
         });
         return match served {
             Ok(()) => ExitCode::SUCCESS,
@@ -98,7 +87,7 @@ fn main() -> ExitCode {
         };
     }
     if let Some(addr) = &a.echo_client {
-        return match bench::echo_client(addr, a.size, a.messages) {
+        return match echo::echo_client(addr, a.size, a.messages) {
             Ok(p) => {
                 println!("{}", p.json());
                 ExitCode::SUCCESS
