@@ -737,6 +737,12 @@ fn a_restart_under_the_same_name_holds_the_whole_transcript_again() {
     let _ = std::fs::remove_dir_all(&data);
 }
 
+/// Runs a participant with `--identity identity` to its end; returns (exit code, stderr).
+fn run_with_identity(identity: &std::path::Path, data: &std::path::Path) -> (Option<i32>, String) {
+    let identity = identity.to_str().expect("a UTF-8 temp path");
+    run_to_end(&["--no-mdns", "-u", "pat", "--identity", identity], data)
+}
+
 /// Runs the binary to its end with no input; returns (exit code, stderr).
 fn run_to_end(args: &[&str], data: &std::path::Path) -> (Option<i32>, String) {
     let out = std::process::Command::new(common::bin())
@@ -1027,16 +1033,7 @@ fn an_identity_in_a_missing_directory_is_refused() {
     let data = std::env::temp_dir().join(format!("chitty-noid-{}", std::process::id()));
     let missing = data.join("no-such-dir");
     let key = missing.join("pat.key");
-    let (code, err) = run_to_end(
-        &[
-            "--no-mdns",
-            "-u",
-            "pat",
-            "--identity",
-            key.to_str().unwrap(),
-        ],
-        &data,
-    );
+    let (code, err) = run_with_identity(&key, &data);
     assert_eq!(code, Some(2), "{err}");
     assert!(
         err.contains(&format!(
@@ -1189,16 +1186,7 @@ fn connecting_to_oneself_and_an_identity_that_is_a_directory_are_refused() {
 
     let data = std::env::temp_dir().join(format!("chitty-iddir-{}", std::process::id()));
     std::fs::create_dir_all(&data).expect("a temp dir");
-    let (code, err) = run_to_end(
-        &[
-            "--no-mdns",
-            "-u",
-            "pat",
-            "--identity",
-            data.to_str().unwrap(),
-        ],
-        &data,
-    );
+    let (code, err) = run_with_identity(&data, &data);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("Is a directory"), "{err}");
     let _ = std::fs::remove_dir_all(&data);

@@ -195,14 +195,14 @@ impl Dialer {
             .map(|(p, _)| *p)
             .collect();
         for peer in due {
-            dials.extend(self.dial_neighbour(peer, now, connected(&peer), banned(&peer)));
+            dials.extend(self.dial_now(peer, now, connected(&peer), banned(&peer)));
         }
         dials
     }
 
-    /// Dials neighbour `peer` now, unless connected, cut off or gone; a failure is retried with
-    /// backoff.
-    fn dial_neighbour(
+    /// Dials neighbour `peer` now (just found, or due), unless connected, cut off or gone; a
+    /// failure is retried with backoff.
+    pub fn dial_now(
         &mut self,
         peer: PeerId,
         now: Instant,
@@ -423,17 +423,6 @@ impl Dialer {
             }
         }
         n.retry_at.is_none()
-    }
-
-    /// Dials neighbour `peer` now (just found), unless connected or cut off.
-    pub fn dial_now(
-        &mut self,
-        peer: PeerId,
-        now: Instant,
-        connected: bool,
-        banned: bool,
-    ) -> Option<Dial> {
-        self.dial_neighbour(peer, now, connected, banned)
     }
 }
 
