@@ -4,7 +4,8 @@
 //! that clients behind it catch up as with any participant. IO-less, like the room.
 
 use super::event::{Body, EventView, SignedEvent};
-use super::room::{Hello, MAX_CLOCK_JUMP, MAX_STAMP, Rejection};
+use super::hello::Hello;
+use super::room::{MAX_CLOCK_JUMP, MAX_STAMP, Rejection};
 use super::roster::{Presence, Roster};
 use super::sync::{SyncRequest, SyncResponse};
 use super::transcript::Transcript;

@@ -5,10 +5,13 @@
 
 pub mod archive;
 pub mod clock;
+pub mod command;
 pub mod event;
+pub mod hello;
 pub mod limit;
 pub mod room;
 pub mod roster;
+pub mod sign;
 pub mod sync;
 pub mod time;
 pub mod transcript;

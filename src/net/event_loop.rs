@@ -24,11 +24,11 @@ use tracing::{debug, info, warn};
 use super::behaviour::{BehaviourError, ChatBehaviour, ChatBehaviourEvent};
 use super::dropped::DropWatch;
 use super::hello::SyncResponseOut;
+use crate::core::command::UserCommand;
 use crate::core::event::{Body, ChatEvent, DialOutcome, LinkView, RoomName, SignedEvent, Username};
+use crate::core::hello::Hello;
 use crate::core::limit::RateLimiter;
-use crate::core::room::{
-    Hello, Output, PENDING_COMMANDS_CAP, Rejection, Room, RoomConfig, UserCommand,
-};
+use crate::core::room::{Output, PENDING_COMMANDS_CAP, Rejection, Room, RoomConfig};
 use crate::core::sync::SyncRequest;
 use crate::core::time::WallTime;
 use crate::wire;

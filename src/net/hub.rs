@@ -23,7 +23,7 @@ use super::event_loop::{LIVENESS_TIMEOUT, MAX_SYNC_PAGES, NetError, build_swarm}
 use super::hello::SyncResponseOut;
 use crate::core::archive::Archive;
 use crate::core::event::{BASE_TOPIC, ChatEvent, RoomName};
-use crate::core::room::Hello;
+use crate::core::hello::Hello;
 use crate::core::sync::SyncRequest;
 use crate::wire;
 

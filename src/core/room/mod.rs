@@ -1,0 +1,694 @@
+//! The room: one participant's IO-less state machine (docs/PROTOCOL.md, "Clock rules", "Join,
+//! message, leave", "Sync" and "Lost participants").
+//!
+//! It is driven by calls that each carry the input and, where time matters, `now`; every call
+//! that may emit one of our events also carries `wall`, the wall-clock time the event is signed
+//! with. It never reads a clock, a socket or a terminal. What it wants done comes out of [`Room::poll_output`]: events
+//! to publish and things to show. Its timers (the join grace, staggered `lost` announcements)
+//! are exposed by [`Room::poll_timeout`] and fired by [`Room::handle_timeout`].
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use libp2p::PeerId;
+use libp2p::identity::Keypair;
+
+use super::clock::LamportClock;
+use super::command::UserCommand;
+use super::event::{
+    Body, ChatEvent, Event, EventView, OrderKey, ParticipantView, RoomName, SignedEvent, Username,
+};
+use super::hello::Hello;
+use super::roster::{Presence, Roster};
+use super::sign::Signer;
+use super::sync::{SyncRequest, SyncResponse};
+use super::time::WallTime;
+use super::transcript::Transcript;
+
+/// How long a node that expects peers waits to catch up with a participant before it joins alone.
+pub const JOIN_GRACE: Duration = Duration::from_millis(1500);
+/// How many typed lines are held while the join is not yet stamped.
+pub const PENDING_COMMANDS_CAP: usize = 256;
+/// After `/quit` during the join wait, how much longer the join may wait (the node must be gone
+/// within 2 s of the quit, leave linger included).
+pub const QUIT_JOIN_WAIT: Duration = Duration::from_millis(300);
+/// A received stamp may be at most this far ahead of the local clock.
+pub const MAX_CLOCK_JUMP: u64 = 1 << 32;
+/// No stamp may reach this value: it leaves the clock room for centuries of honest chat.
+pub const MAX_STAMP: u64 = 1 << 62;
+/// When a participant vanishes, the connected participant with the lowest peer id announces it
+/// at once; the next waits this long, the next twice as long, and so on, each standing down if
+/// the announcement arrives first. One announcement, one stamp, everywhere. It exceeds the spread
+/// of detection times between observers (pings every second), so the second in line does not
+/// fire before the first has noticed.
+pub const LOST_STAGGER: Duration = Duration::from_millis(1500);
+/// Even the first in line waits this long before announcing a loss: a leave on its way by
+/// another path (through a hub, say) then arrives first and nothing is announced.
+pub const LOST_GRACE: Duration = Duration::from_millis(300);
+
+/// What the room wants done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send this event to every participant.
+    Publish(SignedEvent),
+    /// Show this to the user.
+    Show(ChatEvent),
+}
+
+/// Why an event or hello from a peer was refused. The peer is at fault; nothing is shown.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// The stamp is 2^62 or more: no honest clock gets there.
+    #[error("stamp {stamp} is beyond any honest clock")]
+    StampTooFar {
+        /// The received stamp.
+        stamp: u64,
+        /// Our clock.
+        local: u64,
+    },
+    /// The stamp is more than 2^32 ahead of our clock: refused here, though another node whose
+    /// clock is further on may take it (so its forwarder is not to blame).
+    #[error("stamp {stamp} is too far ahead of the local clock {local}")]
+    StampAhead {
+        /// The received stamp.
+        stamp: u64,
+        /// Our clock.
+        local: u64,
+    },
+    /// The event is signed with our key and numbered as this run numbers its events, but this
+    /// run never sent it: only someone holding our key (another process, a copied key file)
+    /// can have made it. (Events of earlier runs, numbered below this run's first, are ours
+    /// and taken like any other.)
+    #[error(
+        "event {seq} is signed with our key but this run never sent it (is the key in use elsewhere?)"
+    )]
+    ForeignOwn {
+        /// Its sequence number.
+        seq: u64,
+    },
+    /// The hello or sync message is from a node in another room.
+    #[error("topic {0:?} is another room")]
+    OtherRoom(String),
+}
+
+/// Room settings.
+#[derive(Debug, Clone)]
+pub struct RoomConfig {
+    /// Our key: it signs our events.
+    pub keypair: Keypair,
+    /// Our username.
+    pub user: Username,
+    /// Our room.
+    pub room: RoomName,
+    /// How many events the transcript keeps.
+    pub history: usize,
+    /// How long to wait to catch up with a participant before joining alone.
+    pub join_grace: Duration,
+    /// The sequence number before our first event. A key outlives a run, and events are
+    /// identified by `(author, seq)`: each run must number above every earlier one (the event
+    /// loop uses the start time in microseconds), or peers would take new events for old.
+    pub first_seq: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Created,
+    Waiting { deadline: Instant },
+    Joined,
+    Left,
+}
+
+/// One participant's view of the room.
+#[derive(Debug)]
+pub struct Room {
+    cfg: RoomConfig,
+    me: PeerId,
+    topic: String,
+    clock: LamportClock,
+    seq: u64,
+    phase: Phase,
+    pending: VecDeque<UserCommand>,
+    roster: Roster,
+    transcript: Transcript,
+    /// Peers that had joined when they said hello: catching up with one ends the join wait.
+    historians: HashSet<PeerId>,
+    /// Participants we saw vanish, and when we announce it unless someone else does first.
+    lost: HashMap<PeerId, Instant>,
+    /// Peers with an open connection: only they take part in the ranking for announcements.
+    connected: HashSet<PeerId>,
+    /// Events learned while waiting to join, shown in total order just before the join.
+    held: Vec<(OrderKey, EventView)>,
+    outputs: VecDeque<Output>,
+    /// Whether the user was warned that our key signs events this run never sent.
+    told_foreign_own: bool,
+}
+
+impl Room {
+    /// A room not yet started: call [`Room::start`].
+    pub fn new(cfg: RoomConfig) -> Self {
+        let seq = cfg.first_seq;
+        Self {
+            me: cfg.keypair.public().to_peer_id(),
+            topic: cfg.room.topic(),
+            transcript: Transcript::new(cfg.history),
+            cfg,
+            clock: LamportClock::new(),
+            seq,
+            phase: Phase::Created,
+            pending: VecDeque::new(),
+            roster: Roster::default(),
+            historians: HashSet::new(),
+            lost: HashMap::new(),
+            connected: HashSet::new(),
+            held: Vec::new(),
+            outputs: VecDeque::new(),
+            told_foreign_own: false,
+        }
+    }
+
+    /// Starts the room. A node that expects peers (mDNS on, or `--connect` given) waits up to the
+    /// join grace to catch up with a participant, so that its join is stamped after the room's
+    /// past and shown after it; a node that cannot meet anyone joins at once. (`wall`, like in
+    /// every call that may emit our events, is the wall-clock time they are signed with.)
+    pub fn start(&mut self, now: Instant, wall: WallTime, expect_peers: bool) {
+        if self.phase != Phase::Created {
+            return;
+        }
+        if expect_peers {
+            self.phase = Phase::Waiting {
+                deadline: now + self.cfg.join_grace,
+            };
+        } else {
+            self.join(wall);
+        }
+    }
+
+    /// Our peer id.
+    pub fn me(&self) -> PeerId {
+        self.me
+    }
+
+    /// Our gossipsub topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Our Lamport clock.
+    pub fn clock(&self) -> u64 {
+        self.clock.now()
+    }
+
+    /// Whether our join has been stamped and not yet followed by our leave.
+    pub fn has_joined(&self) -> bool {
+        self.phase == Phase::Joined
+    }
+
+    /// Whether our leave has been stamped.
+    pub fn has_left(&self) -> bool {
+        self.phase == Phase::Left
+    }
+
+    /// Whether `peer` is a present participant.
+    pub fn is_present(&self, peer: &PeerId) -> bool {
+        self.roster.get(peer).is_some_and(|p| p.present)
+    }
+
+    /// The name of `peer`, if it is a present participant.
+    pub fn name_of(&self, peer: &PeerId) -> Option<&Username> {
+        self.roster.get(peer).filter(|p| p.present).map(|p| &p.user)
+    }
+
+    /// Whether `peer` was a participant and is known to have left or vanished.
+    pub fn has_departed(&self, peer: &PeerId) -> bool {
+        self.roster.get(peer).is_some_and(|p| !p.present)
+    }
+
+    /// The events we know, in total order.
+    pub fn transcript(&self) -> &Transcript {
+        &self.transcript
+    }
+
+    /// When [`Room::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let join = match self.phase {
+            Phase::Waiting { deadline } => Some(deadline),
+            _ => None,
+        };
+        join.into_iter().chain(self.lost.values().copied()).min()
+    }
+
+    /// Every peer we could reach has said hello and none is a participant or a hub: there is no
+    /// past to catch up with, so the join need not wait out the grace. (Called by the event
+    /// loop once discovery has had its time; a participant found later is caught up with then.)
+    pub fn end_wait_among_newcomers(&mut self, wall: WallTime) {
+        if matches!(self.phase, Phase::Waiting { .. }) && self.historians.is_empty() {
+            self.join(wall);
+        }
+    }
+
+    /// Whether the join is still waiting.
+    pub fn is_waiting(&self) -> bool {
+        matches!(self.phase, Phase::Waiting { .. })
+    }
+
+    /// Fires what is due: the end of the join wait, `lost` announcements.
+    pub fn handle_timeout(&mut self, now: Instant, wall: WallTime) {
+        if let Phase::Waiting { deadline } = self.phase
+            && now >= deadline
+        {
+            self.join(wall);
+        }
+        let due: Vec<PeerId> = self
+            .lost
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in due {
+            self.lost.remove(&peer);
+            self.announce_lost(peer, wall);
+        }
+    }
+
+    /// The next thing the room wants done.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// Our hello, sent on every new connection and as the answer to every hello.
+    pub fn hello(&self) -> Hello {
+        Hello {
+            topic: self.topic.clone(),
+            lamport: self.clock.now(),
+            participants: self.roster.participants(),
+            archive: false,
+        }
+    }
+
+    /// Takes a peer's hello: merges its clock and learns who is present. If the sender lists
+    /// itself it is a participant, whose history the join waits for (see
+    /// [`Room::handle_sync_response`]).
+    pub fn handle_hello(&mut self, from: PeerId, hello: Hello) -> Result<(), Rejection> {
+        if hello.topic != self.topic {
+            return Err(Rejection::OtherRoom(hello.topic));
+        }
+        // Only the absolute bound: a hello is how a newcomer learns how far the room's clock
+        // has come, however far that is from its own.
+        if hello.lamport >= MAX_STAMP {
+            return Err(Rejection::StampTooFar {
+                stamp: hello.lamport,
+                local: self.clock.now(),
+            });
+        }
+        self.clock.merge(hello.lamport);
+        for p in hello.participants {
+            // Only the sender speaks for itself: other entries are unsigned hearsay (a peer could
+            // rename someone or fill the roster); other participants are learned from their
+            // own signed joins, by gossip or sync.
+            if p.peer != from || p.lamport >= MAX_STAMP {
+                continue;
+            }
+            if p.peer == from && matches!(self.phase, Phase::Waiting { .. }) {
+                self.historians.insert(from);
+            }
+            let key = OrderKey::new(p.lamport, p.peer.to_bytes(), p.seq);
+            self.update_presence(p.peer, p.user, key, p.lamport, p.seq, true);
+        }
+        if hello.archive && matches!(self.phase, Phase::Waiting { .. }) {
+            self.historians.insert(from);
+        }
+        tracing::debug!(%from, lamport = hello.lamport, "merged hello");
+        Ok(())
+    }
+
+    /// What we have, for a peer to send us what we lack.
+    pub fn sync_request(&self) -> SyncRequest {
+        self.transcript.sync_request(&self.topic)
+    }
+
+    /// Answers a peer's sync request with the oldest page of what it lacks.
+    pub fn handle_sync_request(&self, req: &SyncRequest) -> SyncResponse {
+        self.transcript.answer(&self.topic, req)
+    }
+
+    /// Takes a page of history from `from`: each event is merged and shown like a live one, marked
+    /// as caught up. Returns whether to ask for the next page. Catching up completely with a
+    /// participant ends the join wait: its past is now ours, and our join follows it.
+    pub fn handle_sync_response(
+        &mut self,
+        from: PeerId,
+        resp: SyncResponse,
+        wall: WallTime,
+    ) -> bool {
+        let mut new = 0;
+        for e in resp.events {
+            match self.accept(e, true, wall) {
+                Ok(true) => new += 1,
+                Ok(false) => {}
+                // Said once: the same events come back with every anti-entropy round.
+                Err(e @ Rejection::ForeignOwn { .. }) if !self.told_foreign_own => {
+                    self.told_foreign_own = true;
+                    tracing::warn!(%from, reason = %e, "sync event refused");
+                }
+                Err(e @ Rejection::ForeignOwn { .. }) => {
+                    tracing::debug!(%from, reason = %e, "sync event refused")
+                }
+                Err(e) => tracing::warn!(%from, reason = %e, "sync event refused"),
+            }
+        }
+        // Caught up with a participant: its past is ours, the join can follow it.
+        if !resp.more
+            && self.historians.contains(&from)
+            && matches!(self.phase, Phase::Waiting { .. })
+        {
+            self.join(wall);
+        }
+        // A page that taught us nothing cannot lead anywhere new.
+        resp.more && new > 0
+    }
+
+    /// A user command. Lines typed before the join is stamped wait for it; `/quit` shortens the
+    /// wait to [`QUIT_JOIN_WAIT`] so that leaving is never delayed much.
+    pub fn handle_command(&mut self, cmd: UserCommand, now: Instant, wall: WallTime) {
+        match cmd {
+            UserCommand::Who => self.show_who(),
+            UserCommand::History(last) => self.show_history(last),
+            // Questions about the network, not the room.
+            UserCommand::Peers | UserCommand::Addresses => {}
+            UserCommand::Say(_) | UserCommand::Quit => match self.phase {
+                Phase::Created | Phase::Waiting { .. } => {
+                    let quit = cmd == UserCommand::Quit;
+                    if self.pending.len() >= PENDING_COMMANDS_CAP && !quit {
+                        self.show_error(
+                            "too many lines typed before joining; this one was not sent",
+                        );
+                        return;
+                    }
+                    self.pending.push_back(cmd);
+                    match self.phase {
+                        Phase::Waiting { deadline } if quit => {
+                            self.phase = Phase::Waiting {
+                                deadline: deadline.min(now + QUIT_JOIN_WAIT),
+                            };
+                        }
+                        // Not started: nobody can have heard of us; join and leave at once.
+                        Phase::Created if quit => self.join(wall),
+                        _ => {}
+                    }
+                }
+                Phase::Joined => self.act(cmd, wall),
+                Phase::Left => self.show_error("you have left the room"),
+            },
+        }
+    }
+
+    /// Checks a live event without taking it: what [`Room::handle_remote`] would refuse. (Its
+    /// author's signature was checked when it was decoded.)
+    pub fn check_remote(&self, event: &SignedEvent) -> Result<(), Rejection> {
+        if event.topic != self.topic {
+            return Err(Rejection::OtherRoom(event.topic.clone()));
+        }
+        self.check_own(&event.event)?;
+        self.check_stamp(event.event.lamport)
+    }
+
+    /// A live chat event from gossipsub. Returns whether it was new (and shown); a duplicate is
+    /// accepted but shown once.
+    pub fn handle_remote(&mut self, event: SignedEvent, wall: WallTime) -> Result<bool, Rejection> {
+        self.accept(event, false, wall)
+    }
+
+    /// The last connection to `peer` closed without a leave from it. If it is a participant, the
+    /// room says so: at once if we rank first among the present participants (by peer id), a
+    /// little later otherwise, unless someone else's announcement arrives first.
+    pub fn peer_gone(&mut self, peer: PeerId, now: Instant, wall: WallTime) {
+        self.connected.remove(&peer);
+        if peer == self.me || !self.is_present(&peer) || self.phase != Phase::Joined {
+            return;
+        }
+        // Ranked: the present participants we are connected to, and ourselves. (Roster entries
+        // we cannot reach, stale or made up, must not delay the announcement.)
+        let mut ranks: Vec<Vec<u8>> = self
+            .roster
+            .iter()
+            .filter(|(p, pr)| {
+                pr.present && **p != peer && (**p == self.me || self.connected.contains(*p))
+            })
+            .map(|(p, _)| p.to_bytes())
+            .collect();
+        ranks.sort();
+        let mine = self.me.to_bytes();
+        let rank = ranks.iter().position(|p| *p == mine).unwrap_or(0);
+        let rank = u32::try_from(rank).unwrap_or(u32::MAX);
+        self.lost
+            .insert(peer, now + LOST_GRACE + LOST_STAGGER.saturating_mul(rank));
+        self.handle_timeout(now, wall);
+    }
+
+    /// A connection to `peer` is open (again): no need to announce it lost.
+    pub fn peer_back(&mut self, peer: &PeerId) {
+        self.lost.remove(peer);
+        self.connected.insert(*peer);
+    }
+
+    fn announce_lost(&mut self, peer: PeerId, wall: WallTime) {
+        if self.phase != Phase::Joined {
+            return;
+        }
+        let Some(p) = self.roster.get(&peer).filter(|p| p.present) else {
+            return;
+        };
+        let user = p.user.clone();
+        self.emit(
+            Body::Lost {
+                subject: peer,
+                user,
+            },
+            wall,
+        );
+    }
+
+    /// Events signed with our key come back to us. Those this run sent are known; those of an
+    /// earlier run (numbered at or below this run's first sequence number) are ours as much as
+    /// anyone's and are taken like any other, so a restarted node holds the same transcript
+    /// as the room. Only an event numbered as this run's that this run never sent is refused.
+    fn check_own(&self, event: &Event) -> Result<(), Rejection> {
+        if event.author == self.me
+            && event.seq > self.cfg.first_seq
+            && !self.transcript.is_known(event)
+        {
+            return Err(Rejection::ForeignOwn { seq: event.seq });
+        }
+        Ok(())
+    }
+
+    fn check_stamp(&self, stamp: u64) -> Result<(), Rejection> {
+        let local = self.clock.now();
+        if stamp >= MAX_STAMP {
+            return Err(Rejection::StampTooFar { stamp, local });
+        }
+        if stamp > local.saturating_add(MAX_CLOCK_JUMP) {
+            return Err(Rejection::StampAhead { stamp, local });
+        }
+        Ok(())
+    }
+
+    /// Takes a validated, signed event (live or caught up): merges the clock, updates the
+    /// roster and the transcript, shows it. (`wall` is for our rejoin, should the event say we
+    /// are gone.)
+    fn accept(
+        &mut self,
+        signed: SignedEvent,
+        sync: bool,
+        wall: WallTime,
+    ) -> Result<bool, Rejection> {
+        if signed.topic != self.topic {
+            return Err(Rejection::OtherRoom(signed.topic));
+        }
+        let event = &signed.event;
+        self.check_own(event)?;
+        self.check_stamp(event.lamport)?;
+        if self.transcript.is_known(event) {
+            return Ok(false);
+        }
+        self.clock.receive(event.lamport);
+        let (who, user) = event.participant();
+        let user = user.clone();
+        let key = event.order_key();
+        match &event.body {
+            Body::Join => self.update_presence(who, user, key, event.lamport, event.seq, true),
+            Body::Leave => {
+                self.update_presence(who, user, key, event.lamport, event.seq, false);
+                // Left on purpose: nothing to announce.
+                self.lost.remove(&who);
+            }
+            Body::Lost { subject, .. } => {
+                self.update_presence(who, user, key, event.lamport, 0, false);
+                if !self.is_present(subject) {
+                    self.lost.remove(subject);
+                }
+            }
+            Body::Message(_) => {}
+        }
+        let view = self.view(event, sync);
+        let declared_lost =
+            matches!(&event.body, Body::Lost { subject, .. } if *subject == self.me);
+        if matches!(self.phase, Phase::Created | Phase::Waiting { .. }) {
+            // Shown with the rest of the past, in order, just before our join.
+            self.held.push((event.order_key(), view));
+        } else {
+            self.outputs.push_back(Output::Show(ChatEvent::Chat(view)));
+        }
+        self.transcript.insert(signed);
+        if declared_lost && self.phase == Phase::Joined && !self.is_present(&self.me) {
+            // Someone thought we were gone (a partition, a frozen process): we are back.
+            self.emit(Body::Join, wall);
+        }
+        Ok(true)
+    }
+
+    fn join(&mut self, wall: WallTime) {
+        if !matches!(self.phase, Phase::Created | Phase::Waiting { .. }) {
+            return;
+        }
+        self.phase = Phase::Joined;
+        self.historians.clear();
+        let mut held = std::mem::take(&mut self.held);
+        held.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, view) in held {
+            self.outputs.push_back(Output::Show(ChatEvent::Chat(view)));
+        }
+        self.emit(Body::Join, wall);
+        while let Some(cmd) = self.pending.pop_front() {
+            self.act(cmd, wall);
+        }
+    }
+
+    fn act(&mut self, cmd: UserCommand, wall: WallTime) {
+        match cmd {
+            UserCommand::Say(text) => self.emit(Body::Message(text), wall),
+            UserCommand::Quit => {
+                self.emit(Body::Leave, wall);
+                self.phase = Phase::Left;
+                self.pending.clear();
+                self.lost.clear();
+            }
+            UserCommand::Who => self.show_who(),
+            UserCommand::History(last) => self.show_history(last),
+            UserCommand::Peers | UserCommand::Addresses => {}
+        }
+    }
+
+    /// Stamps, signs, records, shows and publishes one of our own events, said at `wall`.
+    fn emit(&mut self, body: Body, wall: WallTime) {
+        let lamport = self.clock.tick();
+        self.seq += 1;
+        let event = Event {
+            author: self.me,
+            seq: self.seq,
+            lamport,
+            time: wall,
+            user: self.cfg.user.clone(),
+            body,
+        };
+        // Presence changes with joins and leaves only: a hello lists each participant's join.
+        let key = event.order_key();
+        let (me, user, seq) = (self.me, self.cfg.user.clone(), self.seq);
+        match &event.body {
+            Body::Join => self.update_presence(me, user, key, lamport, seq, true),
+            Body::Leave => self.update_presence(me, user, key, lamport, seq, false),
+            Body::Lost { subject, user } => {
+                self.update_presence(*subject, user.clone(), key, lamport, 0, false)
+            }
+            Body::Message(_) => {}
+        }
+        let signed = self.cfg.keypair.sign_event(event, &self.topic);
+        // Shown first, so that whatever publishing reports (a queued notice) follows the line.
+        self.outputs.push_back(Output::Show(ChatEvent::Chat(
+            self.view(&signed.event, false),
+        )));
+        self.outputs.push_back(Output::Publish(signed.clone()));
+        self.transcript.insert(signed);
+    }
+
+    /// Records a presence (see [`Roster::update`]).
+    fn update_presence(
+        &mut self,
+        peer: PeerId,
+        user: Username,
+        key: OrderKey,
+        lamport: u64,
+        seq: u64,
+        present: bool,
+    ) {
+        self.roster.update(
+            peer,
+            Presence {
+                user,
+                key,
+                lamport,
+                seq,
+                present,
+            },
+        );
+    }
+
+    /// The ui's view of `event`, marking names that several participants use.
+    fn view(&self, event: &Event, sync: bool) -> EventView {
+        let mut v = event.view(sync);
+        let (who, user) = event.participant();
+        let known = self.roster.get(&who).map(|p| &p.user);
+        let lost = matches!(event.body, Body::Lost { .. });
+        // The announcer's word for the name counts for nothing: the name is the one the
+        // vanished participant used itself.
+        let shown = match known {
+            Some(name) if lost => name,
+            _ => user,
+        };
+        v.user = shown.as_str().to_owned();
+        // Shown apart when another participant uses a name that looks the same (the same
+        // TR39 skeleton, kept in each name: `pat` and `pаt` with a Cyrillic а), or when an
+        // author uses a name other than the one it joined with.
+        v.ambiguous = self
+            .roster
+            .iter()
+            .any(|(peer, p)| *peer != who && p.user.looks_like(shown))
+            || (!lost && known.is_some_and(|n| n != user));
+        v
+    }
+
+    fn show_history(&mut self, last: Option<usize>) {
+        let skip = last.map_or(0, |n| self.transcript.len().saturating_sub(n));
+        let events = self
+            .transcript
+            .iter()
+            .skip(skip)
+            .map(|e| self.view(&e.event, false))
+            .collect();
+        self.outputs
+            .push_back(Output::Show(ChatEvent::History(events)));
+    }
+
+    fn show_who(&mut self) {
+        let mut list: Vec<ParticipantView> = self
+            .roster
+            .iter()
+            .filter(|(_, p)| p.present)
+            .map(|(peer, p)| ParticipantView {
+                user: p.user.as_str().to_owned(),
+                peer: peer.to_base58(),
+                me: *peer == self.me,
+            })
+            .collect();
+        list.sort_by(|a, b| (&a.user, &a.peer).cmp(&(&b.user, &b.peer)));
+        self.outputs.push_back(Output::Show(ChatEvent::Who(list)));
+    }
+
+    fn show_error(&mut self, msg: &str) {
+        self.outputs
+            .push_back(Output::Show(ChatEvent::Error(msg.to_owned())));
+    }
+}
+
+#[cfg(test)]
+mod tests;
