@@ -3,11 +3,11 @@
 //! Nothing in here touches a socket, a terminal or the system clock, so whole conversations can
 //! be run in unit tests. See [`room::Room`] for the entry point.
 
-pub mod archive;
 pub mod clock;
 pub mod command;
 pub mod event;
 pub mod hello;
+pub mod ledger;
 pub mod limit;
 pub mod room;
 pub mod roster;
@@ -15,3 +15,4 @@ pub mod sign;
 pub mod sync;
 pub mod time;
 pub mod transcript;
+pub mod verdict;

@@ -1,8 +1,9 @@
 //! The hub (`chitty-node --relay`, docs/PROTOCOL.md, "Hub"): an always-on peer for nodes that
 //! mDNS cannot bring together. It is not a participant: it never joins. For every room a client
 //! names in its hello, it subscribes to the room's topic, validates and forwards the room's
-//! gossip, keeps the room's history ([`Archive`]) and answers hellos and sync requests, so that
-//! clients that reach only the hub still chat, and catch up, through it.
+//! gossip through the same admit pipeline as a participant, keeps the room's history (a
+//! [`Ledger`] kept as an archive) and answers hellos and sync requests, so that clients that
+//! reach only the hub still chat, and catch up, through it.
 //!
 //! One task owns the swarm, as in [`super::event_loop`]; it uses the same behaviours.
 
@@ -21,10 +22,12 @@ use tracing::{debug, info, warn};
 use super::behaviour::{ChatBehaviour, ChatBehaviourEvent};
 use super::event_loop::{LIVENESS_TIMEOUT, MAX_SYNC_PAGES, NetError, build_swarm};
 use super::hello::SyncResponseOut;
-use crate::core::archive::Archive;
-use crate::core::event::{BASE_TOPIC, ChatEvent, RoomName};
+use crate::core::event::{BASE_TOPIC, Body, ChatEvent, RoomName};
 use crate::core::hello::Hello;
+use crate::core::ledger::{Keeper, Ledger};
+use crate::core::limit::DEFAULT_RATE;
 use crate::core::sync::SyncRequest;
+use crate::core::verdict::{Rejection, Verdict};
 use crate::wire;
 
 /// The hub's TCP port unless `--listen` says otherwise.
@@ -67,21 +70,30 @@ fn valid_topic(topic: &str) -> bool {
     }
 }
 
+/// The hub's verdict on a gossip message of `topic`: the room's ledger judges it as a
+/// participant's would (docs/PROTOCOL.md, section 8); a topic the hub does not serve is
+/// rejected. The hub cuts no author off: it relies on gossipsub's score.
+fn judge(rooms: &mut HashMap<String, Ledger>, topic: &str, data: &[u8], now: Instant) -> Verdict {
+    match rooms.get_mut(topic) {
+        None => Verdict::refused(None, Rejection::OtherRoom(topic.to_owned())),
+        Some(ledger) => ledger.admit(wire::decode_event(data), false, now),
+    }
+}
+
 /// The hub's event loop.
 pub struct Hub {
     swarm: Swarm<ChatBehaviour>,
     me: PeerId,
     history: usize,
     events: mpsc::Sender<ChatEvent>,
-    rooms: HashMap<String, Archive>,
+    /// One ledger per room served, at most [`MAX_ROOMS`].
+    rooms: HashMap<String, Ledger>,
     listening: Vec<Multiaddr>,
     ready_pending: bool,
     ready_done: bool,
     alive: HashMap<ConnectionId, (PeerId, Instant)>,
     /// Sync exchanges the hub asked for: the room and the page count of each request.
     syncing: HashMap<request_response::OutboundRequestId, (String, u32)>,
-    /// Per-author rate limits on relayed events.
-    limiter: crate::core::limit::RateLimiter,
     /// Leavers to hang up on once their leave has been forwarded (and, soon after, their
     /// unregistration has arrived: it travels on a stream of its own, behind the leave).
     hang_up: Vec<(PeerId, Instant)>,
@@ -111,7 +123,6 @@ impl Hub {
             alive: HashMap::new(),
             syncing: HashMap::new(),
             hang_up: Vec::new(),
-            limiter: crate::core::limit::RateLimiter::new(crate::core::limit::DEFAULT_RATE),
         })
     }
 
@@ -183,8 +194,8 @@ impl Hub {
         super::close_silent(&mut self.swarm, &mut self.alive, now);
     }
 
-    /// The archive of `topic`, subscribing to it on first use.
-    fn room(&mut self, topic: &str) -> Option<&mut Archive> {
+    /// The ledger of `topic`, subscribing to it on first use.
+    fn room(&mut self, topic: &str) -> Option<&mut Ledger> {
         if !self.rooms.contains_key(topic) {
             if !valid_topic(topic) {
                 return None;
@@ -228,10 +239,15 @@ impl Hub {
                 return None;
             }
             info!(topic, "serving a new room");
-            self.rooms.insert(
+            // The same per-author rate as participants, so that a flood does not fill the
+            // history or pass through the hub.
+            let ledger = Ledger::new(
                 topic.to_owned(),
-                Archive::new(topic.to_owned(), self.history),
+                Keeper::Archive,
+                self.history,
+                DEFAULT_RATE,
             );
+            self.rooms.insert(topic.to_owned(), ledger);
         }
         self.rooms.get_mut(topic)
     }
@@ -295,68 +311,39 @@ impl Hub {
                 message,
             })) => {
                 let topic = message.topic.as_str().to_owned();
-                let now = Instant::now();
-                // The author is whoever signed the event (gossip messages carry no source).
-                let mut author = None;
-                let verdict = match self.rooms.get_mut(&topic) {
-                    None => Err(format!("not a room this hub serves: {topic}")),
-                    Some(archive) => match wire::decode_event(&message.data) {
-                        Err(e) => Err(e.to_string()),
-                        // Invalid is invalid whatever the rate: checked first, so that it counts.
-                        Ok(ev) => match archive.check(&ev) {
-                            Err(e) => Err(e.to_string()),
-                            // The hub keeps the same per-author rate as participants, so a
-                            // flood does not fill its history or pass through it. An event it
-                            // has (learned by sync) is not charged: a replayer would drain its
-                            // author's rate.
-                            Ok(())
-                                if archive.transcript().is_known(&ev.event)
-                                    || !self.limiter.allow(ev.event.author, now) =>
-                            {
-                                debug!(author = %ev.event.author, "known or rate-limited message dropped");
-                                self.swarm
-                                    .behaviour_mut()
-                                    .gossipsub
-                                    .report_message_validation_result(
-                                        &message_id,
-                                        &propagation_source,
-                                        gossipsub::MessageAcceptance::Ignore,
-                                    );
-                                return Ok(());
-                            }
-                            Ok(()) => {
-                                author = Some(ev.event.author);
-                                archive.accept(ev).map_err(|e| e.to_string())
-                            }
-                        },
-                    },
-                };
-                let acceptance = match verdict {
-                    Ok(view) => {
-                        if let Some(view) = &view
-                            && view.kind == crate::core::event::EventKind::Leave
-                            && view.reason == Some(crate::core::event::LeaveReason::Quit)
-                            && let Some(source) = author
-                        {
-                            // As a participant does: hanging up tells the leaver its leave is
-                            // out; a moment later, so that its unregistration gets in.
-                            self.hang_up.push((source, Instant::now() + HANG_UP_DELAY));
-                        }
-                        if let Some(view) = view {
-                            info!(%topic, lamport = view.lamport, user = %view.user, "relayed");
-                            self.emit(ChatEvent::Chat(view)).await?;
-                        }
-                        gossipsub::MessageAcceptance::Accept
-                    }
-                    Err(reason) => {
-                        warn!(via = %propagation_source, %reason, "rejected message");
-                        gossipsub::MessageAcceptance::Reject
-                    }
-                };
+                let verdict = judge(&mut self.rooms, &topic, &message.data, Instant::now());
                 self.swarm
                     .behaviour_mut()
                     .gossipsub
-                    .report_message_validation_result(&message_id, &propagation_source, acceptance);
+                    .report_message_validation_result(
+                        &message_id,
+                        &propagation_source,
+                        super::gossip::acceptance(&verdict),
+                    );
+                match verdict {
+                    Verdict::Accept(event) => {
+                        if matches!(event.body, Body::Leave) {
+                            // As a participant does: hanging up tells the leaver its leave is
+                            // out; a moment later, so that its unregistration gets in.
+                            self.hang_up
+                                .push((event.author, Instant::now() + HANG_UP_DELAY));
+                        }
+                        let view = event.view(false);
+                        info!(%topic, lamport = view.lamport, user = %view.user, "relayed");
+                        self.emit(ChatEvent::Chat(view)).await?;
+                    }
+                    Verdict::Known(_) | Verdict::Limited(_) => {
+                        debug!(author = ?verdict.author(), "known or rate-limited message dropped");
+                    }
+                    // Not for us, though it may be for a node whose clock is further on: not
+                    // forwarded, and the forwarder not penalised.
+                    Verdict::Unfit { author, reason } => {
+                        debug!(%author, via = %propagation_source, %reason, "dropped a message unfit for us");
+                    }
+                    Verdict::Reject { reason, .. } => {
+                        warn!(via = %propagation_source, %reason, "rejected message");
+                    }
+                }
             }
             SwarmEvent::Behaviour(ChatBehaviourEvent::Hello(
                 request_response::Event::Message {
@@ -441,7 +428,7 @@ impl Hub {
         let topic = hello.topic.clone();
         let new_room = !self.rooms.contains_key(&topic);
         let answer = match self.room(&topic) {
-            Some(archive) => archive.hello(),
+            Some(ledger) => ledger.hello(),
             // Not a room we serve: an answer naming no room, so the client treats us as
             // another room's node.
             None => Hello {
@@ -475,10 +462,10 @@ impl Hub {
     }
 
     fn request_page(&mut self, peer: PeerId, topic: String, page: u32) {
-        let Some(archive) = self.rooms.get(&topic) else {
+        let Some(ledger) = self.rooms.get(&topic) else {
             return;
         };
-        let req = archive.sync_request();
+        let req = ledger.sync_request();
         let id = self.swarm.behaviour_mut().sync.send_request(&peer, req);
         self.syncing.insert(id, (topic, page));
     }
@@ -493,7 +480,7 @@ impl Hub {
                     request, channel, ..
                 } => {
                     let resp = match self.rooms.get(&request.topic) {
-                        Some(archive) => archive.handle_sync_request(&request),
+                        Some(ledger) => ledger.handle_sync_request(&request),
                         None => crate::core::sync::SyncResponse {
                             events: Vec::new(),
                             more: false,
@@ -526,13 +513,12 @@ impl Hub {
                     };
                     let mut new = 0;
                     let mut views = Vec::new();
-                    if let Some(archive) = self.rooms.get_mut(&topic) {
+                    if let Some(ledger) = self.rooms.get_mut(&topic) {
                         for e in resp.events {
-                            match archive.accept(e) {
-                                Ok(Some(mut view)) => {
+                            match ledger.accept(e) {
+                                Ok(Some(event)) => {
                                     new += 1;
-                                    view.sync = true;
-                                    views.push(view);
+                                    views.push(event.view(true));
                                 }
                                 Ok(None) => {}
                                 Err(e) => warn!(%peer, reason = %e, "history event refused"),
@@ -574,5 +560,57 @@ mod tests {
         assert!(!valid_topic("chitty-chat/a b"));
         assert!(!valid_topic("other"));
         assert!(!valid_topic("chitty-chatx"));
+    }
+
+    /// docs/PROTOCOL.md section 8, at the hub: a stamp merely far ahead of the hub's clock is
+    /// ignored and held against its author only (the hub's archive used to reject it, and so
+    /// penalise whoever forwarded it); a stamp of 2^62 or more is rejected.
+    #[test]
+    fn the_hub_ignores_a_far_ahead_stamp_and_rejects_a_wild_one() {
+        use crate::core::event::{Event, Username};
+        let key = Keypair::generate_ed25519();
+        let author = key.public().to_peer_id();
+        let relay = PeerId::random();
+        let topic = "chitty-chat";
+        let mut rooms = HashMap::new();
+        rooms.insert(
+            topic.to_owned(),
+            Ledger::new(topic.to_owned(), Keeper::Archive, 100, DEFAULT_RATE),
+        );
+        let event = |seq, lamport| {
+            let e = Event {
+                author,
+                seq,
+                lamport,
+                time: crate::core::time::WallTime::EPOCH,
+                user: Username::new("far").unwrap(),
+                body: Body::Join,
+            };
+            wire::sign_event(e, topic, &key).bytes.to_vec()
+        };
+        let now = Instant::now();
+        let ahead = judge(&mut rooms, topic, &event(1, (1 << 32) + 10), now);
+        assert_eq!(
+            super::super::gossip::acceptance(&ahead),
+            gossipsub::MessageAcceptance::Ignore,
+            "{ahead:?}"
+        );
+        assert_eq!(ahead.blame(relay), None, "the forwarder is not to blame");
+        assert_eq!(ahead.blame(author), Some(author));
+        let wild = judge(&mut rooms, topic, &event(2, 1 << 62), now);
+        assert_eq!(
+            super::super::gossip::acceptance(&wild),
+            gossipsub::MessageAcceptance::Reject
+        );
+        let fine = judge(&mut rooms, topic, &event(3, 1), now);
+        assert_eq!(
+            super::super::gossip::acceptance(&fine),
+            gossipsub::MessageAcceptance::Accept
+        );
+        let elsewhere = judge(&mut rooms, "chitty-chat/else", &event(4, 2), now);
+        assert_eq!(
+            super::super::gossip::acceptance(&elsewhere),
+            gossipsub::MessageAcceptance::Reject
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! - [`behaviour`]: which libp2p protocols run and how they are configured.
 //! - [`dial`]: why a dial failed, in a user's terms.
 //! - [`dropped`]: live events dropped over their author's rate, watched until sync brings them.
+//! - [`gossip`]: the core's verdict on a gossip message, told to gossipsub (both roles).
 //! - [`hello`]: the request-response codec of the hello exchange.
 //! - [`event_loop`]: the actor that owns the swarm and the room, and turns swarm events into room
 //!   inputs and room outputs into publishes.
@@ -11,6 +12,7 @@ pub mod behaviour;
 pub mod dial;
 pub mod dropped;
 pub mod event_loop;
+pub mod gossip;
 pub mod hello;
 pub mod hub;
 

@@ -13,17 +13,17 @@ use std::time::{Duration, Instant};
 use libp2p::PeerId;
 use libp2p::identity::Keypair;
 
-use super::clock::LamportClock;
 use super::command::UserCommand;
 use super::event::{
     Body, ChatEvent, Event, EventView, OrderKey, ParticipantView, RoomName, SignedEvent, Username,
 };
 use super::hello::Hello;
-use super::roster::{Presence, Roster};
+use super::ledger::{Keeper, Ledger};
 use super::sign::Signer;
 use super::sync::{SyncRequest, SyncResponse};
 use super::time::WallTime;
 use super::transcript::Transcript;
+use super::verdict::{Rejection, Verdict};
 
 /// How long a node that expects peers waits to catch up with a participant before it joins alone.
 pub const JOIN_GRACE: Duration = Duration::from_millis(1500);
@@ -32,10 +32,6 @@ pub const PENDING_COMMANDS_CAP: usize = 256;
 /// After `/quit` during the join wait, how much longer the join may wait (the node must be gone
 /// within 2 s of the quit, leave linger included).
 pub const QUIT_JOIN_WAIT: Duration = Duration::from_millis(300);
-/// A received stamp may be at most this far ahead of the local clock.
-pub const MAX_CLOCK_JUMP: u64 = 1 << 32;
-/// No stamp may reach this value: it leaves the clock room for centuries of honest chat.
-pub const MAX_STAMP: u64 = 1 << 62;
 /// When a participant vanishes, the connected participant with the lowest peer id announces it
 /// at once; the next waits this long, the next twice as long, and so on, each standing down if
 /// the announcement arrives first. One announcement, one stamp, everywhere. It exceeds the spread
@@ -55,42 +51,6 @@ pub enum Output {
     Show(ChatEvent),
 }
 
-/// Why an event or hello from a peer was refused. The peer is at fault; nothing is shown.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Rejection {
-    /// The stamp is 2^62 or more: no honest clock gets there.
-    #[error("stamp {stamp} is beyond any honest clock")]
-    StampTooFar {
-        /// The received stamp.
-        stamp: u64,
-        /// Our clock.
-        local: u64,
-    },
-    /// The stamp is more than 2^32 ahead of our clock: refused here, though another node whose
-    /// clock is further on may take it (so its forwarder is not to blame).
-    #[error("stamp {stamp} is too far ahead of the local clock {local}")]
-    StampAhead {
-        /// The received stamp.
-        stamp: u64,
-        /// Our clock.
-        local: u64,
-    },
-    /// The event is signed with our key and numbered as this run numbers its events, but this
-    /// run never sent it: only someone holding our key (another process, a copied key file)
-    /// can have made it. (Events of earlier runs, numbered below this run's first, are ours
-    /// and taken like any other.)
-    #[error(
-        "event {seq} is signed with our key but this run never sent it (is the key in use elsewhere?)"
-    )]
-    ForeignOwn {
-        /// Its sequence number.
-        seq: u64,
-    },
-    /// The hello or sync message is from a node in another room.
-    #[error("topic {0:?} is another room")]
-    OtherRoom(String),
-}
-
 /// Room settings.
 #[derive(Debug, Clone)]
 pub struct RoomConfig {
@@ -108,6 +68,8 @@ pub struct RoomConfig {
     /// identified by `(author, seq)`: each run must number above every earlier one (the event
     /// loop uses the start time in microseconds), or peers would take new events for old.
     pub first_seq: u64,
+    /// Live events taken per second per author (bursts of twice that).
+    pub max_rate: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,13 +85,11 @@ enum Phase {
 pub struct Room {
     cfg: RoomConfig,
     me: PeerId,
-    topic: String,
-    clock: LamportClock,
+    /// The room's validated state, shared in shape with a hub's.
+    ledger: Ledger,
     seq: u64,
     phase: Phase,
     pending: VecDeque<UserCommand>,
-    roster: Roster,
-    transcript: Transcript,
     /// Peers that had joined when they said hello: catching up with one ends the join wait.
     historians: HashSet<PeerId>,
     /// Participants we saw vanish, and when we announce it unless someone else does first.
@@ -147,16 +107,18 @@ impl Room {
     /// A room not yet started: call [`Room::start`].
     pub fn new(cfg: RoomConfig) -> Self {
         let seq = cfg.first_seq;
+        let me = cfg.keypair.peer_id();
+        let keeper = Keeper::Participant {
+            me,
+            first_seq: cfg.first_seq,
+        };
         Self {
-            me: cfg.keypair.public().to_peer_id(),
-            topic: cfg.room.topic(),
-            transcript: Transcript::new(cfg.history),
+            me,
+            ledger: Ledger::new(cfg.room.topic(), keeper, cfg.history, cfg.max_rate),
             cfg,
-            clock: LamportClock::new(),
             seq,
             phase: Phase::Created,
             pending: VecDeque::new(),
-            roster: Roster::default(),
             historians: HashSet::new(),
             lost: HashMap::new(),
             connected: HashSet::new(),
@@ -190,12 +152,17 @@ impl Room {
 
     /// Our gossipsub topic.
     pub fn topic(&self) -> &str {
-        &self.topic
+        self.ledger.topic()
     }
 
     /// Our Lamport clock.
     pub fn clock(&self) -> u64 {
-        self.clock.now()
+        self.ledger.clock()
+    }
+
+    /// The sustained rate of live events taken per author, per second.
+    pub fn max_rate(&self) -> u32 {
+        self.ledger.max_rate()
     }
 
     /// Whether our join has been stamped and not yet followed by our leave.
@@ -210,22 +177,26 @@ impl Room {
 
     /// Whether `peer` is a present participant.
     pub fn is_present(&self, peer: &PeerId) -> bool {
-        self.roster.get(peer).is_some_and(|p| p.present)
+        self.ledger.is_present(peer)
     }
 
     /// The name of `peer`, if it is a present participant.
     pub fn name_of(&self, peer: &PeerId) -> Option<&Username> {
-        self.roster.get(peer).filter(|p| p.present).map(|p| &p.user)
+        self.ledger
+            .roster()
+            .get(peer)
+            .filter(|p| p.present)
+            .map(|p| &p.user)
     }
 
     /// Whether `peer` was a participant and is known to have left or vanished.
     pub fn has_departed(&self, peer: &PeerId) -> bool {
-        self.roster.get(peer).is_some_and(|p| !p.present)
+        self.ledger.roster().get(peer).is_some_and(|p| !p.present)
     }
 
     /// The events we know, in total order.
     pub fn transcript(&self) -> &Transcript {
-        &self.transcript
+        self.ledger.transcript()
     }
 
     /// When [`Room::handle_timeout`] should next be called.
@@ -277,58 +248,30 @@ impl Room {
 
     /// Our hello, sent on every new connection and as the answer to every hello.
     pub fn hello(&self) -> Hello {
-        Hello {
-            topic: self.topic.clone(),
-            lamport: self.clock.now(),
-            participants: self.roster.participants(),
-            archive: false,
-        }
+        self.ledger.hello()
     }
 
     /// Takes a peer's hello: merges its clock and learns who is present. If the sender lists
     /// itself it is a participant, whose history the join waits for (see
     /// [`Room::handle_sync_response`]).
     pub fn handle_hello(&mut self, from: PeerId, hello: Hello) -> Result<(), Rejection> {
-        if hello.topic != self.topic {
-            return Err(Rejection::OtherRoom(hello.topic));
-        }
-        // Only the absolute bound: a hello is how a newcomer learns how far the room's clock
-        // has come, however far that is from its own.
-        if hello.lamport >= MAX_STAMP {
-            return Err(Rejection::StampTooFar {
-                stamp: hello.lamport,
-                local: self.clock.now(),
-            });
-        }
-        self.clock.merge(hello.lamport);
-        for p in hello.participants {
-            // Only the sender speaks for itself: other entries are unsigned hearsay (a peer could
-            // rename someone or fill the roster); other participants are learned from their
-            // own signed joins, by gossip or sync.
-            if p.peer != from || p.lamport >= MAX_STAMP {
-                continue;
-            }
-            if p.peer == from && matches!(self.phase, Phase::Waiting { .. }) {
-                self.historians.insert(from);
-            }
-            let key = OrderKey::new(p.lamport, p.peer.to_bytes(), p.seq);
-            self.update_presence(p.peer, p.user, key, p.lamport, p.seq, true);
-        }
-        if hello.archive && matches!(self.phase, Phase::Waiting { .. }) {
+        let (lamport, archive) = (hello.lamport, hello.archive);
+        let listed = self.ledger.merge_hello(from, hello)?;
+        if (listed || archive) && matches!(self.phase, Phase::Waiting { .. }) {
             self.historians.insert(from);
         }
-        tracing::debug!(%from, lamport = hello.lamport, "merged hello");
+        tracing::debug!(%from, lamport, "merged hello");
         Ok(())
     }
 
     /// What we have, for a peer to send us what we lack.
     pub fn sync_request(&self) -> SyncRequest {
-        self.transcript.sync_request(&self.topic)
+        self.ledger.sync_request()
     }
 
     /// Answers a peer's sync request with the oldest page of what it lacks.
     pub fn handle_sync_request(&self, req: &SyncRequest) -> SyncResponse {
-        self.transcript.answer(&self.topic, req)
+        self.ledger.handle_sync_request(req)
     }
 
     /// Takes a page of history from `from`: each event is merged and shown like a live one, marked
@@ -405,17 +348,30 @@ impl Room {
     /// Checks a live event without taking it: what [`Room::handle_remote`] would refuse. (Its
     /// author's signature was checked when it was decoded.)
     pub fn check_remote(&self, event: &SignedEvent) -> Result<(), Rejection> {
-        if event.topic != self.topic {
-            return Err(Rejection::OtherRoom(event.topic.clone()));
-        }
-        self.check_own(&event.event)?;
-        self.check_stamp(event.event.lamport)
+        self.ledger.check(event)
     }
 
-    /// A live chat event from gossipsub. Returns whether it was new (and shown); a duplicate is
-    /// accepted but shown once.
+    /// A live chat event, without the rate limit. Returns whether it was new (and shown); a
+    /// duplicate is accepted but shown once.
     pub fn handle_remote(&mut self, event: SignedEvent, wall: WallTime) -> Result<bool, Rejection> {
         self.accept(event, false, wall)
+    }
+
+    /// A live chat event from gossipsub, through the ledger's admit pipeline (decoded, author
+    /// `cut_off` or not, checked, known, within its author's rate): what to tell gossipsub and
+    /// whom to blame. An accepted event is shown like any other.
+    pub fn admit<E: std::fmt::Display>(
+        &mut self,
+        decoded: Result<SignedEvent, E>,
+        cut_off: bool,
+        now: Instant,
+        wall: WallTime,
+    ) -> Verdict {
+        let verdict = self.ledger.admit(decoded, cut_off, now);
+        if let Verdict::Accept(event) = &verdict {
+            self.took(event, false, wall);
+        }
+        verdict
     }
 
     /// The last connection to `peer` closed without a leave from it. If it is a participant, the
@@ -429,7 +385,8 @@ impl Room {
         // Ranked: the present participants we are connected to, and ourselves. (Roster entries
         // we cannot reach, stale or made up, must not delay the announcement.)
         let mut ranks: Vec<Vec<u8>> = self
-            .roster
+            .ledger
+            .roster()
             .iter()
             .filter(|(p, pr)| {
                 pr.present && **p != peer && (**p == self.me || self.connected.contains(*p))
@@ -455,7 +412,7 @@ impl Room {
         if self.phase != Phase::Joined {
             return;
         }
-        let Some(p) = self.roster.get(&peer).filter(|p| p.present) else {
+        let Some(p) = self.ledger.roster().get(&peer).filter(|p| p.present) else {
             return;
         };
         let user = p.user.clone();
@@ -468,67 +425,37 @@ impl Room {
         );
     }
 
-    /// Events signed with our key come back to us. Those this run sent are known; those of an
-    /// earlier run (numbered at or below this run's first sequence number) are ours as much as
-    /// anyone's and are taken like any other, so a restarted node holds the same transcript
-    /// as the room. Only an event numbered as this run's that this run never sent is refused.
-    fn check_own(&self, event: &Event) -> Result<(), Rejection> {
-        if event.author == self.me
-            && event.seq > self.cfg.first_seq
-            && !self.transcript.is_known(event)
-        {
-            return Err(Rejection::ForeignOwn { seq: event.seq });
-        }
-        Ok(())
-    }
-
-    fn check_stamp(&self, stamp: u64) -> Result<(), Rejection> {
-        let local = self.clock.now();
-        if stamp >= MAX_STAMP {
-            return Err(Rejection::StampTooFar { stamp, local });
-        }
-        if stamp > local.saturating_add(MAX_CLOCK_JUMP) {
-            return Err(Rejection::StampAhead { stamp, local });
-        }
-        Ok(())
-    }
-
-    /// Takes a validated, signed event (live or caught up): merges the clock, updates the
-    /// roster and the transcript, shows it. (`wall` is for our rejoin, should the event say we
-    /// are gone.)
+    /// Takes a validated, signed event (live or caught up) into the ledger, then shows it.
+    /// (`wall` is for our rejoin, should the event say we are gone.)
     fn accept(
         &mut self,
         signed: SignedEvent,
         sync: bool,
         wall: WallTime,
     ) -> Result<bool, Rejection> {
-        if signed.topic != self.topic {
-            return Err(Rejection::OtherRoom(signed.topic));
+        match self.ledger.accept(signed)? {
+            Some(event) => {
+                self.took(&event, sync, wall);
+                Ok(true)
+            }
+            None => Ok(false),
         }
-        let event = &signed.event;
-        self.check_own(event)?;
-        self.check_stamp(event.lamport)?;
-        if self.transcript.is_known(event) {
-            return Ok(false);
-        }
-        self.clock.receive(event.lamport);
-        let (who, user) = event.participant();
-        let user = user.clone();
-        let key = event.order_key();
+    }
+
+    /// What the room does with an event the ledger has just taken: no loss to announce for
+    /// whoever left, show it (or hold it until our join), rejoin if it says we are gone.
+    fn took(&mut self, event: &Event, sync: bool, wall: WallTime) {
         match &event.body {
-            Body::Join => self.update_presence(who, user, key, event.lamport, event.seq, true),
+            // Left on purpose: nothing to announce.
             Body::Leave => {
-                self.update_presence(who, user, key, event.lamport, event.seq, false);
-                // Left on purpose: nothing to announce.
-                self.lost.remove(&who);
+                self.lost.remove(&event.author);
             }
             Body::Lost { subject, .. } => {
-                self.update_presence(who, user, key, event.lamport, 0, false);
                 if !self.is_present(subject) {
                     self.lost.remove(subject);
                 }
             }
-            Body::Message(_) => {}
+            Body::Join | Body::Message(_) => {}
         }
         let view = self.view(event, sync);
         let declared_lost =
@@ -539,12 +466,10 @@ impl Room {
         } else {
             self.outputs.push_back(Output::Show(ChatEvent::Chat(view)));
         }
-        self.transcript.insert(signed);
         if declared_lost && self.phase == Phase::Joined && !self.is_present(&self.me) {
             // Someone thought we were gone (a partition, a frozen process): we are back.
             self.emit(Body::Join, wall);
         }
-        Ok(true)
     }
 
     fn join(&mut self, wall: WallTime) {
@@ -581,7 +506,7 @@ impl Room {
 
     /// Stamps, signs, records, shows and publishes one of our own events, said at `wall`.
     fn emit(&mut self, body: Body, wall: WallTime) {
-        let lamport = self.clock.tick();
+        let lamport = self.ledger.tick();
         self.seq += 1;
         let event = Event {
             author: self.me,
@@ -591,53 +516,20 @@ impl Room {
             user: self.cfg.user.clone(),
             body,
         };
-        // Presence changes with joins and leaves only: a hello lists each participant's join.
-        let key = event.order_key();
-        let (me, user, seq) = (self.me, self.cfg.user.clone(), self.seq);
-        match &event.body {
-            Body::Join => self.update_presence(me, user, key, lamport, seq, true),
-            Body::Leave => self.update_presence(me, user, key, lamport, seq, false),
-            Body::Lost { subject, user } => {
-                self.update_presence(*subject, user.clone(), key, lamport, 0, false)
-            }
-            Body::Message(_) => {}
-        }
-        let signed = self.cfg.keypair.sign_event(event, &self.topic);
+        let signed = self.cfg.keypair.sign_event(event, self.ledger.topic());
+        self.ledger.record_own(signed.clone());
         // Shown first, so that whatever publishing reports (a queued notice) follows the line.
         self.outputs.push_back(Output::Show(ChatEvent::Chat(
             self.view(&signed.event, false),
         )));
-        self.outputs.push_back(Output::Publish(signed.clone()));
-        self.transcript.insert(signed);
-    }
-
-    /// Records a presence (see [`Roster::update`]).
-    fn update_presence(
-        &mut self,
-        peer: PeerId,
-        user: Username,
-        key: OrderKey,
-        lamport: u64,
-        seq: u64,
-        present: bool,
-    ) {
-        self.roster.update(
-            peer,
-            Presence {
-                user,
-                key,
-                lamport,
-                seq,
-                present,
-            },
-        );
+        self.outputs.push_back(Output::Publish(signed));
     }
 
     /// The ui's view of `event`, marking names that several participants use.
     fn view(&self, event: &Event, sync: bool) -> EventView {
         let mut v = event.view(sync);
         let (who, user) = event.participant();
-        let known = self.roster.get(&who).map(|p| &p.user);
+        let known = self.ledger.roster().get(&who).map(|p| &p.user);
         let lost = matches!(event.body, Body::Lost { .. });
         // The announcer's word for the name counts for nothing: the name is the one the
         // vanished participant used itself.
@@ -650,7 +542,8 @@ impl Room {
         // TR39 skeleton, kept in each name: `pat` and `pаt` with a Cyrillic а), or when an
         // author uses a name other than the one it joined with.
         v.ambiguous = self
-            .roster
+            .ledger
+            .roster()
             .iter()
             .any(|(peer, p)| *peer != who && p.user.looks_like(shown))
             || (!lost && known.is_some_and(|n| n != user));
@@ -658,9 +551,9 @@ impl Room {
     }
 
     fn show_history(&mut self, last: Option<usize>) {
-        let skip = last.map_or(0, |n| self.transcript.len().saturating_sub(n));
+        let skip = last.map_or(0, |n| self.transcript().len().saturating_sub(n));
         let events = self
-            .transcript
+            .transcript()
             .iter()
             .skip(skip)
             .map(|e| self.view(&e.event, false))
@@ -671,7 +564,8 @@ impl Room {
 
     fn show_who(&mut self) {
         let mut list: Vec<ParticipantView> = self
-            .roster
+            .ledger
+            .roster()
             .iter()
             .filter(|(_, p)| p.present)
             .map(|(peer, p)| ParticipantView {

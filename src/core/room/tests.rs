@@ -3,6 +3,8 @@
 use super::*;
 use crate::core::event::{EventKind, LeaveReason, Text};
 use crate::core::hello::Participant;
+use crate::core::ledger::MAX_STAMP;
+use crate::core::limit::DEFAULT_RATE;
 
 /// The wall-clock time of tests that do not look at it.
 const WALL: WallTime = WallTime::EPOCH;
@@ -15,6 +17,7 @@ fn room(name: &str) -> Room {
         history: 10_000,
         join_grace: JOIN_GRACE,
         first_seq: 0,
+        max_rate: DEFAULT_RATE,
     })
 }
 
@@ -76,6 +79,7 @@ fn rerun(name: &str, keypair: &Keypair, first_seq: u64) -> Room {
         history: 10_000,
         join_grace: JOIN_GRACE,
         first_seq,
+        max_rate: DEFAULT_RATE,
     })
 }
 
@@ -644,6 +648,7 @@ fn simulate(seed: u64) {
                 history,
                 join_grace: JOIN_GRACE,
                 first_seq: 0,
+                max_rate: DEFAULT_RATE,
             }))
         })
         .collect();
