@@ -15,8 +15,8 @@ use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, DialError, SwarmEvent};
 use libp2p::{
-    Multiaddr, PeerId, Swarm, gossipsub, identify, mdns, noise, ping, rendezvous, request_response,
-    tcp, yamux,
+    Multiaddr, PeerId, Swarm, gossipsub, identify, mdns, noise, rendezvous, request_response, tcp,
+    yamux,
 };
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -1245,24 +1245,9 @@ impl EventLoop {
             SwarmEvent::Behaviour(ChatBehaviourEvent::RendezvousClient(ev)) => {
                 self.handle_rendezvous(ev);
             }
-            SwarmEvent::Behaviour(ChatBehaviourEvent::Ping(ping::Event {
-                peer,
-                connection,
-                result,
-            })) => match result {
-                Ok(_) => {
-                    if let Some(a) = self.alive.get_mut(&connection) {
-                        a.1 = Instant::now();
-                    }
-                }
-                Err(error) => {
-                    // libp2p does not close a connection whose pings fail; a frozen or cut-off
-                    // peer would look connected for ever.
-                    // Logged, not shown: the room announces a participant lost, in its words.
-                    info!(%peer, %error, "ping failed; closing the connection");
-                    self.swarm.close_connection(connection);
-                }
-            },
+            SwarmEvent::Behaviour(ChatBehaviourEvent::Ping(ev)) => {
+                super::handle_ping(&mut self.swarm, &mut self.alive, ev, Instant::now());
+            }
             SwarmEvent::Behaviour(ChatBehaviourEvent::Hello(ev)) => {
                 self.handle_hello(ev);
                 if self.started {

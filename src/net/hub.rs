@@ -15,7 +15,7 @@ use libp2p::futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, ping, relay, rendezvous, request_response};
+use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, relay, rendezvous, request_response};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
@@ -405,14 +405,9 @@ impl Hub {
                     self.emit(ChatEvent::Notice(line)).await?;
                 }
             }
-            SwarmEvent::Behaviour(ChatBehaviourEvent::Ping(ping::Event {
-                connection,
-                result: Ok(_),
-                ..
-            })) => {
-                if let Some(a) = self.alive.get_mut(&connection) {
-                    a.1 = Instant::now();
-                }
+            // The nodes' liveness rule: a frozen client is dropped as a node drops a peer.
+            SwarmEvent::Behaviour(ChatBehaviourEvent::Ping(ev)) => {
+                super::handle_ping(&mut self.swarm, &mut self.alive, ev, Instant::now());
             }
             other => debug!(event = ?other, "swarm event"),
         }
