@@ -841,3 +841,5 @@ fn simulate(seed: u64) {
         }
     }
 }
+
+mod hub_sim;
