@@ -6,6 +6,11 @@
 //! with. It never reads a clock, a socket or a terminal. What it wants done comes out of [`Room::poll_output`]: events
 //! to publish and things to show. Its timers (the join grace, staggered `lost` announcements)
 //! are exposed by [`Room::poll_timeout`] and fired by [`Room::handle_timeout`].
+//!
+//! The room's validated state (clock, transcript, roster, rate, the rules every received event
+//! goes through) is a [`Ledger`], the same type a hub keeps per room; the room adds what only a
+//! participant has: the join wait, lines typed before it, the ranking of `lost` announcements
+//! (`lost.rs`), its own sequence numbers, and what to show (`show.rs`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -14,9 +19,7 @@ use libp2p::PeerId;
 use libp2p::identity::Keypair;
 
 use super::command::UserCommand;
-use super::event::{
-    Body, ChatEvent, Event, EventView, OrderKey, ParticipantView, RoomName, SignedEvent, Username,
-};
+use super::event::{Body, ChatEvent, Event, EventView, OrderKey, RoomName, SignedEvent, Username};
 use super::hello::Hello;
 use super::ledger::{Keeper, Ledger};
 use super::sign::Signer;
@@ -374,57 +377,6 @@ impl Room {
         verdict
     }
 
-    /// The last connection to `peer` closed without a leave from it. If it is a participant, the
-    /// room says so: at once if we rank first among the present participants (by peer id), a
-    /// little later otherwise, unless someone else's announcement arrives first.
-    pub fn peer_gone(&mut self, peer: PeerId, now: Instant, wall: WallTime) {
-        self.connected.remove(&peer);
-        if peer == self.me || !self.is_present(&peer) || self.phase != Phase::Joined {
-            return;
-        }
-        // Ranked: the present participants we are connected to, and ourselves. (Roster entries
-        // we cannot reach, stale or made up, must not delay the announcement.)
-        let mut ranks: Vec<Vec<u8>> = self
-            .ledger
-            .roster()
-            .iter()
-            .filter(|(p, pr)| {
-                pr.present && **p != peer && (**p == self.me || self.connected.contains(*p))
-            })
-            .map(|(p, _)| p.to_bytes())
-            .collect();
-        ranks.sort();
-        let mine = self.me.to_bytes();
-        let rank = ranks.iter().position(|p| *p == mine).unwrap_or(0);
-        let rank = u32::try_from(rank).unwrap_or(u32::MAX);
-        self.lost
-            .insert(peer, now + LOST_GRACE + LOST_STAGGER.saturating_mul(rank));
-        self.handle_timeout(now, wall);
-    }
-
-    /// A connection to `peer` is open (again): no need to announce it lost.
-    pub fn peer_back(&mut self, peer: &PeerId) {
-        self.lost.remove(peer);
-        self.connected.insert(*peer);
-    }
-
-    fn announce_lost(&mut self, peer: PeerId, wall: WallTime) {
-        if self.phase != Phase::Joined {
-            return;
-        }
-        let Some(p) = self.ledger.roster().get(&peer).filter(|p| p.present) else {
-            return;
-        };
-        let user = p.user.clone();
-        self.emit(
-            Body::Lost {
-                subject: peer,
-                user,
-            },
-            wall,
-        );
-    }
-
     /// Takes a validated, signed event (live or caught up) into the ledger, then shows it.
     /// (`wall` is for our rejoin, should the event say we are gone.)
     fn accept(
@@ -524,65 +476,10 @@ impl Room {
         )));
         self.outputs.push_back(Output::Publish(signed));
     }
-
-    /// The ui's view of `event`, marking names that several participants use.
-    fn view(&self, event: &Event, sync: bool) -> EventView {
-        let mut v = event.view(sync);
-        let (who, user) = event.participant();
-        let known = self.ledger.roster().get(&who).map(|p| &p.user);
-        let lost = matches!(event.body, Body::Lost { .. });
-        // The announcer's word for the name counts for nothing: the name is the one the
-        // vanished participant used itself.
-        let shown = match known {
-            Some(name) if lost => name,
-            _ => user,
-        };
-        v.user = shown.as_str().to_owned();
-        // Shown apart when another participant uses a name that looks the same (the same
-        // TR39 skeleton, kept in each name: `pat` and `pаt` with a Cyrillic а), or when an
-        // author uses a name other than the one it joined with.
-        v.ambiguous = self
-            .ledger
-            .roster()
-            .iter()
-            .any(|(peer, p)| *peer != who && p.user.looks_like(shown))
-            || (!lost && known.is_some_and(|n| n != user));
-        v
-    }
-
-    fn show_history(&mut self, last: Option<usize>) {
-        let skip = last.map_or(0, |n| self.transcript().len().saturating_sub(n));
-        let events = self
-            .transcript()
-            .iter()
-            .skip(skip)
-            .map(|e| self.view(&e.event, false))
-            .collect();
-        self.outputs
-            .push_back(Output::Show(ChatEvent::History(events)));
-    }
-
-    fn show_who(&mut self) {
-        let mut list: Vec<ParticipantView> = self
-            .ledger
-            .roster()
-            .iter()
-            .filter(|(_, p)| p.present)
-            .map(|(peer, p)| ParticipantView {
-                user: p.user.as_str().to_owned(),
-                peer: peer.to_base58(),
-                me: *peer == self.me,
-            })
-            .collect();
-        list.sort_by(|a, b| (&a.user, &a.peer).cmp(&(&b.user, &b.peer)));
-        self.outputs.push_back(Output::Show(ChatEvent::Who(list)));
-    }
-
-    fn show_error(&mut self, msg: &str) {
-        self.outputs
-            .push_back(Output::Show(ChatEvent::Error(msg.to_owned())));
-    }
 }
+
+mod lost;
+mod show;
 
 #[cfg(test)]
 mod tests;
