@@ -2,7 +2,7 @@
 //! mDNS cannot bring together. It is not a participant: it never joins. For every room a client
 //! names in its hello, it subscribes to the room's topic, validates and forwards the room's
 //! gossip through the same admit pipeline as a participant, keeps the room's history (a
-//! [`Ledger`] kept as an archive) and answers hellos and sync requests, so that clients that
+//! [`Ledger`](crate::core::ledger::Ledger) kept as an archive, in [`rooms`]) and answers hellos and sync requests, so that clients that
 //! reach only the hub still chat, and catch up, through it.
 //!
 //! One task owns the swarm, as in [`super::event_loop`]; it uses the same behaviours.
@@ -22,13 +22,14 @@ use tracing::{debug, info, warn};
 use super::behaviour::{ChatBehaviour, ChatBehaviourEvent};
 use super::event_loop::{LIVENESS_TIMEOUT, MAX_SYNC_PAGES, NetError, build_swarm};
 use super::hello::SyncResponseOut;
-use crate::core::event::{BASE_TOPIC, Body, ChatEvent, RoomName};
+use crate::core::event::{Body, ChatEvent};
 use crate::core::hello::Hello;
-use crate::core::ledger::{Keeper, Ledger};
-use crate::core::limit::DEFAULT_RATE;
 use crate::core::sync::SyncRequest;
-use crate::core::verdict::{Rejection, Verdict};
-use crate::wire;
+use crate::core::verdict::Verdict;
+
+mod rooms;
+
+use rooms::Rooms;
 
 /// The hub's TCP port unless `--listen` says otherwise.
 pub const DEFAULT_HUB_PORT: u16 = 4747;
@@ -59,35 +60,13 @@ pub(crate) fn is_loopback(addr: &Multiaddr) -> bool {
     })
 }
 
-/// Whether `topic` names a ChittyChat room (`chitty-chat` or `chitty-chat/NAME`).
-fn valid_topic(topic: &str) -> bool {
-    match topic.strip_prefix(BASE_TOPIC) {
-        Some("") => true,
-        Some(rest) => rest
-            .strip_prefix('/')
-            .is_some_and(|name| RoomName::new(name).is_ok()),
-        None => false,
-    }
-}
-
-/// The hub's verdict on a gossip message of `topic`: the room's ledger judges it as a
-/// participant's would (docs/PROTOCOL.md, section 8); a topic the hub does not serve is
-/// rejected. The hub cuts no author off: it relies on gossipsub's score.
-fn judge(rooms: &mut HashMap<String, Ledger>, topic: &str, data: &[u8], now: Instant) -> Verdict {
-    match rooms.get_mut(topic) {
-        None => Verdict::refused(None, Rejection::OtherRoom(topic.to_owned())),
-        Some(ledger) => ledger.admit(wire::decode_event(data), false, now),
-    }
-}
-
 /// The hub's event loop.
 pub struct Hub {
     swarm: Swarm<ChatBehaviour>,
     me: PeerId,
-    history: usize,
     events: mpsc::Sender<ChatEvent>,
     /// One ledger per room served, at most [`MAX_ROOMS`].
-    rooms: HashMap<String, Ledger>,
+    rooms: Rooms,
     listening: Vec<Multiaddr>,
     ready_pending: bool,
     ready_done: bool,
@@ -114,9 +93,8 @@ impl Hub {
         Ok(Self {
             me: *swarm.local_peer_id(),
             swarm,
-            history: config.history,
             events,
-            rooms: HashMap::new(),
+            rooms: Rooms::new(config.history),
             listening: Vec::new(),
             ready_pending: false,
             ready_done: false,
@@ -194,64 +172,6 @@ impl Hub {
         super::close_silent(&mut self.swarm, &mut self.alive, now);
     }
 
-    /// The ledger of `topic`, subscribing to it on first use.
-    fn room(&mut self, topic: &str) -> Option<&mut Ledger> {
-        if !self.rooms.contains_key(topic) {
-            if !valid_topic(topic) {
-                return None;
-            }
-            if self.rooms.len() >= MAX_ROOMS {
-                // Make room by dropping a room nobody is subscribed to any more.
-                let subscribed: std::collections::HashSet<String> = self
-                    .swarm
-                    .behaviour()
-                    .gossipsub
-                    .all_peers()
-                    .flat_map(|(_, topics)| topics.into_iter().map(|t| t.as_str().to_owned()))
-                    .collect();
-                let idle = self
-                    .rooms
-                    .keys()
-                    .find(|t| !subscribed.contains(*t))
-                    .cloned();
-                match idle {
-                    Some(t) => {
-                        let _ = self
-                            .swarm
-                            .behaviour_mut()
-                            .gossipsub
-                            .unsubscribe(&gossipsub::IdentTopic::new(t.clone()));
-                        self.rooms.remove(&t);
-                        info!(topic = %t, "stopped serving an idle room");
-                    }
-                    None => return None,
-                }
-            }
-            let t = gossipsub::IdentTopic::new(topic);
-            let gossip = &mut self.swarm.behaviour_mut().gossipsub;
-            if let Err(e) =
-                gossip.set_topic_params(t.clone(), super::behaviour::topic_score_params())
-            {
-                debug!(topic, error = e, "no score parameters for the topic");
-            }
-            if let Err(e) = self.swarm.behaviour_mut().gossipsub.subscribe(&t) {
-                warn!(topic, error = %e, "cannot subscribe");
-                return None;
-            }
-            info!(topic, "serving a new room");
-            // The same per-author rate as participants, so that a flood does not fill the
-            // history or pass through the hub.
-            let ledger = Ledger::new(
-                topic.to_owned(),
-                Keeper::Archive,
-                self.history,
-                DEFAULT_RATE,
-            );
-            self.rooms.insert(topic.to_owned(), ledger);
-        }
-        self.rooms.get_mut(topic)
-    }
-
     async fn handle_swarm_event(
         &mut self,
         event: SwarmEvent<ChatBehaviourEvent>,
@@ -311,7 +231,7 @@ impl Hub {
                 message,
             })) => {
                 let topic = message.topic.as_str().to_owned();
-                let verdict = judge(&mut self.rooms, &topic, &message.data, Instant::now());
+                let verdict = self.rooms.judge(&topic, &message.data, Instant::now());
                 self.swarm
                     .behaviour_mut()
                     .gossipsub
@@ -421,8 +341,9 @@ impl Hub {
         channel: request_response::ResponseChannel<Hello>,
     ) -> Result<(), NetError> {
         let topic = hello.topic.clone();
-        let new_room = !self.rooms.contains_key(&topic);
-        let answer = match self.room(&topic) {
+        let new_room = !self.rooms.contains(&topic);
+        let gossip = &mut self.swarm.behaviour_mut().gossipsub;
+        let answer = match self.rooms.open(&topic, gossip) {
             Some(ledger) => ledger.hello(),
             // Not a room we serve: an answer naming no room, so the client treats us as
             // another room's node.
@@ -540,72 +461,5 @@ impl Hub {
             _ => {}
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_chitty_chat_topics_are_served() {
-        assert!(valid_topic("chitty-chat"));
-        assert!(valid_topic("chitty-chat/dev"));
-        assert!(!valid_topic("chitty-chat/"));
-        assert!(!valid_topic("chitty-chat/a b"));
-        assert!(!valid_topic("other"));
-        assert!(!valid_topic("chitty-chatx"));
-    }
-
-    /// docs/PROTOCOL.md section 8, at the hub: a stamp merely far ahead of the hub's clock is
-    /// ignored and held against its author only (the hub's archive used to reject it, and so
-    /// penalise whoever forwarded it); a stamp of 2^62 or more is rejected.
-    #[test]
-    fn the_hub_ignores_a_far_ahead_stamp_and_rejects_a_wild_one() {
-        use crate::core::event::{Event, Username};
-        let key = Keypair::generate_ed25519();
-        let author = key.public().to_peer_id();
-        let relay = PeerId::random();
-        let topic = "chitty-chat";
-        let mut rooms = HashMap::new();
-        rooms.insert(
-            topic.to_owned(),
-            Ledger::new(topic.to_owned(), Keeper::Archive, 100, DEFAULT_RATE),
-        );
-        let event = |seq, lamport| {
-            let e = Event {
-                author,
-                seq,
-                lamport,
-                time: crate::core::time::WallTime::EPOCH,
-                user: Username::new("far").unwrap(),
-                body: Body::Join,
-            };
-            wire::sign_event(e, topic, &key).bytes.to_vec()
-        };
-        let now = Instant::now();
-        let ahead = judge(&mut rooms, topic, &event(1, (1 << 32) + 10), now);
-        assert_eq!(
-            super::super::gossip::acceptance(&ahead),
-            gossipsub::MessageAcceptance::Ignore,
-            "{ahead:?}"
-        );
-        assert_eq!(ahead.blame(relay), None, "the forwarder is not to blame");
-        assert_eq!(ahead.blame(author), Some(author));
-        let wild = judge(&mut rooms, topic, &event(2, 1 << 62), now);
-        assert_eq!(
-            super::super::gossip::acceptance(&wild),
-            gossipsub::MessageAcceptance::Reject
-        );
-        let fine = judge(&mut rooms, topic, &event(3, 1), now);
-        assert_eq!(
-            super::super::gossip::acceptance(&fine),
-            gossipsub::MessageAcceptance::Accept
-        );
-        let elsewhere = judge(&mut rooms, "chitty-chat/else", &event(4, 2), now);
-        assert_eq!(
-            super::super::gossip::acceptance(&elsewhere),
-            gossipsub::MessageAcceptance::Reject
-        );
     }
 }
