@@ -9,6 +9,7 @@ pub mod event;
 pub mod hello;
 pub mod ledger;
 pub mod limit;
+pub mod name;
 pub mod room;
 pub mod roster;
 pub mod sign;
