@@ -1,7 +1,7 @@
 //! One room's validated ledger (docs/PROTOCOL.md, sections 6 "Sync", 8 "Validation" and
 //! 9 "Clock rules"): the topic, the clock, the transcript, the roster, the per-author rate and
 //! the one admit pipeline every received event goes through. Both roles hold it: a participant's
-//! [`Room`](super::room::Room) holds one beside its participant-only state, and a hub holds one
+//! `Room` (`src/core/room`) holds one beside its participant-only state, and a hub holds one
 //! per room it serves, so the rules cannot drift between them. IO-less: `now` is handed in.
 
 use std::time::Instant;

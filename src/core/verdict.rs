@@ -1,5 +1,5 @@
 //! What becomes of a received event, and whom to blame for a bad one (docs/PROTOCOL.md,
-//! section 8 "Validation"). The rules are applied by [`super::ledger::Ledger::admit`]; this
+//! section 8 "Validation"). The rules are applied by `Ledger::admit` (`src/core/ledger.rs`); this
 //! module names their outcomes, so that a participant and a hub tell gossipsub the same thing
 //! and hold the same peer to account.
 
