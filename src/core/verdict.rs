@@ -130,10 +130,15 @@ impl Verdict {
 
     /// Whom an offence is charged to when the message came from `forwarder`: the forwarder of
     /// an invalid event; the author of an unfit one only when it sent it itself (a node whose
-    /// clock is further on may rightly have forwarded it); nobody otherwise.
+    /// clock is further on may rightly have forwarded it), unless it is already cut off;
+    /// nobody otherwise.
     pub fn blame(&self, forwarder: PeerId) -> Option<PeerId> {
         match self {
             Self::Reject { .. } => Some(forwarder),
+            Self::Unfit {
+                reason: Rejection::CutOff(_),
+                ..
+            } => None,
             Self::Unfit { author, .. } if *author == forwarder => Some(forwarder),
             _ => None,
         }
@@ -176,6 +181,13 @@ mod tests {
         );
         assert_eq!(wild.forward(), Forward::Reject);
         assert_eq!(wild.blame(relay), Some(relay));
+        let cut_off = Verdict::refused(Some(author), Rejection::CutOff(author));
+        assert_eq!(cut_off.forward(), Forward::Ignore);
+        assert_eq!(
+            cut_off.blame(author),
+            None,
+            "already cut off: not charged again"
+        );
         let garbage = Verdict::refused(None, Rejection::Malformed("not CBOR".into()));
         assert_eq!(
             (garbage.forward(), garbage.author()),
