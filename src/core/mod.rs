@@ -1,7 +1,8 @@
 //! The chat core: Lamport clock, events, roster and transcript, as a pure state machine.
 //!
 //! Nothing in here touches a socket, a terminal or the system clock, so whole conversations can
-//! be run in unit tests. See [`room::Room`] for the entry point.
+//! be run in unit tests. See [`room::Room`] for the entry point, and [`ledger::Ledger`] for one
+//! room's validated state, which a participant's room and a hub share (docs/decisions/0010).
 
 pub mod clock;
 pub mod command;

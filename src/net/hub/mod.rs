@@ -2,8 +2,9 @@
 //! mDNS cannot bring together. It is not a participant: it never joins. For every room a client
 //! names in its hello, it subscribes to the room's topic, validates and forwards the room's
 //! gossip through the same admit pipeline as a participant, keeps the room's history (a
-//! [`Ledger`](crate::core::ledger::Ledger) kept as an archive, in [`rooms`]) and answers hellos and sync requests, so that clients that
-//! reach only the hub still chat, and catch up, through it.
+//! [`Ledger`](crate::core::ledger::Ledger) kept as an archive, in `rooms.rs`) and answers hellos
+//! and sync requests, so that clients that reach only the hub still chat, and catch up, through
+//! it.
 //!
 //! One task owns the swarm, as in [`super::event_loop`]; it uses the same behaviours.
 
