@@ -1,4 +1,4 @@
-//! The simulation again, with a hub: clients that reach each other only through it (as behind
+//! The simulation again (seeded, keys included), with a hub: clients that reach each other only through it (as behind
 //! NATs, each with one connection, to the hub), links that drop and come back, late joiners,
 //! crashes and a hub restart that loses everything the hub held. The hub is what the real one
 //! is in the core: a [`Ledger`] kept as an archive, judging every live event with
@@ -50,6 +50,16 @@ fn keys(t: &Transcript) -> Vec<(PeerId, u64, u64)> {
         .collect()
 }
 
+/// A key drawn from the schedule's generator, so that peer ids, and so the total order of
+/// concurrent events, are the same on every run of a seed.
+fn seeded_key(rng: &mut Rng) -> Keypair {
+    let mut secret = [0u8; 32];
+    for chunk in secret.chunks_mut(8) {
+        chunk.copy_from_slice(&rng.next().to_le_bytes());
+    }
+    Keypair::ed25519_from_bytes(secret).expect("any 32 bytes are an ed25519 secret key")
+}
+
 fn new_hub(history: usize) -> Ledger {
     Ledger::new(
         RoomName::lobby().topic(),
@@ -73,14 +83,14 @@ fn simulate_with_hub(seed: u64) {
     let mut rng = Rng(seed.wrapping_mul(0xD1B5_4A32_D192_ED03) | 1);
     let t0 = Instant::now();
     let history = if seed.is_multiple_of(3) { 40 } else { 10_000 };
-    let hub_id = PeerId::random();
+    let hub_id = seeded_key(&mut rng).public().to_peer_id();
     let mut hub: Option<Ledger> = Some(new_hub(history));
     let mut hub_back_at = 0u64;
     let n = 4 + rng.below(4) as usize;
     let mut clients: Vec<Option<Room>> = (0..n)
         .map(|i| {
             Some(Room::new(RoomConfig {
-                keypair: Keypair::generate_ed25519(),
+                keypair: seeded_key(&mut rng),
                 user: Username::new(format!("c{i}")).unwrap(),
                 room: RoomName::lobby(),
                 history,
