@@ -1,9 +1,9 @@
-//! The simulation again (seeded, keys included), with a hub: clients that reach each other only through it (as behind
-//! NATs, each with one connection, to the hub), links that drop and come back, late joiners,
-//! crashes and a hub restart that loses everything the hub held. The hub is what the real one
-//! is in the core: a [`Ledger`] kept as an archive, judging every live event with
-//! [`Ledger::admit`], forwarding what it accepts, asking each client that says hello for what
-//! it lacks, and answering sync requests.
+//! The simulation again (seeded, keys included), with a hub: clients that reach each other only
+//! through it (as behind NATs, each with one connection, to the hub), links that drop and come
+//! back, late joiners, crashes and a hub restart that loses everything the hub held. The hub is
+//! what the real one is in the core: a [`Ledger`] kept as an archive, judging every live event
+//! with [`Ledger::admit`], forwarding what it accepts, asking each client that says hello for
+//! what it lacks, and answering sync requests.
 
 use super::*;
 use crate::core::ledger::{Keeper, Ledger};
