@@ -12,7 +12,8 @@
 //!   carry ([`core::time`]).
 //! - [`net`]: the swarm and the one event loop that owns it ([`net::event_loop`]), its
 //!   behaviours ([`net::behaviour`]), the hello and sync codecs ([`net::hello`]), and the hub's
-//!   own event loop ([`net::hub`], `--relay`), whose per-room state is [`core::archive`].
+//!   own event loop ([`net::hub`], `--relay`), whose per-room state is a [`core::ledger`], as a
+//!   participant's room's is.
 //!
 //! Beside them: [`wire`], the versioned CBOR encoding (the only `serde_cbor` user), [`cli`], the
 //! arguments, [`identity`], persistent keys, and [`logging`], the tracing set-up.

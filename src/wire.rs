@@ -14,7 +14,8 @@ use libp2p::identity::{Keypair, PublicKey};
 use serde::{Deserialize, Serialize};
 
 use crate::core::event::{Body, Event, OrderKey, SignedEvent, Text, Username};
-use crate::core::room::{Hello, Participant};
+use crate::core::hello::{Hello, Participant};
+use crate::core::sign::Signer;
 use crate::core::sync::{AuthorHave, MAX_RANGES, SyncRequest, SyncResponse};
 use crate::core::time::{MAX_WALL_MILLIS, WallTime};
 
@@ -229,6 +230,17 @@ fn signed_message(body: &[u8]) -> Vec<u8> {
     m.extend_from_slice(SIGNING_CONTEXT);
     m.extend_from_slice(body);
     m
+}
+
+/// The core signs through this: the author is the key's peer id, the encoding is ours.
+impl Signer for Keypair {
+    fn peer_id(&self) -> PeerId {
+        self.public().to_peer_id()
+    }
+
+    fn sign_event(&self, event: Event, topic: &str) -> SignedEvent {
+        sign_event(event, topic, self)
+    }
 }
 
 /// Encodes and signs one of our events for the room `topic`. `key` must be the author's key.

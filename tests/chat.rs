@@ -1191,3 +1191,31 @@ fn connecting_to_oneself_and_an_identity_that_is_a_directory_are_refused() {
     assert!(err.contains("Is a directory"), "{err}");
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// A client frozen in place (SIGSTOP: its connection stays open, its pings go unanswered) is
+/// dropped by the hub by the same liveness rule as a node drops a silent peer.
+#[test]
+fn a_hub_drops_a_frozen_client() {
+    let dir = std::env::temp_dir().join(format!("chitty-frozen-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let key = dir.join("relay.key");
+    let mut hub = Node::start("hub", {
+        let mut c = std::process::Command::new(common::bin());
+        c.args(["--json", "--relay", "--identity", key.to_str().unwrap()])
+            .args(["--listen", "/ip4/127.0.0.1/tcp/0"]);
+        c
+    });
+    let (_, hub_listen) = hub.ready();
+    let (mut a, _) = first("frozen", &["--connect", &hub_listen[0]]);
+    let (a_peer, _) = a.ready();
+    a.wait_join("frozen");
+    hub.wait_for("the client connected", |v| {
+        v["type"] == "peer" && v["peer"] == a_peer.as_str() && v["connected"] == true
+    });
+    a.signal("STOP");
+    hub.wait_for("the frozen client dropped", |v| {
+        v["type"] == "peer" && v["peer"] == a_peer.as_str() && v["connected"] == false
+    });
+    a.signal("CONT");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -8,7 +8,10 @@ use std::collections::BTreeMap;
 use libp2p::PeerId;
 
 use super::event::{OrderKey, Username};
-use super::room::{Participant, ROSTER_CAP};
+use super::hello::Participant;
+
+/// How many peers the roster tracks at most.
+pub const ROSTER_CAP: usize = 4096;
 
 /// A participant's presence.
 #[derive(Debug, Clone)]

@@ -2,7 +2,7 @@
 //! `time`).
 //!
 //! The core never reads a clock: the net layer reads the system clock and hands the value in with
-//! every call that may emit an event ([`crate::core::room::Room`]). The time is only shown, never
+//! every call that may emit an event (the room's). The time is only shown, never
 //! used for ordering (that is the Lamport stamp's job), so a peer whose clock is off is shown as it
 //! claims, and nothing else changes.
 

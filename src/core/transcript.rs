@@ -170,6 +170,7 @@ impl Transcript {
 mod tests {
     use super::*;
     use crate::core::event::{Body, Event, Username};
+    use crate::core::sign::Signer;
     use libp2p::identity::Keypair;
 
     fn ev(key: &Keypair, seq: u64, lamport: u64) -> SignedEvent {
@@ -181,7 +182,7 @@ mod tests {
             user: Username::new("u").unwrap(),
             body: Body::Join,
         };
-        crate::wire::sign_event(e, "chitty-chat", key)
+        key.sign_event(e, "chitty-chat")
     }
 
     #[test]

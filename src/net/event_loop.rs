@@ -13,8 +13,8 @@ use libp2p::futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{
-    Multiaddr, PeerId, Swarm, gossipsub, identify, mdns, noise, ping, rendezvous, request_response,
-    tcp, yamux,
+    Multiaddr, PeerId, Swarm, gossipsub, identify, mdns, noise, rendezvous, request_response, tcp,
+    yamux,
 };
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -29,11 +29,13 @@ use super::node::hub_client::{
 };
 use super::node::leaving::Leaving;
 use super::node::outbox::{Full, OUTBOX_CAP, Outbox, Queued};
+use crate::core::command::UserCommand;
 use crate::core::event::{Body, ChatEvent, LinkView, RoomName, SignedEvent, Username};
-use crate::core::limit::RateLimiter;
-use crate::core::room::{Hello, Output, Rejection, Room, RoomConfig, UserCommand};
+use crate::core::hello::Hello;
+use crate::core::room::{Output, Room, RoomConfig};
 use crate::core::sync::SyncRequest;
 use crate::core::time::WallTime;
+use crate::core::verdict::Verdict;
 use crate::wire;
 
 /// A connection with no successful ping for this long is closed as dead (a frozen process, a cut
@@ -156,8 +158,6 @@ pub struct EventLoop {
     links: HashMap<PeerId, Link>,
     /// Every open connection and when it last proved alive (established, or a ping answered).
     alive: HashMap<ConnectionId, (PeerId, Instant)>,
-    /// Per-author rate limits on live events.
-    limiter: RateLimiter,
     /// Authors found over their rate, and when the user was last told.
     limited: HashMap<PeerId, Instant>,
     /// Invalid messages per sending peer, and the peers cut off for them.
@@ -293,6 +293,7 @@ impl EventLoop {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2))
                 .unwrap_or(0),
+            max_rate: config.max_rate,
         });
         let topic = gossipsub::IdentTopic::new(room.topic());
         let (params, thresholds) = super::behaviour::score_params();
@@ -325,7 +326,6 @@ impl EventLoop {
             outbox: Outbox::new(me, config.max_rate),
             links: HashMap::new(),
             alive: HashMap::new(),
-            limiter: RateLimiter::new(config.max_rate),
             limited: HashMap::new(),
             bans: Bans::default(),
             syncing: HashMap::new(),
@@ -788,7 +788,7 @@ impl EventLoop {
                 user: m.user,
                 peer: m.peer.to_base58(),
                 missing: m.missing,
-                rate: self.limiter.rate(),
+                rate: self.room.max_rate(),
             })
             .await?;
         }
@@ -1001,24 +1001,9 @@ impl EventLoop {
             SwarmEvent::Behaviour(ChatBehaviourEvent::RendezvousClient(ev)) => {
                 self.handle_rendezvous(ev);
             }
-            SwarmEvent::Behaviour(ChatBehaviourEvent::Ping(ping::Event {
-                peer,
-                connection,
-                result,
-            })) => match result {
-                Ok(_) => {
-                    if let Some(a) = self.alive.get_mut(&connection) {
-                        a.1 = Instant::now();
-                    }
-                }
-                Err(error) => {
-                    // libp2p does not close a connection whose pings fail; a frozen or cut-off
-                    // peer would look connected for ever.
-                    // Logged, not shown: the room announces a participant lost, in its words.
-                    info!(%peer, %error, "ping failed; closing the connection");
-                    self.swarm.close_connection(connection);
-                }
-            },
+            SwarmEvent::Behaviour(ChatBehaviourEvent::Ping(ev)) => {
+                super::handle_ping(&mut self.swarm, &mut self.alive, ev, Instant::now());
+            }
             SwarmEvent::Behaviour(ChatBehaviourEvent::Hello(ev)) => {
                 self.handle_hello(ev);
                 if self.started {
@@ -1047,97 +1032,36 @@ impl EventLoop {
                 message,
             } => {
                 let now = Instant::now();
-                /// What becomes of a message.
-                enum Verdict {
-                    Accepted {
-                        leave: bool,
-                        lamport: u64,
-                        new: bool,
-                    },
-                    /// Over its author's rate: dropped, not forwarded, not held against anyone.
-                    Limited,
-                    /// An event we have: dropped, not forwarded.
-                    Known,
-                    /// Valid, but not for us (a stamp too far ahead of our own clock, our own
-                    /// key used by another process): dropped, not forwarded; a forwarder is not
-                    /// to blame.
-                    Unfit(String),
-                    Rejected(String),
-                }
-                let judge = |e: Rejection| match e {
-                    Rejection::StampAhead { .. } | Rejection::ForeignOwn { .. } => {
-                        Verdict::Unfit(e.to_string())
-                    }
-                    other => Verdict::Rejected(other.to_string()),
-                };
-                // The author is whoever signed the event (gossip messages carry no source).
-                let mut author = None;
-                let verdict = match wire::decode_event(&message.data) {
-                    Err(e) => Verdict::Rejected(e.to_string()),
-                    // A cut-off author is ignored whoever relays it.
-                    Ok(event) if self.is_banned(&event.event.author) => {
-                        Verdict::Unfit(format!("{} is cut off", event.event.author))
-                    }
-                    Ok(event) => {
-                        let source = event.event.author;
-                        author = Some(source);
-                        // Invalid is invalid whatever the rate: checked first, so it counts.
-                        match self.room.check_remote(&event) {
-                            Err(e) => judge(e),
-                            // Already here (learned by sync first; another encoding of it was
-                            // refused by `decode_event`): not forwarded, and not charged to the
-                            // author's rate, which a replayer would drain.
-                            Ok(()) if self.room.transcript().is_known(&event.event) => {
-                                Verdict::Known
-                            }
-                            Ok(()) if !self.limiter.allow(source, now) => {
-                                // Watched: sync usually brings it back, and the user hears of
-                                // it only if it does not.
-                                self.drops.record(&event.event, now);
-                                Verdict::Limited
-                            }
-                            Ok(()) => {
-                                let leave = matches!(event.event.body, Body::Leave);
-                                let lamport = event.event.lamport;
-                                match self.room.handle_remote(event, wall_now()) {
-                                    Ok(new) => Verdict::Accepted {
-                                        leave,
-                                        lamport,
-                                        new,
-                                    },
-                                    Err(e) => judge(e),
-                                }
-                            }
-                        }
-                    }
-                };
-                if matches!(verdict, Verdict::Accepted { .. }) {
+                let decoded = wire::decode_event(&message.data);
+                // A cut-off author is ignored whoever relays it.
+                let cut_off = decoded
+                    .as_ref()
+                    .is_ok_and(|e| self.is_banned(&e.event.author));
+                // The core's one admit pipeline: checks, known, rate, then taken and shown.
+                let verdict = self.room.admit(decoded, cut_off, now, wall_now());
+                if matches!(verdict, Verdict::Accept(_)) {
                     // Shown before it is forwarded: the ui task is woken before the connection
                     // tasks that forward it, and our user need not wait for those.
                     self.drain_room().await?;
                 }
-                let acceptance = match &verdict {
-                    Verdict::Accepted { .. } => gossipsub::MessageAcceptance::Accept,
-                    Verdict::Limited | Verdict::Known | Verdict::Unfit(_) => {
-                        gossipsub::MessageAcceptance::Ignore
-                    }
-                    Verdict::Rejected(_) => gossipsub::MessageAcceptance::Reject,
-                };
                 self.swarm
                     .behaviour_mut()
                     .gossipsub
-                    .report_message_validation_result(&message_id, &propagation_source, acceptance);
+                    .report_message_validation_result(
+                        &message_id,
+                        &propagation_source,
+                        super::gossip::acceptance(&verdict),
+                    );
+                let blamed = verdict.blame(propagation_source);
                 match verdict {
-                    Verdict::Accepted {
-                        leave,
-                        lamport,
-                        new,
-                    } => {
-                        let source = author.unwrap_or(propagation_source);
-                        info!(author = %source, via = %propagation_source, lamport, new, "received");
+                    Verdict::Accept(event) => {
+                        let source = event.author;
+                        let lamport = event.lamport;
+                        info!(author = %source, via = %propagation_source, lamport, new = true, "received");
                         // A leave that actually ends the author's presence: an old one from an
                         // earlier run, replayed, does not (its join is later in total order).
-                        let gone = leave && new && !self.room.is_present(&source);
+                        let gone =
+                            matches!(event.body, Body::Leave) && !self.room.is_present(&source);
                         if gone {
                             self.dialer.gone(&source);
                         }
@@ -1147,8 +1071,11 @@ impl EventLoop {
                             let _ = self.swarm.disconnect_peer_id(source);
                         }
                     }
-                    Verdict::Limited => {
-                        let source = author.unwrap_or(propagation_source);
+                    Verdict::Limited(event) => {
+                        // Watched: sync usually brings it back, and the user hears of it only
+                        // if it does not.
+                        self.drops.record(&event, now);
+                        let source = event.author;
                         // Told at most once a minute per author.
                         let told = self
                             .limited
@@ -1165,17 +1092,14 @@ impl EventLoop {
                             debug!(author = %source, "rate-limited message dropped");
                         }
                     }
-                    Verdict::Known => debug!(via = %propagation_source, "known event dropped"),
-                    Verdict::Unfit(reason) => {
-                        // Only the author itself is to blame for sending it.
-                        if author == Some(propagation_source) {
-                            self.offence(propagation_source, &reason, now).await?;
-                        } else {
-                            debug!(via = %propagation_source, %reason, "dropped a message unfit for us");
+                    Verdict::Known(_) => debug!(via = %propagation_source, "known event dropped"),
+                    Verdict::Unfit { reason, .. } | Verdict::Reject { reason, .. } => {
+                        match blamed {
+                            Some(peer) => self.offence(peer, &reason.to_string(), now).await?,
+                            None => {
+                                debug!(via = %propagation_source, %reason, "dropped a message unfit for us")
+                            }
                         }
-                    }
-                    Verdict::Rejected(reason) => {
-                        self.offence(propagation_source, &reason, now).await?
                     }
                 }
             }

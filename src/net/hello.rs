@@ -13,7 +13,7 @@ use libp2p::StreamProtocol;
 use libp2p::futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::request_response;
 
-use crate::core::room::Hello;
+use crate::core::hello::Hello;
 use crate::core::sync::{SyncRequest, SyncResponse};
 use crate::wire::{self, WireError};
 

@@ -4,6 +4,7 @@
 //! - [`behaviour`]: which libp2p protocols run and how they are configured.
 //! - [`dial`]: why a dial failed, in a user's terms.
 //! - [`dropped`]: live events dropped over their author's rate, watched until sync brings them.
+//! - [`gossip`]: the core's verdict on a gossip message, told to gossipsub (both roles).
 //! - [`hello`]: the request-response codec of the hello exchange.
 //! - [`node`]: the participant's sub-machines (the outbox, ...), each IO-less and unit-tested.
 //! - [`event_loop`]: the actor that owns the swarm and the room, and turns swarm events into room
@@ -14,6 +15,7 @@ pub mod behaviour;
 pub mod dial;
 pub mod dropped;
 pub mod event_loop;
+pub mod gossip;
 pub mod hello;
 pub mod hub;
 pub mod node;
@@ -27,7 +29,7 @@ use std::time::Instant;
 use libp2p::core::transport::{ListenerId, TransportError};
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::ConnectionId;
-use libp2p::{Multiaddr, PeerId, Swarm};
+use libp2p::{Multiaddr, PeerId, Swarm, ping};
 
 /// Starts listening on every address, for a node and a hub alike; the first that cannot be
 /// listened on is an error naming it.
@@ -103,6 +105,29 @@ pub(crate) fn close_silent<B: libp2p::swarm::NetworkBehaviour>(
         swarm.close_connection(*connection);
         false
     });
+}
+
+/// The liveness rule, the same for nodes and hubs: an answered ping proves the connection alive
+/// (see [`close_silent`]); a failed one closes it at once, since libp2p does not close a
+/// connection whose pings fail, and a frozen or cut-off peer would look connected for ever.
+pub(crate) fn handle_ping<B: libp2p::swarm::NetworkBehaviour>(
+    swarm: &mut Swarm<B>,
+    alive: &mut HashMap<ConnectionId, (PeerId, Instant)>,
+    event: ping::Event,
+    now: Instant,
+) {
+    match event.result {
+        Ok(_) => {
+            if let Some(a) = alive.get_mut(&event.connection) {
+                a.1 = now;
+            }
+        }
+        Err(error) => {
+            // Logged, not shown: the room announces a participant lost, in its words.
+            tracing::info!(peer = %event.peer, %error, "ping failed; closing the connection");
+            swarm.close_connection(event.connection);
+        }
+    }
 }
 
 /// Our listen addresses as others dial them: each ending in `/p2p/<us>`.

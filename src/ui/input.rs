@@ -11,8 +11,8 @@ use rustyline::error::ReadlineError;
 use rustyline::{DefaultEditor, ExternalPrinter};
 use tokio::sync::mpsc;
 
+use crate::core::command::UserCommand;
 use crate::core::event::{NameError, Text};
-use crate::core::room::UserCommand;
 
 /// Longest line read from a pipe; longer lines are refused, not cut.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;

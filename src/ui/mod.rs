@@ -14,8 +14,8 @@ use std::io::Write;
 
 use tokio::sync::mpsc;
 
+use crate::core::command::UserCommand;
 use crate::core::event::ChatEvent;
-use crate::core::room::UserCommand;
 use crate::logging::Notices;
 use input::{Input, Parsed, Sink};
 use render::Format;

@@ -1,8 +1,10 @@
 //! The hub (`chitty-node --relay`, docs/PROTOCOL.md, "Hub"): an always-on peer for nodes that
 //! mDNS cannot bring together. It is not a participant: it never joins. For every room a client
 //! names in its hello, it subscribes to the room's topic, validates and forwards the room's
-//! gossip, keeps the room's history ([`Archive`]) and answers hellos and sync requests, so that
-//! clients that reach only the hub still chat, and catch up, through it.
+//! gossip through the same admit pipeline as a participant, keeps the room's history (a
+//! [`Ledger`](crate::core::ledger::Ledger) kept as an archive, in `rooms.rs`) and answers hellos
+//! and sync requests, so that clients that reach only the hub still chat, and catch up, through
+//! it.
 //!
 //! One task owns the swarm, as in [`super::event_loop`]; it uses the same behaviours.
 
@@ -14,18 +16,21 @@ use libp2p::futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, ping, relay, rendezvous, request_response};
+use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, relay, rendezvous, request_response};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::behaviour::{ChatBehaviour, ChatBehaviourEvent};
 use super::event_loop::{LIVENESS_TIMEOUT, MAX_SYNC_PAGES, NetError, build_swarm};
 use super::hello::SyncResponseOut;
-use crate::core::archive::Archive;
-use crate::core::event::{BASE_TOPIC, ChatEvent, RoomName};
-use crate::core::room::Hello;
+use crate::core::event::{Body, ChatEvent};
+use crate::core::hello::Hello;
 use crate::core::sync::SyncRequest;
-use crate::wire;
+use crate::core::verdict::Verdict;
+
+mod rooms;
+
+use rooms::Rooms;
 
 /// The hub's TCP port unless `--listen` says otherwise.
 pub const DEFAULT_HUB_PORT: u16 = 4747;
@@ -56,32 +61,19 @@ pub(crate) fn is_loopback(addr: &Multiaddr) -> bool {
     })
 }
 
-/// Whether `topic` names a ChittyChat room (`chitty-chat` or `chitty-chat/NAME`).
-fn valid_topic(topic: &str) -> bool {
-    match topic.strip_prefix(BASE_TOPIC) {
-        Some("") => true,
-        Some(rest) => rest
-            .strip_prefix('/')
-            .is_some_and(|name| RoomName::new(name).is_ok()),
-        None => false,
-    }
-}
-
 /// The hub's event loop.
 pub struct Hub {
     swarm: Swarm<ChatBehaviour>,
     me: PeerId,
-    history: usize,
     events: mpsc::Sender<ChatEvent>,
-    rooms: HashMap<String, Archive>,
+    /// One ledger per room served, at most [`MAX_ROOMS`].
+    rooms: Rooms,
     listening: Vec<Multiaddr>,
     ready_pending: bool,
     ready_done: bool,
     alive: HashMap<ConnectionId, (PeerId, Instant)>,
     /// Sync exchanges the hub asked for: the room and the page count of each request.
     syncing: HashMap<request_response::OutboundRequestId, (String, u32)>,
-    /// Per-author rate limits on relayed events.
-    limiter: crate::core::limit::RateLimiter,
     /// Leavers to hang up on once their leave has been forwarded (and, soon after, their
     /// unregistration has arrived: it travels on a stream of its own, behind the leave).
     hang_up: Vec<(PeerId, Instant)>,
@@ -102,16 +94,14 @@ impl Hub {
         Ok(Self {
             me: *swarm.local_peer_id(),
             swarm,
-            history: config.history,
             events,
-            rooms: HashMap::new(),
+            rooms: Rooms::new(config.history),
             listening: Vec::new(),
             ready_pending: false,
             ready_done: false,
             alive: HashMap::new(),
             syncing: HashMap::new(),
             hang_up: Vec::new(),
-            limiter: crate::core::limit::RateLimiter::new(crate::core::limit::DEFAULT_RATE),
         })
     }
 
@@ -183,59 +173,6 @@ impl Hub {
         super::close_silent(&mut self.swarm, &mut self.alive, now);
     }
 
-    /// The archive of `topic`, subscribing to it on first use.
-    fn room(&mut self, topic: &str) -> Option<&mut Archive> {
-        if !self.rooms.contains_key(topic) {
-            if !valid_topic(topic) {
-                return None;
-            }
-            if self.rooms.len() >= MAX_ROOMS {
-                // Make room by dropping a room nobody is subscribed to any more.
-                let subscribed: std::collections::HashSet<String> = self
-                    .swarm
-                    .behaviour()
-                    .gossipsub
-                    .all_peers()
-                    .flat_map(|(_, topics)| topics.into_iter().map(|t| t.as_str().to_owned()))
-                    .collect();
-                let idle = self
-                    .rooms
-                    .keys()
-                    .find(|t| !subscribed.contains(*t))
-                    .cloned();
-                match idle {
-                    Some(t) => {
-                        let _ = self
-                            .swarm
-                            .behaviour_mut()
-                            .gossipsub
-                            .unsubscribe(&gossipsub::IdentTopic::new(t.clone()));
-                        self.rooms.remove(&t);
-                        info!(topic = %t, "stopped serving an idle room");
-                    }
-                    None => return None,
-                }
-            }
-            let t = gossipsub::IdentTopic::new(topic);
-            let gossip = &mut self.swarm.behaviour_mut().gossipsub;
-            if let Err(e) =
-                gossip.set_topic_params(t.clone(), super::behaviour::topic_score_params())
-            {
-                debug!(topic, error = e, "no score parameters for the topic");
-            }
-            if let Err(e) = self.swarm.behaviour_mut().gossipsub.subscribe(&t) {
-                warn!(topic, error = %e, "cannot subscribe");
-                return None;
-            }
-            info!(topic, "serving a new room");
-            self.rooms.insert(
-                topic.to_owned(),
-                Archive::new(topic.to_owned(), self.history),
-            );
-        }
-        self.rooms.get_mut(topic)
-    }
-
     async fn handle_swarm_event(
         &mut self,
         event: SwarmEvent<ChatBehaviourEvent>,
@@ -295,68 +232,39 @@ impl Hub {
                 message,
             })) => {
                 let topic = message.topic.as_str().to_owned();
-                let now = Instant::now();
-                // The author is whoever signed the event (gossip messages carry no source).
-                let mut author = None;
-                let verdict = match self.rooms.get_mut(&topic) {
-                    None => Err(format!("not a room this hub serves: {topic}")),
-                    Some(archive) => match wire::decode_event(&message.data) {
-                        Err(e) => Err(e.to_string()),
-                        // Invalid is invalid whatever the rate: checked first, so that it counts.
-                        Ok(ev) => match archive.check(&ev) {
-                            Err(e) => Err(e.to_string()),
-                            // The hub keeps the same per-author rate as participants, so a
-                            // flood does not fill its history or pass through it. An event it
-                            // has (learned by sync) is not charged: a replayer would drain its
-                            // author's rate.
-                            Ok(())
-                                if archive.transcript().is_known(&ev.event)
-                                    || !self.limiter.allow(ev.event.author, now) =>
-                            {
-                                debug!(author = %ev.event.author, "known or rate-limited message dropped");
-                                self.swarm
-                                    .behaviour_mut()
-                                    .gossipsub
-                                    .report_message_validation_result(
-                                        &message_id,
-                                        &propagation_source,
-                                        gossipsub::MessageAcceptance::Ignore,
-                                    );
-                                return Ok(());
-                            }
-                            Ok(()) => {
-                                author = Some(ev.event.author);
-                                archive.accept(ev).map_err(|e| e.to_string())
-                            }
-                        },
-                    },
-                };
-                let acceptance = match verdict {
-                    Ok(view) => {
-                        if let Some(view) = &view
-                            && view.kind == crate::core::event::EventKind::Leave
-                            && view.reason == Some(crate::core::event::LeaveReason::Quit)
-                            && let Some(source) = author
-                        {
-                            // As a participant does: hanging up tells the leaver its leave is
-                            // out; a moment later, so that its unregistration gets in.
-                            self.hang_up.push((source, Instant::now() + HANG_UP_DELAY));
-                        }
-                        if let Some(view) = view {
-                            info!(%topic, lamport = view.lamport, user = %view.user, "relayed");
-                            self.emit(ChatEvent::Chat(view)).await?;
-                        }
-                        gossipsub::MessageAcceptance::Accept
-                    }
-                    Err(reason) => {
-                        warn!(via = %propagation_source, %reason, "rejected message");
-                        gossipsub::MessageAcceptance::Reject
-                    }
-                };
+                let verdict = self.rooms.judge(&topic, &message.data, Instant::now());
                 self.swarm
                     .behaviour_mut()
                     .gossipsub
-                    .report_message_validation_result(&message_id, &propagation_source, acceptance);
+                    .report_message_validation_result(
+                        &message_id,
+                        &propagation_source,
+                        super::gossip::acceptance(&verdict),
+                    );
+                match verdict {
+                    Verdict::Accept(event) => {
+                        if matches!(event.body, Body::Leave) {
+                            // As a participant does: hanging up tells the leaver its leave is
+                            // out; a moment later, so that its unregistration gets in.
+                            self.hang_up
+                                .push((event.author, Instant::now() + HANG_UP_DELAY));
+                        }
+                        let view = event.view(false);
+                        info!(%topic, lamport = view.lamport, user = %view.user, "relayed");
+                        self.emit(ChatEvent::Chat(view)).await?;
+                    }
+                    Verdict::Known(_) | Verdict::Limited(_) => {
+                        debug!(author = ?verdict.author(), "known or rate-limited message dropped");
+                    }
+                    // Not for us, though it may be for a node whose clock is further on: not
+                    // forwarded, and the forwarder not penalised.
+                    Verdict::Unfit { author, reason } => {
+                        debug!(%author, via = %propagation_source, %reason, "dropped a message unfit for us");
+                    }
+                    Verdict::Reject { reason, .. } => {
+                        warn!(via = %propagation_source, %reason, "rejected message");
+                    }
+                }
             }
             SwarmEvent::Behaviour(ChatBehaviourEvent::Hello(
                 request_response::Event::Message {
@@ -418,14 +326,9 @@ impl Hub {
                     self.emit(ChatEvent::Notice(line)).await?;
                 }
             }
-            SwarmEvent::Behaviour(ChatBehaviourEvent::Ping(ping::Event {
-                connection,
-                result: Ok(_),
-                ..
-            })) => {
-                if let Some(a) = self.alive.get_mut(&connection) {
-                    a.1 = Instant::now();
-                }
+            // The nodes' liveness rule: a frozen client is dropped as a node drops a peer.
+            SwarmEvent::Behaviour(ChatBehaviourEvent::Ping(ev)) => {
+                super::handle_ping(&mut self.swarm, &mut self.alive, ev, Instant::now());
             }
             other => debug!(event = ?other, "swarm event"),
         }
@@ -439,9 +342,10 @@ impl Hub {
         channel: request_response::ResponseChannel<Hello>,
     ) -> Result<(), NetError> {
         let topic = hello.topic.clone();
-        let new_room = !self.rooms.contains_key(&topic);
-        let answer = match self.room(&topic) {
-            Some(archive) => archive.hello(),
+        let new_room = !self.rooms.contains(&topic);
+        let gossip = &mut self.swarm.behaviour_mut().gossipsub;
+        let answer = match self.rooms.open(&topic, gossip) {
+            Some(ledger) => ledger.hello(),
             // Not a room we serve: an answer naming no room, so the client treats us as
             // another room's node.
             None => Hello {
@@ -475,10 +379,10 @@ impl Hub {
     }
 
     fn request_page(&mut self, peer: PeerId, topic: String, page: u32) {
-        let Some(archive) = self.rooms.get(&topic) else {
+        let Some(ledger) = self.rooms.get(&topic) else {
             return;
         };
-        let req = archive.sync_request();
+        let req = ledger.sync_request();
         let id = self.swarm.behaviour_mut().sync.send_request(&peer, req);
         self.syncing.insert(id, (topic, page));
     }
@@ -493,7 +397,7 @@ impl Hub {
                     request, channel, ..
                 } => {
                     let resp = match self.rooms.get(&request.topic) {
-                        Some(archive) => archive.handle_sync_request(&request),
+                        Some(ledger) => ledger.handle_sync_request(&request),
                         None => crate::core::sync::SyncResponse {
                             events: Vec::new(),
                             more: false,
@@ -526,13 +430,12 @@ impl Hub {
                     };
                     let mut new = 0;
                     let mut views = Vec::new();
-                    if let Some(archive) = self.rooms.get_mut(&topic) {
+                    if let Some(ledger) = self.rooms.get_mut(&topic) {
                         for e in resp.events {
-                            match archive.accept(e) {
-                                Ok(Some(mut view)) => {
+                            match ledger.accept(e) {
+                                Ok(Some(event)) => {
                                     new += 1;
-                                    view.sync = true;
-                                    views.push(view);
+                                    views.push(event.view(true));
                                 }
                                 Ok(None) => {}
                                 Err(e) => warn!(%peer, reason = %e, "history event refused"),
@@ -559,20 +462,5 @@ impl Hub {
             _ => {}
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_chitty_chat_topics_are_served() {
-        assert!(valid_topic("chitty-chat"));
-        assert!(valid_topic("chitty-chat/dev"));
-        assert!(!valid_topic("chitty-chat/"));
-        assert!(!valid_topic("chitty-chat/a b"));
-        assert!(!valid_topic("other"));
-        assert!(!valid_topic("chitty-chatx"));
     }
 }

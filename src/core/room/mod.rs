@@ -1,0 +1,485 @@
+//! The room: one participant's IO-less state machine (docs/PROTOCOL.md, "Clock rules", "Join,
+//! message, leave", "Sync" and "Lost participants").
+//!
+//! It is driven by calls that each carry the input and, where time matters, `now`; every call
+//! that may emit one of our events also carries `wall`, the wall-clock time the event is signed
+//! with. It never reads a clock, a socket or a terminal. What it wants done comes out of [`Room::poll_output`]: events
+//! to publish and things to show. Its timers (the join grace, staggered `lost` announcements)
+//! are exposed by [`Room::poll_timeout`] and fired by [`Room::handle_timeout`].
+//!
+//! The room's validated state (clock, transcript, roster, rate, the rules every received event
+//! goes through) is a [`Ledger`], the same type a hub keeps per room; the room adds what only a
+//! participant has: the join wait, lines typed before it, the ranking of `lost` announcements
+//! (`lost.rs`), its own sequence numbers, and what to show (`show.rs`).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use libp2p::PeerId;
+use libp2p::identity::Keypair;
+
+use super::command::UserCommand;
+use super::event::{Body, ChatEvent, Event, EventView, OrderKey, RoomName, SignedEvent, Username};
+use super::hello::Hello;
+use super::ledger::{Keeper, Ledger};
+use super::sign::Signer;
+use super::sync::{SyncRequest, SyncResponse};
+use super::time::WallTime;
+use super::transcript::Transcript;
+use super::verdict::{Rejection, Verdict};
+
+/// How long a node that expects peers waits to catch up with a participant before it joins alone.
+pub const JOIN_GRACE: Duration = Duration::from_millis(1500);
+/// How many typed lines are held while the join is not yet stamped.
+pub const PENDING_COMMANDS_CAP: usize = 256;
+/// After `/quit` during the join wait, how much longer the join may wait (the node must be gone
+/// within 2 s of the quit, leave linger included).
+pub const QUIT_JOIN_WAIT: Duration = Duration::from_millis(300);
+/// When a participant vanishes, the connected participant with the lowest peer id announces it
+/// at once; the next waits this long, the next twice as long, and so on, each standing down if
+/// the announcement arrives first. One announcement, one stamp, everywhere. It exceeds the spread
+/// of detection times between observers (pings every second), so the second in line does not
+/// fire before the first has noticed.
+pub const LOST_STAGGER: Duration = Duration::from_millis(1500);
+/// Even the first in line waits this long before announcing a loss: a leave on its way by
+/// another path (through a hub, say) then arrives first and nothing is announced.
+pub const LOST_GRACE: Duration = Duration::from_millis(300);
+
+/// What the room wants done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send this event to every participant.
+    Publish(SignedEvent),
+    /// Show this to the user.
+    Show(ChatEvent),
+}
+
+/// Room settings.
+#[derive(Debug, Clone)]
+pub struct RoomConfig {
+    /// Our key: it signs our events.
+    pub keypair: Keypair,
+    /// Our username.
+    pub user: Username,
+    /// Our room.
+    pub room: RoomName,
+    /// How many events the transcript keeps.
+    pub history: usize,
+    /// How long to wait to catch up with a participant before joining alone.
+    pub join_grace: Duration,
+    /// The sequence number before our first event. A key outlives a run, and events are
+    /// identified by `(author, seq)`: each run must number above every earlier one (the event
+    /// loop uses the start time in microseconds), or peers would take new events for old.
+    pub first_seq: u64,
+    /// Live events taken per second per author (bursts of twice that).
+    pub max_rate: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Created,
+    Waiting { deadline: Instant },
+    Joined,
+    Left,
+}
+
+/// One participant's view of the room.
+#[derive(Debug)]
+pub struct Room {
+    cfg: RoomConfig,
+    me: PeerId,
+    /// The room's validated state, shared in shape with a hub's.
+    ledger: Ledger,
+    seq: u64,
+    phase: Phase,
+    pending: VecDeque<UserCommand>,
+    /// Peers that had joined when they said hello: catching up with one ends the join wait.
+    historians: HashSet<PeerId>,
+    /// Participants we saw vanish, and when we announce it unless someone else does first.
+    lost: HashMap<PeerId, Instant>,
+    /// Peers with an open connection: only they take part in the ranking for announcements.
+    connected: HashSet<PeerId>,
+    /// Events learned while waiting to join, shown in total order just before the join.
+    held: Vec<(OrderKey, EventView)>,
+    outputs: VecDeque<Output>,
+    /// Whether the user was warned that our key signs events this run never sent.
+    told_foreign_own: bool,
+}
+
+impl Room {
+    /// A room not yet started: call [`Room::start`].
+    pub fn new(cfg: RoomConfig) -> Self {
+        let seq = cfg.first_seq;
+        let me = cfg.keypair.peer_id();
+        let keeper = Keeper::Participant {
+            me,
+            first_seq: cfg.first_seq,
+        };
+        Self {
+            me,
+            ledger: Ledger::new(cfg.room.topic(), keeper, cfg.history, cfg.max_rate),
+            cfg,
+            seq,
+            phase: Phase::Created,
+            pending: VecDeque::new(),
+            historians: HashSet::new(),
+            lost: HashMap::new(),
+            connected: HashSet::new(),
+            held: Vec::new(),
+            outputs: VecDeque::new(),
+            told_foreign_own: false,
+        }
+    }
+
+    /// Starts the room. A node that expects peers (mDNS on, or `--connect` given) waits up to the
+    /// join grace to catch up with a participant, so that its join is stamped after the room's
+    /// past and shown after it; a node that cannot meet anyone joins at once. (`wall`, like in
+    /// every call that may emit our events, is the wall-clock time they are signed with.)
+    pub fn start(&mut self, now: Instant, wall: WallTime, expect_peers: bool) {
+        if self.phase != Phase::Created {
+            return;
+        }
+        if expect_peers {
+            self.phase = Phase::Waiting {
+                deadline: now + self.cfg.join_grace,
+            };
+        } else {
+            self.join(wall);
+        }
+    }
+
+    /// Our peer id.
+    pub fn me(&self) -> PeerId {
+        self.me
+    }
+
+    /// Our gossipsub topic.
+    pub fn topic(&self) -> &str {
+        self.ledger.topic()
+    }
+
+    /// Our Lamport clock.
+    pub fn clock(&self) -> u64 {
+        self.ledger.clock()
+    }
+
+    /// The sustained rate of live events taken per author, per second.
+    pub fn max_rate(&self) -> u32 {
+        self.ledger.max_rate()
+    }
+
+    /// Whether our join has been stamped and not yet followed by our leave.
+    pub fn has_joined(&self) -> bool {
+        self.phase == Phase::Joined
+    }
+
+    /// Whether our leave has been stamped.
+    pub fn has_left(&self) -> bool {
+        self.phase == Phase::Left
+    }
+
+    /// Whether `peer` is a present participant.
+    pub fn is_present(&self, peer: &PeerId) -> bool {
+        self.ledger.is_present(peer)
+    }
+
+    /// The name of `peer`, if it is a present participant.
+    pub fn name_of(&self, peer: &PeerId) -> Option<&Username> {
+        self.ledger
+            .roster()
+            .get(peer)
+            .filter(|p| p.present)
+            .map(|p| &p.user)
+    }
+
+    /// Whether `peer` was a participant and is known to have left or vanished.
+    pub fn has_departed(&self, peer: &PeerId) -> bool {
+        self.ledger.roster().get(peer).is_some_and(|p| !p.present)
+    }
+
+    /// The events we know, in total order.
+    pub fn transcript(&self) -> &Transcript {
+        self.ledger.transcript()
+    }
+
+    /// When [`Room::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let join = match self.phase {
+            Phase::Waiting { deadline } => Some(deadline),
+            _ => None,
+        };
+        join.into_iter().chain(self.lost.values().copied()).min()
+    }
+
+    /// Every peer we could reach has said hello and none is a participant or a hub: there is no
+    /// past to catch up with, so the join need not wait out the grace. (Called by the event
+    /// loop once discovery has had its time; a participant found later is caught up with then.)
+    pub fn end_wait_among_newcomers(&mut self, wall: WallTime) {
+        if matches!(self.phase, Phase::Waiting { .. }) && self.historians.is_empty() {
+            self.join(wall);
+        }
+    }
+
+    /// Whether the join is still waiting.
+    pub fn is_waiting(&self) -> bool {
+        matches!(self.phase, Phase::Waiting { .. })
+    }
+
+    /// Fires what is due: the end of the join wait, `lost` announcements.
+    pub fn handle_timeout(&mut self, now: Instant, wall: WallTime) {
+        if let Phase::Waiting { deadline } = self.phase
+            && now >= deadline
+        {
+            self.join(wall);
+        }
+        let due: Vec<PeerId> = self
+            .lost
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in due {
+            self.lost.remove(&peer);
+            self.announce_lost(peer, wall);
+        }
+    }
+
+    /// The next thing the room wants done.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// Our hello, sent on every new connection and as the answer to every hello.
+    pub fn hello(&self) -> Hello {
+        self.ledger.hello()
+    }
+
+    /// Takes a peer's hello: merges its clock and learns who is present. If the sender lists
+    /// itself it is a participant, whose history the join waits for (see
+    /// [`Room::handle_sync_response`]).
+    pub fn handle_hello(&mut self, from: PeerId, hello: Hello) -> Result<(), Rejection> {
+        let (lamport, archive) = (hello.lamport, hello.archive);
+        let listed = self.ledger.merge_hello(from, hello)?;
+        if (listed || archive) && matches!(self.phase, Phase::Waiting { .. }) {
+            self.historians.insert(from);
+        }
+        tracing::debug!(%from, lamport, "merged hello");
+        Ok(())
+    }
+
+    /// What we have, for a peer to send us what we lack.
+    pub fn sync_request(&self) -> SyncRequest {
+        self.ledger.sync_request()
+    }
+
+    /// Answers a peer's sync request with the oldest page of what it lacks.
+    pub fn handle_sync_request(&self, req: &SyncRequest) -> SyncResponse {
+        self.ledger.handle_sync_request(req)
+    }
+
+    /// Takes a page of history from `from`: each event is merged and shown like a live one, marked
+    /// as caught up. Returns whether to ask for the next page. Catching up completely with a
+    /// participant ends the join wait: its past is now ours, and our join follows it.
+    pub fn handle_sync_response(
+        &mut self,
+        from: PeerId,
+        resp: SyncResponse,
+        wall: WallTime,
+    ) -> bool {
+        let mut new = 0;
+        for e in resp.events {
+            match self.accept(e, true, wall) {
+                Ok(true) => new += 1,
+                Ok(false) => {}
+                // Said once: the same events come back with every anti-entropy round.
+                Err(e @ Rejection::ForeignOwn { .. }) if !self.told_foreign_own => {
+                    self.told_foreign_own = true;
+                    tracing::warn!(%from, reason = %e, "sync event refused");
+                }
+                Err(e @ Rejection::ForeignOwn { .. }) => {
+                    tracing::debug!(%from, reason = %e, "sync event refused")
+                }
+                Err(e) => tracing::warn!(%from, reason = %e, "sync event refused"),
+            }
+        }
+        // Caught up with a participant: its past is ours, the join can follow it.
+        if !resp.more
+            && self.historians.contains(&from)
+            && matches!(self.phase, Phase::Waiting { .. })
+        {
+            self.join(wall);
+        }
+        // A page that taught us nothing cannot lead anywhere new.
+        resp.more && new > 0
+    }
+
+    /// A user command. Lines typed before the join is stamped wait for it; `/quit` shortens the
+    /// wait to [`QUIT_JOIN_WAIT`] so that leaving is never delayed much.
+    pub fn handle_command(&mut self, cmd: UserCommand, now: Instant, wall: WallTime) {
+        match cmd {
+            UserCommand::Who => self.show_who(),
+            UserCommand::History(last) => self.show_history(last),
+            // Questions about the network, not the room.
+            UserCommand::Peers | UserCommand::Addresses => {}
+            UserCommand::Say(_) | UserCommand::Quit => match self.phase {
+                Phase::Created | Phase::Waiting { .. } => {
+                    let quit = cmd == UserCommand::Quit;
+                    if self.pending.len() >= PENDING_COMMANDS_CAP && !quit {
+                        self.show_error(
+                            "too many lines typed before joining; this one was not sent",
+                        );
+                        return;
+                    }
+                    self.pending.push_back(cmd);
+                    match self.phase {
+                        Phase::Waiting { deadline } if quit => {
+                            self.phase = Phase::Waiting {
+                                deadline: deadline.min(now + QUIT_JOIN_WAIT),
+                            };
+                        }
+                        // Not started: nobody can have heard of us; join and leave at once.
+                        Phase::Created if quit => self.join(wall),
+                        _ => {}
+                    }
+                }
+                Phase::Joined => self.act(cmd, wall),
+                Phase::Left => self.show_error("you have left the room"),
+            },
+        }
+    }
+
+    /// Checks a live event without taking it: what [`Room::handle_remote`] would refuse. (Its
+    /// author's signature was checked when it was decoded.)
+    pub fn check_remote(&self, event: &SignedEvent) -> Result<(), Rejection> {
+        self.ledger.check(event)
+    }
+
+    /// A live chat event, without the rate limit. Returns whether it was new (and shown); a
+    /// duplicate is accepted but shown once.
+    pub fn handle_remote(&mut self, event: SignedEvent, wall: WallTime) -> Result<bool, Rejection> {
+        self.accept(event, false, wall)
+    }
+
+    /// A live chat event from gossipsub, through the ledger's admit pipeline (decoded, author
+    /// `cut_off` or not, checked, known, within its author's rate): what to tell gossipsub and
+    /// whom to blame. An accepted event is shown like any other.
+    pub fn admit<E: std::fmt::Display>(
+        &mut self,
+        decoded: Result<SignedEvent, E>,
+        cut_off: bool,
+        now: Instant,
+        wall: WallTime,
+    ) -> Verdict {
+        let verdict = self.ledger.admit(decoded, cut_off, now);
+        if let Verdict::Accept(event) = &verdict {
+            self.took(event, false, wall);
+        }
+        verdict
+    }
+
+    /// Takes a validated, signed event (live or caught up) into the ledger, then shows it.
+    /// (`wall` is for our rejoin, should the event say we are gone.)
+    fn accept(
+        &mut self,
+        signed: SignedEvent,
+        sync: bool,
+        wall: WallTime,
+    ) -> Result<bool, Rejection> {
+        match self.ledger.accept(signed)? {
+            Some(event) => {
+                self.took(&event, sync, wall);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// What the room does with an event the ledger has just taken: no loss to announce for
+    /// whoever left, show it (or hold it until our join), rejoin if it says we are gone.
+    fn took(&mut self, event: &Event, sync: bool, wall: WallTime) {
+        match &event.body {
+            // Left on purpose: nothing to announce.
+            Body::Leave => {
+                self.lost.remove(&event.author);
+            }
+            Body::Lost { subject, .. } => {
+                if !self.is_present(subject) {
+                    self.lost.remove(subject);
+                }
+            }
+            Body::Join | Body::Message(_) => {}
+        }
+        let view = self.view(event, sync);
+        let declared_lost =
+            matches!(&event.body, Body::Lost { subject, .. } if *subject == self.me);
+        if matches!(self.phase, Phase::Created | Phase::Waiting { .. }) {
+            // Shown with the rest of the past, in order, just before our join.
+            self.held.push((event.order_key(), view));
+        } else {
+            self.outputs.push_back(Output::Show(ChatEvent::Chat(view)));
+        }
+        if declared_lost && self.phase == Phase::Joined && !self.is_present(&self.me) {
+            // Someone thought we were gone (a partition, a frozen process): we are back.
+            self.emit(Body::Join, wall);
+        }
+    }
+
+    fn join(&mut self, wall: WallTime) {
+        if !matches!(self.phase, Phase::Created | Phase::Waiting { .. }) {
+            return;
+        }
+        self.phase = Phase::Joined;
+        self.historians.clear();
+        let mut held = std::mem::take(&mut self.held);
+        held.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, view) in held {
+            self.outputs.push_back(Output::Show(ChatEvent::Chat(view)));
+        }
+        self.emit(Body::Join, wall);
+        while let Some(cmd) = self.pending.pop_front() {
+            self.act(cmd, wall);
+        }
+    }
+
+    fn act(&mut self, cmd: UserCommand, wall: WallTime) {
+        match cmd {
+            UserCommand::Say(text) => self.emit(Body::Message(text), wall),
+            UserCommand::Quit => {
+                self.emit(Body::Leave, wall);
+                self.phase = Phase::Left;
+                self.pending.clear();
+                self.lost.clear();
+            }
+            UserCommand::Who => self.show_who(),
+            UserCommand::History(last) => self.show_history(last),
+            UserCommand::Peers | UserCommand::Addresses => {}
+        }
+    }
+
+    /// Stamps, signs, records, shows and publishes one of our own events, said at `wall`.
+    fn emit(&mut self, body: Body, wall: WallTime) {
+        let lamport = self.ledger.tick();
+        self.seq += 1;
+        let event = Event {
+            author: self.me,
+            seq: self.seq,
+            lamport,
+            time: wall,
+            user: self.cfg.user.clone(),
+            body,
+        };
+        let signed = self.cfg.keypair.sign_event(event, self.ledger.topic());
+        self.ledger.record_own(signed.clone());
+        // Shown first, so that whatever publishing reports (a queued notice) follows the line.
+        self.outputs.push_back(Output::Show(ChatEvent::Chat(
+            self.view(&signed.event, false),
+        )));
+        self.outputs.push_back(Output::Publish(signed));
+    }
+}
+
+mod lost;
+mod show;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,182 @@
+//! The hub's rooms (docs/PROTOCOL.md, section 11): a bounded map of room topic to [`Ledger`],
+//! each kept as an archive (`Keeper::Archive`), the same type a participant's room holds, so
+//! that the hub judges gossip by the participants' rules (section 8).
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use libp2p::gossipsub;
+use tracing::{debug, info, warn};
+
+use super::MAX_ROOMS;
+use crate::core::event::{BASE_TOPIC, RoomName};
+use crate::core::ledger::{Keeper, Ledger};
+use crate::core::limit::DEFAULT_RATE;
+use crate::core::verdict::{Rejection, Verdict};
+use crate::wire;
+
+/// Whether `topic` names a ChittyChat room (`chitty-chat` or `chitty-chat/NAME`).
+fn valid_topic(topic: &str) -> bool {
+    match topic.strip_prefix(BASE_TOPIC) {
+        Some("") => true,
+        Some(rest) => rest
+            .strip_prefix('/')
+            .is_some_and(|name| RoomName::new(name).is_ok()),
+        None => false,
+    }
+}
+
+/// The rooms a hub serves, at most [`MAX_ROOMS`].
+#[derive(Debug)]
+pub(super) struct Rooms {
+    map: HashMap<String, Ledger>,
+    /// Events kept per room.
+    history: usize,
+}
+
+impl Rooms {
+    /// No room yet; each will keep `history` events.
+    pub(super) fn new(history: usize) -> Self {
+        Self {
+            map: HashMap::new(),
+            history,
+        }
+    }
+
+    /// Whether room `topic` is served.
+    pub(super) fn contains(&self, topic: &str) -> bool {
+        self.map.contains_key(topic)
+    }
+
+    /// The ledger of `topic`, if served.
+    pub(super) fn get(&self, topic: &str) -> Option<&Ledger> {
+        self.map.get(topic)
+    }
+
+    /// The ledger of `topic`, if served, to change.
+    pub(super) fn get_mut(&mut self, topic: &str) -> Option<&mut Ledger> {
+        self.map.get_mut(topic)
+    }
+
+    /// The ledger of `topic`, subscribing `gossip` to it on first use; `None` for a topic that
+    /// is not a ChittyChat room, or when [`MAX_ROOMS`] are served and none is idle.
+    pub(super) fn open(
+        &mut self,
+        topic: &str,
+        gossip: &mut gossipsub::Behaviour,
+    ) -> Option<&mut Ledger> {
+        if !self.map.contains_key(topic) {
+            if !valid_topic(topic) {
+                return None;
+            }
+            if self.map.len() >= MAX_ROOMS {
+                // Make room by dropping a room nobody is subscribed to any more.
+                let subscribed: HashSet<String> = gossip
+                    .all_peers()
+                    .flat_map(|(_, topics)| topics.into_iter().map(|t| t.as_str().to_owned()))
+                    .collect();
+                let idle = self.map.keys().find(|t| !subscribed.contains(*t)).cloned();
+                match idle {
+                    Some(t) => {
+                        let _ = gossip.unsubscribe(&gossipsub::IdentTopic::new(t.clone()));
+                        self.map.remove(&t);
+                        info!(topic = %t, "stopped serving an idle room");
+                    }
+                    None => return None,
+                }
+            }
+            let t = gossipsub::IdentTopic::new(topic);
+            if let Err(e) =
+                gossip.set_topic_params(t.clone(), super::super::behaviour::topic_score_params())
+            {
+                debug!(topic, error = e, "no score parameters for the topic");
+            }
+            if let Err(e) = gossip.subscribe(&t) {
+                warn!(topic, error = %e, "cannot subscribe");
+                return None;
+            }
+            info!(topic, "serving a new room");
+            // The same per-author rate as participants, so that a flood does not fill the
+            // history or pass through the hub.
+            let ledger = Ledger::new(
+                topic.to_owned(),
+                Keeper::Archive,
+                self.history,
+                DEFAULT_RATE,
+            );
+            self.map.insert(topic.to_owned(), ledger);
+        }
+        self.map.get_mut(topic)
+    }
+
+    /// The hub's verdict on a gossip message of `topic`: the room's ledger judges it as a
+    /// participant's would (docs/PROTOCOL.md, section 8); a topic the hub does not serve is
+    /// rejected. The hub cuts no author off: it relies on gossipsub's score.
+    pub(super) fn judge(&mut self, topic: &str, data: &[u8], now: Instant) -> Verdict {
+        match self.map.get_mut(topic) {
+            None => Verdict::refused(None, Rejection::OtherRoom(topic.to_owned())),
+            Some(ledger) => ledger.admit(wire::decode_event(data), false, now),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::event::{Body, Event, Username};
+    use crate::net::gossip::acceptance;
+    use libp2p::PeerId;
+    use libp2p::identity::Keypair;
+
+    #[test]
+    fn only_chitty_chat_topics_are_served() {
+        assert!(valid_topic("chitty-chat"));
+        assert!(valid_topic("chitty-chat/dev"));
+        assert!(!valid_topic("chitty-chat/"));
+        assert!(!valid_topic("chitty-chat/a b"));
+        assert!(!valid_topic("other"));
+        assert!(!valid_topic("chitty-chatx"));
+    }
+
+    /// docs/PROTOCOL.md section 8, at the hub: a stamp merely far ahead of the hub's clock is
+    /// ignored and held against its author only (the hub's archive used to reject it, and so
+    /// penalise whoever forwarded it); a stamp of 2^62 or more is rejected.
+    #[test]
+    fn the_hub_ignores_a_far_ahead_stamp_and_rejects_a_wild_one() {
+        let key = Keypair::generate_ed25519();
+        let author = key.public().to_peer_id();
+        let relay = PeerId::random();
+        let topic = "chitty-chat";
+        let mut rooms = Rooms::new(100);
+        rooms.map.insert(
+            topic.to_owned(),
+            Ledger::new(topic.to_owned(), Keeper::Archive, 100, DEFAULT_RATE),
+        );
+        let event = |seq, lamport| {
+            let e = Event {
+                author,
+                seq,
+                lamport,
+                time: crate::core::time::WallTime::EPOCH,
+                user: Username::new("far").unwrap(),
+                body: Body::Join,
+            };
+            wire::sign_event(e, topic, &key).bytes.to_vec()
+        };
+        let now = Instant::now();
+        let ahead = rooms.judge(topic, &event(1, (1 << 32) + 10), now);
+        assert_eq!(
+            acceptance(&ahead),
+            gossipsub::MessageAcceptance::Ignore,
+            "{ahead:?}"
+        );
+        assert_eq!(ahead.blame(relay), None, "the forwarder is not to blame");
+        assert_eq!(ahead.blame(author), Some(author));
+        let wild = rooms.judge(topic, &event(2, 1 << 62), now);
+        assert_eq!(acceptance(&wild), gossipsub::MessageAcceptance::Reject);
+        let fine = rooms.judge(topic, &event(3, 1), now);
+        assert_eq!(acceptance(&fine), gossipsub::MessageAcceptance::Accept);
+        let elsewhere = rooms.judge("chitty-chat/else", &event(4, 2), now);
+        assert_eq!(acceptance(&elsewhere), gossipsub::MessageAcceptance::Reject);
+    }
+}
