@@ -19,7 +19,7 @@ use libp2p::PeerId;
 use libp2p::identity::Keypair;
 
 use super::command::UserCommand;
-use super::event::{Body, ChatEvent, Event, EventView, OrderKey, RoomName, SignedEvent, Username};
+use super::event::{Body, ChatEvent, Event, OrderKey, RoomName, SignedEvent, Username};
 use super::hello::Hello;
 use super::ledger::{Keeper, Ledger};
 use super::sign::Signer;
@@ -100,7 +100,7 @@ pub struct Room {
     /// Peers with an open connection: only they take part in the ranking for announcements.
     connected: HashSet<PeerId>,
     /// Events learned while waiting to join, shown in total order just before the join.
-    held: Vec<(OrderKey, EventView)>,
+    held: Vec<(OrderKey, Event, bool)>,
     outputs: VecDeque<Output>,
     /// Whether the user was warned that our key signs events this run never sent.
     told_foreign_own: bool,
@@ -409,13 +409,15 @@ impl Room {
             }
             Body::Join | Body::Message(_) => {}
         }
-        let view = self.view(event, sync);
         let declared_lost =
             matches!(&event.body, Body::Lost { subject, .. } if *subject == self.me);
         if matches!(self.phase, Phase::Created | Phase::Waiting { .. }) {
-            // Shown with the rest of the past, in order, just before our join.
-            self.held.push((event.order_key(), view));
+            // Shown with the rest of the past, in order, just before our join; its view is made
+            // then, when the roster knows everyone the past names (so a name that looks like a
+            // later participant's gets its suffix too).
+            self.held.push((event.order_key(), event.clone(), sync));
         } else {
+            let view = self.view(event, sync);
             self.outputs.push_back(Output::Show(ChatEvent::Chat(view)));
         }
         if declared_lost && self.phase == Phase::Joined && !self.is_present(&self.me) {
@@ -432,7 +434,8 @@ impl Room {
         self.historians.clear();
         let mut held = std::mem::take(&mut self.held);
         held.sort_by(|a, b| a.0.cmp(&b.0));
-        for (_, view) in held {
+        for (_, event, sync) in held {
+            let view = self.view(&event, sync);
             self.outputs.push_back(Output::Show(ChatEvent::Chat(view)));
         }
         self.emit(Body::Join, wall);

@@ -228,6 +228,34 @@ fn look_alike_names_are_shown_apart_like_identical_ones() {
     );
 }
 
+/// A late joiner's backlog is shown with the suffix rule of the whole room: `pat`'s join, older
+/// than `pаt`'s, is shown apart too (its view is made at the join, not when it arrived).
+#[test]
+fn a_late_joiners_backlog_shows_look_alikes_apart() {
+    let now = Instant::now();
+    let mut latin = room("pat");
+    latin.start(now, WALL, false);
+    let mut cyrillic = room("p\u{0430}t");
+    cyrillic.start(now, WALL, false);
+    let (joined, _) = drain(&mut cyrillic);
+    deliver(&joined, &mut latin);
+    drain(&mut latin);
+    let mut late = room("dave");
+    late.start(now, WALL, true);
+    late.handle_hello(latin.me(), latin.hello()).unwrap();
+    sync(&latin, &mut late);
+    let (_, shown) = drain(&mut late);
+    let joins: Vec<(String, bool)> = chats(&shown)
+        .into_iter()
+        .filter(|v| v.kind == EventKind::Join && v.user != "dave")
+        .map(|v| (v.user, v.ambiguous))
+        .collect();
+    assert_eq!(
+        joins,
+        vec![("pat".to_owned(), true), ("p\u{0430}t".to_owned(), true)]
+    );
+}
+
 /// Each event carries the wall-clock time its author's node was given when it signed it, and
 /// a late joiner shows those times, not its own; its own join gets its own time.
 #[test]
