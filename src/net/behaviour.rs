@@ -22,7 +22,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub const PING_INTERVAL: Duration = Duration::from_secs(1);
 /// How long one ping may take. (libp2p-ping reports only the second failure in a row, and the
 /// retry waits for a new stream's negotiation, up to 10 s: the event loop does not wait for
-/// that, see `event_loop::LIVENESS_TIMEOUT`.)
+/// that, see `liveness::LIVENESS_TIMEOUT`.)
 pub const PING_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest gossipsub frame we send or accept. Chat events are at most 1152 bytes; the rest is
 /// room for control messages (a heartbeat's IHAVE lists). It also bounds what a peer can pad

@@ -11,7 +11,7 @@ use libp2p::core::transport::ListenerId;
 use libp2p::core::{Transport, upgrade};
 use libp2p::futures::StreamExt;
 use libp2p::identity::Keypair;
-use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::swarm::SwarmEvent;
 use libp2p::{
     Multiaddr, PeerId, Swarm, gossipsub, identify, mdns, noise, rendezvous, request_response, tcp,
     yamux,
@@ -38,9 +38,6 @@ use crate::core::time::WallTime;
 use crate::core::verdict::Verdict;
 use crate::wire;
 
-/// A connection with no successful ping for this long is closed as dead (a frozen process, a cut
-/// cable): with pings every second, a silent peer is noticed within about 5 s.
-pub const LIVENESS_TIMEOUT: Duration = Duration::from_secs(5);
 /// Waking this much later than planned means the node itself was stopped (SIGSTOP, a suspended
 /// laptop) or starved of CPU: then the silence of its peers is its own doing (see
 /// [`EventLoop::note_wake`]).
@@ -157,7 +154,7 @@ pub struct EventLoop {
     outbox: Outbox,
     links: HashMap<PeerId, Link>,
     /// Every open connection and when it last proved alive (established, or a ping answered).
-    alive: HashMap<ConnectionId, (PeerId, Instant)>,
+    alive: super::liveness::Liveness,
     /// Authors found over their rate, and when the user was last told.
     limited: HashMap<PeerId, Instant>,
     /// Invalid messages per sending peer, and the peers cut off for them.
@@ -325,7 +322,7 @@ impl EventLoop {
             dialer: Dialer::new(&config.connect, Instant::now()),
             outbox: Outbox::new(me, config.max_rate),
             links: HashMap::new(),
-            alive: HashMap::new(),
+            alive: super::liveness::Liveness::default(),
             limited: HashMap::new(),
             bans: Bans::default(),
             syncing: HashMap::new(),
@@ -412,10 +409,8 @@ impl EventLoop {
             && now > planned + STALL
         {
             info!(late = ?now.duration_since(planned), "this node was stalled; peers' silence meanwhile is not held against them");
-            for (_, seen) in self.alive.values_mut() {
-                *seen = now;
-            }
-            self.stall_recovery_until = Some(now + LIVENESS_TIMEOUT + STALL);
+            self.alive.refresh_all(now);
+            self.stall_recovery_until = Some(now + super::liveness::LIVENESS_TIMEOUT + STALL);
         }
     }
 
@@ -758,10 +753,7 @@ impl EventLoop {
             // Only while it is ahead: past it, hellos (not the clock) end the wait.
             Some(self.started_at + NEWCOMER_WAIT)
                 .filter(|t| self.room.is_waiting() && *t > Instant::now()),
-            self.alive
-                .values()
-                .map(|(_, t)| *t + LIVENESS_TIMEOUT)
-                .min(),
+            self.alive.poll_timeout(),
             self.hubs.poll_timeout().filter(|_| self.leaving.is_none()),
         ]
         .into_iter()
@@ -924,7 +916,7 @@ impl EventLoop {
                     self.swarm.close_connection(connection_id);
                     return Ok(());
                 }
-                self.alive.insert(connection_id, (peer_id, Instant::now()));
+                self.alive.opened(connection_id, peer_id, Instant::now());
                 self.room.peer_back(&peer_id);
                 if num_established.get() == 1 {
                     self.links.insert(
@@ -958,7 +950,7 @@ impl EventLoop {
                 endpoint,
                 ..
             } => {
-                self.alive.remove(&connection_id);
+                self.alive.closed(connection_id);
                 info!(peer = %peer_id, num_established, cause = ?cause, "connection closed");
                 if num_established == 0 {
                     let now = Instant::now();

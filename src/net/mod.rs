@@ -6,6 +6,7 @@
 //! - [`dropped`]: live events dropped over their author's rate, watched until sync brings them.
 //! - [`gossip`]: the core's verdict on a gossip message, told to gossipsub (both roles).
 //! - [`hello`]: the request-response codec of the hello exchange.
+//! - [`liveness`]: one liveness rule for nodes and hubs (pings answered, or the connection closed).
 //! - [`node`]: the participant's sub-machines (the outbox, ...), each IO-less and unit-tested.
 //! - [`event_loop`]: the actor that owns the swarm and the room, and turns swarm events into room
 //!   inputs and room outputs into publishes.
@@ -18,18 +19,19 @@ pub mod event_loop;
 pub mod gossip;
 pub mod hello;
 pub mod hub;
+pub mod liveness;
 pub mod node;
 
 pub use event_loop::{EventLoop, NetError, NodeConfig};
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use libp2p::core::transport::{ListenerId, TransportError};
 use libp2p::multiaddr::Protocol;
-use libp2p::swarm::ConnectionId;
 use libp2p::{Multiaddr, PeerId, Swarm, ping};
+use liveness::Liveness;
 
 /// Starts listening on every address, for a node and a hub alike; the first that cannot be
 /// listened on is an error naming it.
@@ -88,45 +90,34 @@ fn fixed_port(addr: &Multiaddr) -> Option<SocketAddr> {
     }
 }
 
-/// Closes every connection with no sign of life (established, or a ping answered) for
-/// [`event_loop::LIVENESS_TIMEOUT`]: libp2p closes none by itself. Shared by nodes and hubs.
-pub(crate) fn close_silent<B: libp2p::swarm::NetworkBehaviour>(
-    swarm: &mut Swarm<B>,
-    alive: &mut HashMap<ConnectionId, (PeerId, Instant)>,
-    now: Instant,
-) {
-    let timeout = event_loop::LIVENESS_TIMEOUT;
-    alive.retain(|connection, (peer, since)| {
-        if now.duration_since(*since) < timeout {
-            return true;
-        }
-        // Logged, not shown: the room announces a participant lost, in its words.
-        tracing::info!(%peer, "no answer to pings for {timeout:?}; closing the connection");
-        swarm.close_connection(*connection);
-        false
-    });
-}
-
-/// The liveness rule, the same for nodes and hubs: an answered ping proves the connection alive
-/// (see [`close_silent`]); a failed one closes it at once, since libp2p does not close a
-/// connection whose pings fail, and a frozen or cut-off peer would look connected for ever.
+/// The liveness rule, the same for nodes and hubs: an answered ping proves the connection
+/// alive; a failed one closes it at once ([`liveness`]).
 pub(crate) fn handle_ping<B: libp2p::swarm::NetworkBehaviour>(
     swarm: &mut Swarm<B>,
-    alive: &mut HashMap<ConnectionId, (PeerId, Instant)>,
+    alive: &mut Liveness,
     event: ping::Event,
     now: Instant,
 ) {
-    match event.result {
-        Ok(_) => {
-            if let Some(a) = alive.get_mut(&event.connection) {
-                a.1 = now;
-            }
+    let answered = event.result.is_ok();
+    if let Some(peer) = alive.ping(event.connection, answered, now) {
+        // Logged, not shown: the room announces a participant lost, in its words.
+        if let Err(error) = event.result {
+            tracing::info!(%peer, %error, "ping failed; closing the connection");
         }
-        Err(error) => {
-            // Logged, not shown: the room announces a participant lost, in its words.
-            tracing::info!(peer = %event.peer, %error, "ping failed; closing the connection");
-            swarm.close_connection(event.connection);
-        }
+        swarm.close_connection(event.connection);
+    }
+}
+
+/// Closes every connection silent for [`liveness::LIVENESS_TIMEOUT`] ([`liveness`]).
+pub(crate) fn close_silent<B: libp2p::swarm::NetworkBehaviour>(
+    swarm: &mut Swarm<B>,
+    alive: &mut Liveness,
+    now: Instant,
+) {
+    for (connection, peer) in alive.silent(now) {
+        // Logged, not shown: the room announces a participant lost, in its words.
+        tracing::info!(%peer, "no answer to pings; closing the connection");
+        swarm.close_connection(connection);
     }
 }
 

@@ -15,13 +15,13 @@ use std::time::{Duration, Instant};
 use libp2p::futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
-use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, relay, rendezvous, request_response};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::behaviour::{ChatBehaviour, ChatBehaviourEvent};
-use super::event_loop::{LIVENESS_TIMEOUT, MAX_SYNC_PAGES, NetError, build_swarm};
+use super::event_loop::{MAX_SYNC_PAGES, NetError, build_swarm};
 use super::hello::SyncResponseOut;
 use crate::core::event::{Body, ChatEvent};
 use crate::core::hello::Hello;
@@ -71,7 +71,7 @@ pub struct Hub {
     listening: Vec<Multiaddr>,
     ready_pending: bool,
     ready_done: bool,
-    alive: HashMap<ConnectionId, (PeerId, Instant)>,
+    alive: super::liveness::Liveness,
     /// Sync exchanges the hub asked for: the room and the page count of each request.
     syncing: HashMap<request_response::OutboundRequestId, (String, u32)>,
     /// Leavers to hang up on once their leave has been forwarded (and, soon after, their
@@ -99,7 +99,7 @@ impl Hub {
             listening: Vec::new(),
             ready_pending: false,
             ready_done: false,
-            alive: HashMap::new(),
+            alive: super::liveness::Liveness::default(),
             syncing: HashMap::new(),
             hang_up: Vec::new(),
         })
@@ -119,8 +119,8 @@ impl Hub {
             self.hang_up_due(Instant::now());
             let liveness = self
                 .alive
-                .values()
-                .map(|(_, t)| *t + LIVENESS_TIMEOUT)
+                .poll_timeout()
+                .into_iter()
                 .chain(self.hang_up.iter().map(|h| h.1))
                 .min()
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
@@ -197,7 +197,7 @@ impl Hub {
                 num_established,
                 ..
             } => {
-                self.alive.insert(connection_id, (peer_id, Instant::now()));
+                self.alive.opened(connection_id, peer_id, Instant::now());
                 if num_established.get() == 1 {
                     info!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connection established");
                     self.emit(ChatEvent::Peer {
@@ -215,7 +215,7 @@ impl Hub {
                 endpoint,
                 ..
             } => {
-                self.alive.remove(&connection_id);
+                self.alive.closed(connection_id);
                 if num_established == 0 {
                     info!(peer = %peer_id, "connection closed");
                     self.emit(ChatEvent::Peer {
