@@ -8,27 +8,24 @@ use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
 
 use libp2p::core::transport::ListenerId;
-use libp2p::core::{Transport, upgrade};
 use libp2p::futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::swarm::SwarmEvent;
-use libp2p::{
-    Multiaddr, PeerId, Swarm, gossipsub, identify, mdns, noise, rendezvous, request_response, tcp,
-    yamux,
-};
+use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, mdns, rendezvous, request_response};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::bans::{Bans, OFFENCE_WINDOW, OFFENDERS_CAP, Offence};
-use super::behaviour::{BehaviourError, ChatBehaviour, ChatBehaviourEvent};
+use super::behaviour::{ChatBehaviour, ChatBehaviourEvent};
 use super::dropped::DropWatch;
-use super::hello::SyncResponseOut;
+use super::hello::{MAX_SYNC_PAGES, SYNC_INTERVAL, SyncResponseOut};
 use super::node::dialer::{Dial, Dialer};
 use super::node::hub_client::{
     HubAction, HubClient, REGISTER_REFUSED_RETRY, REGISTER_RETRY, REGISTRATION_TTL,
 };
 use super::node::leaving::Leaving;
 use super::node::outbox::{Full, OUTBOX_CAP, Outbox, Queued};
+use super::swarm::{NetError, build_swarm};
 use crate::core::command::UserCommand;
 use crate::core::event::{Body, ChatEvent, LinkView, RoomName, SignedEvent, Username};
 use crate::core::hello::Hello;
@@ -45,15 +42,8 @@ pub const STALL: Duration = Duration::from_secs(2);
 /// How long discovery gets before a node that has met only newcomers joins: less than the join
 /// grace, so that a simultaneous start of many nodes is over within a second.
 pub const NEWCOMER_WAIT: Duration = Duration::from_millis(400);
-/// How long a dial, with its Noise and Yamux upgrades, may take.
-pub const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often a node asks one of its room peers, in turn, what it lacks (anti-entropy: repairs
-/// whatever gossip lost).
-pub const SYNC_INTERVAL: Duration = Duration::from_secs(3);
 /// Most registrations asked for at once.
 pub const DISCOVER_LIMIT: u64 = 256;
-/// Most pages asked for in one exchange (a peer cannot keep us asking for ever).
-pub const MAX_SYNC_PAGES: u32 = 64;
 /// How long publishing waits for a newly connected peer to say hello and subscribe, so that a
 /// message sent the moment a peer connects still reaches it. Bounded: a silent peer delays
 /// the outbox this long at most.
@@ -80,34 +70,6 @@ pub struct NodeConfig {
     pub join_grace: Duration,
     /// Live events accepted per second per author (bursts of twice that).
     pub max_rate: u32,
-}
-
-/// Why the node stopped with an error.
-#[derive(Debug, thiserror::Error)]
-pub enum NetError {
-    /// The behaviours could not be built.
-    #[error(transparent)]
-    Behaviour(#[from] BehaviourError),
-    /// The transport could not be built.
-    #[error("transport: {0}")]
-    Transport(String),
-    /// A listen address was refused.
-    #[error("cannot listen on {addr}: {reason}")]
-    Listen {
-        /// The address.
-        addr: Multiaddr,
-        /// Why.
-        reason: String,
-    },
-    /// The room's topic could not be subscribed.
-    #[error("cannot subscribe to {0}")]
-    Subscribe(String),
-    /// Every listener failed after it started (the address went away, for instance).
-    #[error("no address left to listen on: {0}")]
-    ListenersClosed(String),
-    /// The ui stopped listening for events.
-    #[error("the output channel closed")]
-    OutputClosed,
 }
 
 /// What we know of a connected peer's room.
@@ -226,50 +188,6 @@ fn describe_publish_error(e: &gossipsub::PublishError) -> &'static str {
     }
 }
 
-/// The swarm of a node or a hub: TCP + Noise + Yamux and [`ChatBehaviour`].
-pub(crate) fn build_swarm(
-    keypair: &Keypair,
-    mdns: bool,
-    hub: bool,
-) -> Result<Swarm<ChatBehaviour>, NetError> {
-    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair.clone())
-        .with_tokio()
-        // TCP + Noise + Yamux as `with_tcp` builds it, plus a time limit on dialling and
-        // upgrading: a dial into a cut network would otherwise hang for TCP's two minutes.
-        .with_other_transport(|key| {
-            let noise = noise::Config::new(key)?;
-            let tcp = || tcp::tokio::Transport::new(tcp::Config::default().nodelay(true));
-            // Host names (`/dns4/...`, `--connect host:port`) resolve as the system does. Without
-            // a readable system configuration, only the hosts file answers.
-            let tcp = libp2p::dns::tokio::Transport::system(tcp()).unwrap_or_else(|e| {
-                warn!(error = %e, "no DNS configuration; only the hosts file resolves names");
-                libp2p::dns::tokio::Transport::custom(
-                    tcp(),
-                    libp2p::dns::ResolverConfig::from_name_servers(Vec::new()),
-                    libp2p::dns::ResolverOpts::default(),
-                )
-            });
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
-                tcp.upgrade(upgrade::Version::V1Lazy)
-                    .authenticate(noise)
-                    .multiplex(yamux::Config::default())
-                    .timeout(DIAL_TIMEOUT),
-            )
-        })
-        .map_err(|e| NetError::Transport(e.to_string()))?
-        .with_relay_client(noise::Config::new, yamux::Config::default)
-        .map_err(|e| NetError::Transport(e.to_string()))?
-        .with_behaviour(|key, relay_client| {
-            ChatBehaviour::new(key, mdns, hub, relay_client)
-                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
-        })
-        .map_err(|e| NetError::Transport(e.to_string()))?
-        // A chat may be silent for hours: never close a connection for being idle.
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::MAX))
-        .build();
-    Ok(swarm)
-}
-
 impl EventLoop {
     /// Builds the swarm, starts listening and subscribes to the room's topic.
     pub fn new(
@@ -279,7 +197,7 @@ impl EventLoop {
     ) -> Result<Self, NetError> {
         let mut swarm = build_swarm(&config.keypair, config.mdns, false)?;
         let me = *swarm.local_peer_id();
-        let tcp_listeners = super::listen_all(&mut swarm, &config.listen)?;
+        let tcp_listeners = super::swarm::listen_all(&mut swarm, &config.listen)?;
         let room = Room::new(RoomConfig {
             keypair: config.keypair.clone(),
             user: config.user.clone(),
@@ -467,7 +385,7 @@ impl EventLoop {
                 // Our own listeners, then relayed addresses on hubs.
                 let mut addrs = self.listening.clone();
                 addrs.extend(self.swarm.external_addresses().cloned());
-                let listen = super::full_addresses(&addrs, self.me);
+                let listen = super::swarm::full_addresses(&addrs, self.me);
                 self.emit(ChatEvent::Addresses {
                     peer: self.me.to_base58(),
                     listen,
@@ -488,7 +406,7 @@ impl EventLoop {
 
     async fn announce_ready(&mut self) -> Result<(), NetError> {
         self.ready_pending = false;
-        let listen = super::full_addresses(&self.listening, self.me);
+        let listen = super::swarm::full_addresses(&self.listening, self.me);
         info!(peer = %self.me, "ready");
         self.emit(ChatEvent::Ready {
             peer: self.me.to_base58(),
@@ -1216,7 +1134,7 @@ impl EventLoop {
         // Our own addresses, for peers that can reach us directly (registration needs at least
         // one confirmed external address).
         for a in self.listening.clone() {
-            if !super::hub::is_loopback(&a) {
+            if !super::swarm::is_loopback(&a) {
                 self.swarm.add_external_address(a);
             }
         }

@@ -14,15 +14,15 @@ use std::time::{Duration, Instant};
 
 use libp2p::futures::StreamExt;
 use libp2p::identity::Keypair;
-use libp2p::multiaddr::Protocol;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, relay, rendezvous, request_response};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::behaviour::{ChatBehaviour, ChatBehaviourEvent};
-use super::event_loop::{MAX_SYNC_PAGES, NetError, build_swarm};
+use super::hello::MAX_SYNC_PAGES;
 use super::hello::SyncResponseOut;
+use super::swarm::{NetError, build_swarm, is_loopback};
 use crate::core::event::{Body, ChatEvent};
 use crate::core::hello::Hello;
 use crate::core::sync::SyncRequest;
@@ -50,15 +50,6 @@ pub struct HubConfig {
     pub listen: Vec<Multiaddr>,
     /// Events kept per room.
     pub history: usize,
-}
-
-/// Whether `addr` is a loopback address (useless to anyone on another host).
-pub(crate) fn is_loopback(addr: &Multiaddr) -> bool {
-    addr.iter().any(|p| match p {
-        Protocol::Ip4(ip) => ip.is_loopback(),
-        Protocol::Ip6(ip) => ip.is_loopback(),
-        _ => false,
-    })
 }
 
 /// The hub's event loop.
@@ -90,7 +81,7 @@ impl Hub {
             .gossipsub
             .with_peer_score(params, thresholds)
             .map_err(NetError::Subscribe)?;
-        super::listen_all(&mut swarm, &config.listen)?;
+        super::swarm::listen_all(&mut swarm, &config.listen)?;
         Ok(Self {
             me: *swarm.local_peer_id(),
             swarm,
@@ -151,7 +142,7 @@ impl Hub {
     async fn announce_ready(&mut self) -> Result<(), NetError> {
         self.ready_pending = false;
         self.ready_done = true;
-        let listen = super::full_addresses(&self.listening, self.me);
+        let listen = super::swarm::full_addresses(&self.listening, self.me);
         self.emit(ChatEvent::Ready {
             peer: self.me.to_base58(),
             user: String::new(),
