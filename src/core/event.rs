@@ -254,6 +254,8 @@ pub enum ChatEvent {
     Error(String),
     /// A hub stopped (its last line).
     Stopped,
+    /// Something the core or the network layer tells the user, typed; the ui words it.
+    Status(crate::core::status::Status),
     /// A `--connect` address could not be reached (said once until it works), or works again
     /// after that.
     Dial {

@@ -14,6 +14,7 @@ pub mod name;
 pub mod room;
 pub mod roster;
 pub mod sign;
+pub mod status;
 pub mod sync;
 pub mod time;
 pub mod transcript;

@@ -30,6 +30,7 @@ use crate::core::command::UserCommand;
 use crate::core::event::{Body, ChatEvent, LinkView, RoomName, SignedEvent, Username};
 use crate::core::hello::Hello;
 use crate::core::room::{Output, Room, RoomConfig};
+use crate::core::status::{PublishFailure, Status};
 use crate::core::sync::SyncRequest;
 use crate::core::time::WallTime;
 use crate::core::verdict::Verdict;
@@ -162,30 +163,23 @@ enum Handed {
     Failed(gossipsub::PublishError),
 }
 
-/// The user's words for an event gossipsub refused.
 /// The system's wall-clock time, for the events the room may sign now (the core never reads a
 /// clock).
 fn wall_now() -> WallTime {
     WallTime::from_system(SystemTime::now())
 }
 
+/// What the user is told of an event gossipsub refused.
 fn publish_error(lamport: u64, e: &gossipsub::PublishError) -> ChatEvent {
-    ChatEvent::Error(format!(
-        "could not send the event stamped {lamport}: {}",
-        describe_publish_error(e)
-    ))
-}
-
-/// Words for the user instead of libp2p's error names.
-fn describe_publish_error(e: &gossipsub::PublishError) -> &'static str {
-    match e {
-        gossipsub::PublishError::Duplicate => "it was already sent",
-        gossipsub::PublishError::SigningError(_) => "it could not be signed",
-        gossipsub::PublishError::MessageTooLarge => "it is too large for the network",
-        gossipsub::PublishError::TransformFailed(_) => "it could not be encoded",
-        gossipsub::PublishError::NoPeersSubscribedToTopic => "no one else is in the room",
-        gossipsub::PublishError::AllQueuesFull(_) => "every peer's send queue is full",
-    }
+    let why = match e {
+        gossipsub::PublishError::Duplicate => PublishFailure::Duplicate,
+        gossipsub::PublishError::SigningError(_) => PublishFailure::Signing,
+        gossipsub::PublishError::MessageTooLarge => PublishFailure::TooLarge,
+        gossipsub::PublishError::TransformFailed(_) => PublishFailure::Encoding,
+        gossipsub::PublishError::NoPeersSubscribedToTopic => PublishFailure::NoPeers,
+        gossipsub::PublishError::AllQueuesFull(_) => PublishFailure::QueuesFull,
+    };
+    ChatEvent::Status(Status::PublishFailed { lamport, why })
 }
 
 impl EventLoop {
@@ -359,9 +353,7 @@ impl EventLoop {
     async fn handle_command(&mut self, cmd: UserCommand) -> Result<(), NetError> {
         if matches!(cmd, UserCommand::Say(_)) && self.outbox.refuses_lines() {
             return self
-                .emit(ChatEvent::Error(format!(
-                    "not sent: {OUTBOX_CAP} messages are already waiting for someone to join"
-                )))
+                .emit(ChatEvent::Status(Status::OutboxFull { cap: OUTBOX_CAP }))
                 .await;
         }
         match cmd {
@@ -478,10 +470,8 @@ impl EventLoop {
         } else if force {
             let unsent = self.outbox.abandon();
             if unsent > 0 {
-                self.emit(ChatEvent::Error(format!(
-                    "{unsent} queued message(s) were never delivered: no one else was in the room"
-                )))
-                .await?;
+                self.emit(ChatEvent::Status(Status::NeverDelivered { count: unsent }))
+                    .await?;
             }
             if let Some(l) = &mut self.leaving {
                 l.sent_to(HashSet::new());
@@ -558,10 +548,9 @@ impl EventLoop {
         match self.outbox.push(queued, nobody, Instant::now()) {
             Err(Full) => {
                 info!(lamport = event.lamport, "outbox full; event dropped");
-                self.emit(ChatEvent::Error(format!(
-                    "the event stamped {} was not sent: too many events are waiting",
-                    event.lamport
-                )))
+                self.emit(ChatEvent::Status(Status::EventNotSent {
+                    lamport: event.lamport,
+                }))
                 .await
             }
             Ok(tell) => {
@@ -572,10 +561,9 @@ impl EventLoop {
                     "queued until peers subscribe"
                 );
                 if tell {
-                    self.emit(ChatEvent::Notice(format!(
-                        "no one else is in the room yet: your messages (from [{}]) are queued and go out when someone joins",
-                        event.lamport
-                    )))
+                    self.emit(ChatEvent::Status(Status::Queued {
+                        from: event.lamport,
+                    }))
                     .await?;
                 }
                 Ok(())
@@ -644,7 +632,7 @@ impl EventLoop {
             }
         }
         if let Some(sent) = self.outbox.flushed(sent_messages, Instant::now()) {
-            self.emit(ChatEvent::Notice(format!("{sent} queued message(s) sent")))
+            self.emit(ChatEvent::Status(Status::QueuedSent { count: sent }))
                 .await?;
         }
         Ok(())
@@ -1044,10 +1032,9 @@ impl EventLoop {
                 info!(%peer, count, %reason, "cutting off a peer that keeps sending invalid messages");
                 self.dialer.gone(&peer);
                 let _ = self.swarm.disconnect_peer_id(peer);
-                self.emit(ChatEvent::Notice(format!(
-                    "cut off peer {} for sending invalid messages",
-                    crate::ui::render::short_id(&peer.to_base58())
-                )))
+                self.emit(ChatEvent::Status(Status::CutOff {
+                    peer: peer.to_base58(),
+                }))
                 .await?;
             }
         }

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use crate::core::event::{
     ChatEvent, DialFailure, DialOutcome, EventKind, EventView, LeaveReason, LinkView,
 };
+use crate::core::status::{PublishFailure, Status};
 use crate::core::time::WallTime;
 
 use super::input::HELP;
@@ -206,6 +207,7 @@ fn render_hub(event: &ChatEvent) -> Vec<Line> {
         ChatEvent::Room { topic } => vec![now_line(format!("serving room {topic}"))],
         ChatEvent::Stopped => vec![now_line("chitty-node hub stopped".to_owned())],
         ChatEvent::Notice(t) => vec![now_line(t.clone())],
+        ChatEvent::Status(st) if !st.is_error() => vec![now_line(status_text(st))],
         other => render_human(other),
     }
 }
@@ -257,6 +259,8 @@ fn render_human(event: &ChatEvent) -> Vec<Line> {
         }
         ChatEvent::Notice(t) => vec![format!("System: {t}")],
         ChatEvent::Error(t) => vec![format!("Error: {t}")],
+        ChatEvent::Status(st) if st.is_error() => vec![format!("Error: {}", status_text(st))],
+        ChatEvent::Status(st) => vec![format!("System: {}", status_text(st))],
         // Connections are for scripts (--json) and the log file, not the chat screen.
         ChatEvent::Peer { .. } => Vec::new(),
         ChatEvent::Room { topic } => vec![format!("System: room {topic}")],
@@ -311,6 +315,53 @@ fn render_human(event: &ChatEvent) -> Vec<Line> {
         )],
     };
     lines.into_iter().map(now_line).collect()
+}
+
+/// A user's words for a status report of the core or the network layer.
+fn status_text(st: &Status) -> String {
+    match st {
+        Status::Queued { from } => format!(
+            "no one else is in the room yet: your messages (from [{from}]) are queued and go out when someone joins"
+        ),
+        Status::QueuedSent { count } => format!("{count} queued message(s) sent"),
+        Status::NeverDelivered { count } => {
+            format!("{count} queued message(s) were never delivered: no one else was in the room")
+        }
+        Status::OutboxFull { cap } => {
+            format!("not sent: {cap} messages are already waiting for someone to join")
+        }
+        Status::EventNotSent { lamport } => {
+            format!("the event stamped {lamport} was not sent: too many events are waiting")
+        }
+        Status::PublishFailed { lamport, why } => {
+            let why = match why {
+                PublishFailure::Duplicate => "it was already sent",
+                PublishFailure::Signing => "it could not be signed",
+                PublishFailure::TooLarge => "it is too large for the network",
+                PublishFailure::Encoding => "it could not be encoded",
+                PublishFailure::NoPeers => "no one else is in the room",
+                PublishFailure::QueuesFull => "every peer's send queue is full",
+            };
+            format!("could not send the event stamped {lamport}: {why}")
+        }
+        Status::CutOff { peer } => format!(
+            "cut off peer {} for sending invalid messages",
+            short_id(peer)
+        ),
+        Status::TooManyPending => {
+            "too many lines typed before joining; this one was not sent".to_owned()
+        }
+        Status::HaveLeft => "you have left the room".to_owned(),
+        Status::Registered { peer, room, ttl } => {
+            format!("{peer} registered in room {room} for {ttl} s")
+        }
+        Status::Unregistered { peer, room } => format!("{peer} unregistered from room {room}"),
+        Status::RegistrationExpired { peer, room } => {
+            format!("registration of {peer} in room {room} expired")
+        }
+        Status::RelaySlot { peer } => format!("{peer} reserved a relay slot"),
+        Status::Relaying { from, to } => format!("relaying {from} to {to}"),
+    }
 }
 
 /// A user's words for why a dial failed.
@@ -386,6 +437,16 @@ fn render_json(event: &ChatEvent) -> Vec<Value> {
         }
         ChatEvent::Notice(t) => vec![json!({"type": "notice", "text": t})],
         ChatEvent::Error(t) => vec![json!({"type": "error", "message": t})],
+        ChatEvent::Status(st) if st.is_error() => vec![json!({
+            "type": "error",
+            "kind": st.kind(),
+            "message": status_text(st),
+        })],
+        ChatEvent::Status(st) => vec![json!({
+            "type": "notice",
+            "kind": st.kind(),
+            "text": status_text(st),
+        })],
         ChatEvent::Peer {
             peer,
             connected,
@@ -647,6 +708,43 @@ mod tests {
         assert_eq!(
             r(EventKind::Leave, 6),
             vec!["2026/11/25 14:29:31 client1 leave the chat system"]
+        );
+    }
+
+    /// The core's and the network layer's typed reports are worded here: a notice or an error
+    /// line for people, a `notice` or `error` object with its `kind` for scripts, and the hub's
+    /// own lines bare in its log.
+    #[test]
+    fn status_reports_are_worded_by_the_ui() {
+        let queued = ChatEvent::Status(Status::Queued { from: 7 });
+        assert_eq!(
+            render(&queued, Format::Human, at()),
+            vec![
+                "2026/11/25 14:29:31 System: no one else is in the room yet: your messages (from [7]) are queued and go out when someone joins"
+            ]
+        );
+        let full = ChatEvent::Status(Status::OutboxFull { cap: 1024 });
+        let j: Value = serde_json::from_str(&render(&full, Format::Json, at())[0]).unwrap();
+        assert_eq!(
+            (j["type"].as_str(), j["kind"].as_str()),
+            (Some("error"), Some("outbox_full"))
+        );
+        assert!(j["message"].as_str().unwrap().contains("1024 messages"));
+        let cut = ChatEvent::Status(Status::CutOff {
+            peer: "12D3KooWabcdefgh".into(),
+        });
+        assert!(
+            render(&cut, Format::Human, at())[0]
+                .ends_with("cut off peer abcdefgh for sending invalid messages")
+        );
+        let reg = ChatEvent::Status(Status::Registered {
+            peer: "12D3KooWx".into(),
+            room: "chitty-chat".into(),
+            ttl: 120,
+        });
+        assert_eq!(
+            render(&reg, Format::HubLog, at()),
+            vec!["2026/11/25 14:29:31 12D3KooWx registered in room chitty-chat for 120 s"]
         );
     }
 

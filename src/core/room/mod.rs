@@ -23,6 +23,7 @@ use super::event::{Body, ChatEvent, Event, OrderKey, RoomName, SignedEvent, User
 use super::hello::Hello;
 use super::ledger::{Keeper, Ledger};
 use super::sign::Signer;
+use super::status::Status;
 use super::sync::{SyncRequest, SyncResponse};
 use super::time::WallTime;
 use super::transcript::Transcript;
@@ -325,9 +326,7 @@ impl Room {
                 Phase::Created | Phase::Waiting { .. } => {
                     let quit = cmd == UserCommand::Quit;
                     if self.pending.len() >= PENDING_COMMANDS_CAP && !quit {
-                        self.show_error(
-                            "too many lines typed before joining; this one was not sent",
-                        );
+                        self.show(Status::TooManyPending);
                         return;
                     }
                     self.pending.push_back(cmd);
@@ -343,7 +342,7 @@ impl Room {
                     }
                 }
                 Phase::Joined => self.act(cmd, wall),
-                Phase::Left => self.show_error("you have left the room"),
+                Phase::Left => self.show(Status::HaveLeft),
             },
         }
     }

@@ -58,8 +58,8 @@ impl Room {
         self.outputs.push_back(Output::Show(ChatEvent::Who(list)));
     }
 
-    pub(super) fn show_error(&mut self, msg: &str) {
+    pub(super) fn show(&mut self, status: crate::core::status::Status) {
         self.outputs
-            .push_back(Output::Show(ChatEvent::Error(msg.to_owned())));
+            .push_back(Output::Show(ChatEvent::Status(status)));
     }
 }

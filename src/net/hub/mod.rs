@@ -25,6 +25,7 @@ use super::hello::SyncResponseOut;
 use super::swarm::{NetError, build_swarm, is_loopback};
 use crate::core::event::{Body, ChatEvent};
 use crate::core::hello::Hello;
+use crate::core::status::Status;
 use crate::core::sync::SyncRequest;
 use crate::core::verdict::Verdict;
 
@@ -271,50 +272,60 @@ impl Hub {
             SwarmEvent::Behaviour(ChatBehaviourEvent::Rendezvous(ev)) => {
                 let line = match ev {
                     rendezvous::server::Event::PeerRegistered { peer, registration } => {
-                        Some(format!(
-                            "{peer} registered in room {} for {} s",
-                            registration.namespace, registration.ttl
-                        ))
+                        Some(Status::Registered {
+                            peer: peer.to_base58(),
+                            room: registration.namespace.to_string(),
+                            ttl: registration.ttl,
+                        })
                     }
                     rendezvous::server::Event::PeerUnregistered { peer, namespace } => {
                         // Its last word: no need to wait any longer before hanging up.
                         for h in self.hang_up.iter_mut().filter(|h| h.0 == peer) {
                             h.1 = Instant::now();
                         }
-                        Some(format!("{peer} unregistered from room {namespace}"))
+                        Some(Status::Unregistered {
+                            peer: peer.to_base58(),
+                            room: namespace.to_string(),
+                        })
                     }
-                    rendezvous::server::Event::RegistrationExpired(r) => Some(format!(
-                        "registration of {} in room {} expired",
-                        r.record.peer_id(),
-                        r.namespace
-                    )),
+                    rendezvous::server::Event::RegistrationExpired(r) => {
+                        Some(Status::RegistrationExpired {
+                            peer: r.record.peer_id().to_base58(),
+                            room: r.namespace.to_string(),
+                        })
+                    }
                     other => {
                         debug!(event = ?other, "rendezvous");
                         None
                     }
                 };
-                if let Some(line) = line {
-                    info!("{line}");
-                    self.emit(ChatEvent::Notice(line)).await?;
+                if let Some(status) = line {
+                    info!(?status, "rendezvous");
+                    self.emit(ChatEvent::Status(status)).await?;
                 }
             }
             SwarmEvent::Behaviour(ChatBehaviourEvent::Relay(ev)) => {
                 let line = match ev {
                     relay::Event::ReservationReqAccepted { src_peer_id, .. } => {
-                        Some(format!("{src_peer_id} reserved a relay slot"))
+                        Some(Status::RelaySlot {
+                            peer: src_peer_id.to_base58(),
+                        })
                     }
                     relay::Event::CircuitReqAccepted {
                         src_peer_id,
                         dst_peer_id,
-                    } => Some(format!("relaying {src_peer_id} to {dst_peer_id}")),
+                    } => Some(Status::Relaying {
+                        from: src_peer_id.to_base58(),
+                        to: dst_peer_id.to_base58(),
+                    }),
                     other => {
                         debug!(event = ?other, "relay");
                         None
                     }
                 };
-                if let Some(line) = line {
-                    info!("{line}");
-                    self.emit(ChatEvent::Notice(line)).await?;
+                if let Some(status) = line {
+                    info!(?status, "relay");
+                    self.emit(ChatEvent::Status(status)).await?;
                 }
             }
             // The nodes' liveness rule: a frozen client is dropped as a node drops a peer.
