@@ -1,0 +1,157 @@
+//! The hello and history exchange with each room peer (docs/PROTOCOL.md sections 4 and 6):
+//! answering hellos and sync requests, merging hellos, paging through what we lack, and
+//! anti-entropy rounds.
+
+use super::*;
+
+impl EventLoop {
+    pub(super) fn merge_hello(&mut self, peer: PeerId, hello: Hello) {
+        let hub = hello.archive;
+        let state = match self.room.handle_hello(peer, hello) {
+            Ok(()) => HelloState::Room,
+            Err(e) => {
+                debug!(%peer, reason = %e, "hello not merged");
+                HelloState::Other
+            }
+        };
+        if let Some(link) = self.links.get_mut(&peer) {
+            link.hello = state;
+        }
+        if state == HelloState::Room {
+            self.start_sync(peer);
+            if hub {
+                self.found_hub(peer);
+            }
+        }
+    }
+
+    /// Asks `peer` for what we lack, unless an exchange with it is under way.
+    pub(super) fn start_sync(&mut self, peer: PeerId) {
+        if self.leaving.is_some() || self.syncing.contains_key(&peer) {
+            return;
+        }
+        self.request_page(peer, 1);
+    }
+
+    /// Asks `peer` for page `page` of an exchange.
+    pub(super) fn request_page(&mut self, peer: PeerId, page: u32) {
+        self.syncing.insert(peer, page);
+        let req = self.room.sync_request();
+        debug!(%peer, authors = req.have.len(), "asking for history");
+        self.swarm.behaviour_mut().sync.send_request(&peer, req);
+    }
+
+    pub(super) fn handle_sync(
+        &mut self,
+        event: request_response::Event<SyncRequest, SyncResponseOut>,
+    ) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let mut resp = self.room.handle_sync_request(&request);
+                    // Our own events still waiting for their turn go out live, paced: sync must
+                    // not hand them over first (the asker gets them then, or next round).
+                    let me = self.me;
+                    let waiting = &self.outbox;
+                    resp.events
+                        .retain(|e| e.event.author != me || !waiting.holds(e.event.lamport));
+                    debug!(%peer, events = resp.events.len(), more = resp.more, "serving history");
+                    let out = SyncResponseOut::Send(resp);
+                    if self
+                        .swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_response(channel, out)
+                        .is_err()
+                    {
+                        debug!(%peer, "history not sent: stream closed");
+                    }
+                }
+                request_response::Message::Response { response, .. } => {
+                    let SyncResponseOut::Received((resp, rejected)) = response else {
+                        return;
+                    };
+                    for e in rejected {
+                        warn!(%peer, error = %e, "history event rejected");
+                    }
+                    debug!(%peer, events = resp.events.len(), more = resp.more, "history received");
+                    let pages = self.syncing.remove(&peer).unwrap_or(0);
+                    if self.room.handle_sync_response(peer, resp, wall_now())
+                        && self.leaving.is_none()
+                    {
+                        if pages < MAX_SYNC_PAGES {
+                            self.request_page(peer, pages + 1);
+                        } else {
+                            // The next anti-entropy round goes on from where this one stopped.
+                            debug!(%peer, pages, "history exchange paused");
+                        }
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "history request failed");
+                self.syncing.remove(&peer);
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "history request from a peer failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    /// Anti-entropy: the next room peer, in turn, is asked what we lack.
+    pub(super) fn sync_next(&mut self) {
+        let mut peers: Vec<PeerId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.hello == HelloState::Room)
+            .map(|(p, _)| *p)
+            .collect();
+        if peers.is_empty() {
+            return;
+        }
+        peers.sort();
+        self.sync_turn = self.sync_turn.wrapping_add(1);
+        let peer = peers[self.sync_turn % peers.len()];
+        self.start_sync(peer);
+    }
+
+    pub(super) fn handle_hello(&mut self, event: request_response::Event<Hello, Hello>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    self.merge_hello(peer, request);
+                    let answer = self.room.hello();
+                    if self
+                        .swarm
+                        .behaviour_mut()
+                        .hello
+                        .send_response(channel, answer)
+                        .is_err()
+                    {
+                        debug!(%peer, "hello answer not sent: stream closed");
+                    }
+                }
+                request_response::Message::Response { response, .. } => {
+                    self.merge_hello(peer, response);
+                }
+            },
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "hello failed (is it a chitty-node?)");
+                if let Some(link) = self.links.get_mut(&peer)
+                    && link.hello == HelloState::Pending
+                {
+                    link.hello = HelloState::Other;
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "inbound hello failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! Live events from gossipsub: the room's verdict (docs/PROTOCOL.md section 8) reported to
+//! gossipsub, and the offences that get a peer cut off.
+
+use super::*;
+
+impl EventLoop {
+    pub(super) async fn handle_gossip(&mut self, event: gossipsub::Event) -> Result<(), NetError> {
+        match event {
+            gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            } => {
+                let now = Instant::now();
+                let decoded = wire::decode_event(&message.data);
+                // A cut-off author is ignored whoever relays it.
+                let cut_off = decoded
+                    .as_ref()
+                    .is_ok_and(|e| self.is_banned(&e.event.author));
+                // The core's one admit pipeline: checks, known, rate, then taken and shown.
+                let verdict = self.room.admit(decoded, cut_off, now, wall_now());
+                if matches!(verdict, Verdict::Accept(_)) {
+                    // Shown before it is forwarded: the ui task is woken before the connection
+                    // tasks that forward it, and our user need not wait for those.
+                    self.drain_room().await?;
+                }
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(
+                        &message_id,
+                        &propagation_source,
+                        crate::net::gossip::acceptance(&verdict),
+                    );
+                let blamed = verdict.blame(propagation_source);
+                match verdict {
+                    Verdict::Accept(event) => {
+                        let source = event.author;
+                        let lamport = event.lamport;
+                        info!(author = %source, via = %propagation_source, lamport, new = true, "received");
+                        // A leave that actually ends the author's presence: an old one from an
+                        // earlier run, replayed, does not (its join is later in total order).
+                        let gone =
+                            matches!(event.body, Body::Leave) && !self.room.is_present(&source);
+                        if gone {
+                            self.dialer.gone(&source);
+                        }
+                        if gone {
+                            // Hanging up tells the leaver its leave arrived (docs/PROTOCOL.md,
+                            // "Leaving"), so it can exit without waiting.
+                            let _ = self.swarm.disconnect_peer_id(source);
+                        }
+                    }
+                    Verdict::Limited(event) => {
+                        // Watched: sync usually brings it back, and the user hears of it only
+                        // if it does not.
+                        self.drops.record(&event, now);
+                        let source = event.author;
+                        // Told at most once a minute per author.
+                        let told = self
+                            .limited
+                            .get(&source)
+                            .is_some_and(|t| now.duration_since(*t) < OFFENCE_WINDOW);
+                        if self.limited.len() >= OFFENDERS_CAP {
+                            self.limited
+                                .retain(|_, t| now.duration_since(*t) < OFFENCE_WINDOW);
+                        }
+                        if !told && self.limited.len() < OFFENDERS_CAP {
+                            self.limited.insert(source, now);
+                            info!(author = %source, "over the rate limit; live copies dropped, sync may bring them");
+                        } else {
+                            debug!(author = %source, "rate-limited message dropped");
+                        }
+                    }
+                    Verdict::Known(_) => debug!(via = %propagation_source, "known event dropped"),
+                    Verdict::Unfit { reason, .. } | Verdict::Reject { reason, .. } => {
+                        match blamed {
+                            Some(peer) => self.offence(peer, &reason.to_string(), now).await?,
+                            None => {
+                                debug!(via = %propagation_source, %reason, "dropped a message unfit for us")
+                            }
+                        }
+                    }
+                }
+            }
+            gossipsub::Event::Subscribed { peer_id, topic } => {
+                debug!(peer = %peer_id, %topic, "subscribed");
+                if topic == self.topic.hash() {
+                    self.flush_outbox(false).await?;
+                }
+            }
+            other => debug!(event = ?other, "gossipsub event"),
+        }
+        Ok(())
+    }
+
+    /// `peer` sent an invalid message: logged at warn the first time, then quietly; enough of
+    /// them cut the peer off (see [`Bans`]).
+    pub(super) async fn offence(
+        &mut self,
+        peer: PeerId,
+        reason: &str,
+        now: Instant,
+    ) -> Result<(), NetError> {
+        // gossipsub's own score may already ignore it (below the graylist threshold): then the
+        // next invalid messages would never reach us to be counted.
+        let graylisted = self
+            .swarm
+            .behaviour()
+            .gossipsub
+            .peer_score(&peer)
+            .is_some_and(|s| s <= gossipsub::PeerScoreThresholds::default().graylist_threshold);
+        match self.bans.offence(peer, now, graylisted) {
+            Offence::First => warn!(%peer, %reason, "rejected message"),
+            Offence::Again(count) => debug!(%peer, %reason, count, "rejected message"),
+            Offence::Banned => debug!(%peer, %reason, "rejected message from a cut-off peer"),
+            Offence::CutOff(count) => {
+                // The user is told by the notice below.
+                info!(%peer, count, %reason, "cutting off a peer that keeps sending invalid messages");
+                self.dialer.gone(&peer);
+                let _ = self.swarm.disconnect_peer_id(peer);
+                self.emit(ChatEvent::Status(Status::CutOff {
+                    peer: peer.to_base58(),
+                }))
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `peer` is cut off now.
+    pub(super) fn is_banned(&self, peer: &PeerId) -> bool {
+        self.bans.is_banned(peer, Instant::now())
+    }
+}

@@ -1,0 +1,503 @@
+//! The one task that owns the [`Swarm`] and the [`Room`] (docs/ARCHITECTURE.md, "Event loop").
+//!
+//! It `select!`s over shutdown, user commands, swarm events and its timers, turns each into calls
+//! on the IO-less room, and carries out what the room asks: publish an event, show something.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::time::{Duration, Instant, SystemTime};
+
+use libp2p::core::transport::ListenerId;
+use libp2p::futures::StreamExt;
+use libp2p::identity::Keypair;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, mdns, rendezvous, request_response};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use super::bans::{Bans, OFFENCE_WINDOW, OFFENDERS_CAP, Offence};
+use super::behaviour::{ChatBehaviour, ChatBehaviourEvent};
+use super::dropped::DropWatch;
+use super::hello::{MAX_SYNC_PAGES, SYNC_INTERVAL, SyncResponseOut};
+use super::node::dialer::{Dial, Dialer};
+use super::node::hub_client::{
+    HubAction, HubClient, REGISTER_REFUSED_RETRY, REGISTER_RETRY, REGISTRATION_TTL,
+};
+use super::node::leaving::Leaving;
+use super::node::outbox::{Full, OUTBOX_CAP, Outbox, Queued};
+use super::swarm::{NetError, build_swarm};
+use crate::core::command::UserCommand;
+use crate::core::event::{Body, ChatEvent, LinkView, RoomName, SignedEvent, Username};
+use crate::core::hello::Hello;
+use crate::core::room::{Output, Room, RoomConfig};
+use crate::core::status::{PublishFailure, Status};
+use crate::core::sync::SyncRequest;
+use crate::core::time::WallTime;
+use crate::core::verdict::Verdict;
+use crate::wire;
+
+/// Waking this much later than planned means the node itself was stopped (SIGSTOP, a suspended
+/// laptop) or starved of CPU: then the silence of its peers is its own doing (see
+/// [`EventLoop::note_wake`]).
+pub const STALL: Duration = Duration::from_secs(2);
+/// How long discovery gets before a node that has met only newcomers joins: less than the join
+/// grace, so that a simultaneous start of many nodes is over within a second.
+pub const NEWCOMER_WAIT: Duration = Duration::from_millis(400);
+/// Most registrations asked for at once.
+pub const DISCOVER_LIMIT: u64 = 256;
+/// How long publishing waits for a newly connected peer to say hello and subscribe, so that a
+/// message sent the moment a peer connects still reaches it. Bounded: a silent peer delays
+/// the outbox this long at most.
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What the node needs to run.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Our identity.
+    pub keypair: Keypair,
+    /// Our username.
+    pub user: Username,
+    /// Our room.
+    pub room: RoomName,
+    /// Addresses to listen on.
+    pub listen: Vec<Multiaddr>,
+    /// Peers to dial at start and re-dial whenever the connection drops.
+    pub connect: Vec<Multiaddr>,
+    /// Whether mDNS discovery runs.
+    pub mdns: bool,
+    /// How many events the transcript keeps.
+    pub history: usize,
+    /// How long to wait for a first hello before joining alone.
+    pub join_grace: Duration,
+    /// Live events accepted per second per author (bursts of twice that).
+    pub max_rate: u32,
+}
+
+/// What we know of a connected peer's room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HelloState {
+    /// No hello yet.
+    Pending,
+    /// Its hello named our room.
+    Room,
+    /// Another room, or no hello protocol: not a peer of this chat.
+    Other,
+}
+
+/// A connected peer.
+#[derive(Debug)]
+struct Link {
+    since: Instant,
+    hello: HelloState,
+    /// Where the peer was reached (for a hub: where to ask for a relayed address).
+    addr: Multiaddr,
+}
+
+/// The event loop's state.
+pub struct EventLoop {
+    swarm: Swarm<ChatBehaviour>,
+    room: Room,
+    topic: gossipsub::IdentTopic,
+    commands: mpsc::Receiver<UserCommand>,
+    commands_open: bool,
+    events: mpsc::Sender<ChatEvent>,
+    me: PeerId,
+    user: Username,
+    mdns: bool,
+    listening: Vec<Multiaddr>,
+    /// Listeners not yet closed; the node stops when the last one fails.
+    /// Our own listeners (not relayed ones); the node stops when the last one fails.
+    tcp_listeners: HashSet<ListenerId>,
+    ready_pending: bool,
+    started: bool,
+    /// When the room started (the join wait began).
+    started_at: Instant,
+    /// Whom we keep connected to, and when we dial.
+    dialer: Dialer,
+    outbox: Outbox,
+    links: HashMap<PeerId, Link>,
+    /// Every open connection and when it last proved alive (established, or a ping answered).
+    alive: super::liveness::Liveness,
+    /// Authors found over their rate, and when the user was last told.
+    limited: HashMap<PeerId, Instant>,
+    /// Invalid messages per sending peer, and the peers cut off for them.
+    bans: Bans,
+    /// Peers we are catching up with (one sync exchange at a time per peer), with the number
+    /// of pages asked for in this exchange.
+    syncing: HashMap<PeerId, u32>,
+    /// When to ask the next room peer, in turn, what we lack.
+    next_sync_at: Instant,
+    /// Round-robin position for anti-entropy.
+    sync_turn: usize,
+    /// The hubs of our room we are connected to.
+    hubs: HubClient,
+    /// Set once our leave is stamped.
+    leaving: Option<Leaving>,
+    /// An error that ends the node once the leave is out.
+    fatal: Option<NetError>,
+    /// Reports for the user made where nothing can be awaited, shown at the next turn.
+    reports: Vec<ChatEvent>,
+    /// When the loop planned to wake at the latest (to notice that it was stalled).
+    planned_wake: Option<Instant>,
+    /// After a stall, until when closed connections are not announced as lost participants.
+    stall_recovery_until: Option<Instant>,
+    /// Live events dropped over their author's rate, until sync has had its chance.
+    drops: DropWatch,
+}
+
+/// The system's wall-clock time, for the events the room may sign now (the core never reads a
+/// clock).
+fn wall_now() -> WallTime {
+    WallTime::from_system(SystemTime::now())
+}
+
+mod connections;
+mod exchange;
+mod gossip;
+mod publish;
+
+impl EventLoop {
+    /// Builds the swarm, starts listening and subscribes to the room's topic.
+    pub fn new(
+        config: NodeConfig,
+        commands: mpsc::Receiver<UserCommand>,
+        events: mpsc::Sender<ChatEvent>,
+    ) -> Result<Self, NetError> {
+        let mut swarm = build_swarm(&config.keypair, config.mdns, false)?;
+        let me = *swarm.local_peer_id();
+        let tcp_listeners = super::swarm::listen_all(&mut swarm, &config.listen)?;
+        let room = Room::new(RoomConfig {
+            keypair: config.keypair.clone(),
+            user: config.user.clone(),
+            room: config.room.clone(),
+            history: config.history,
+            join_grace: config.join_grace,
+            first_seq: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2))
+                .unwrap_or(0),
+            max_rate: config.max_rate,
+        });
+        let topic = gossipsub::IdentTopic::new(room.topic());
+        let (params, thresholds) = super::behaviour::score_params();
+        let gossip = &mut swarm.behaviour_mut().gossipsub;
+        gossip
+            .with_peer_score(params, thresholds)
+            .map_err(NetError::Subscribe)?;
+        gossip
+            .set_topic_params(topic.clone(), super::behaviour::topic_score_params())
+            .map_err(|e| NetError::Subscribe(e.to_owned()))?;
+        gossip
+            .subscribe(&topic)
+            .map_err(|e| NetError::Subscribe(format!("{}: {e}", room.topic())))?;
+        Ok(Self {
+            swarm,
+            room,
+            topic,
+            commands,
+            commands_open: true,
+            events,
+            me,
+            user: config.user,
+            mdns: config.mdns,
+            listening: Vec::new(),
+            tcp_listeners,
+            ready_pending: false,
+            started: false,
+            started_at: Instant::now(),
+            dialer: Dialer::new(&config.connect, Instant::now()),
+            outbox: Outbox::new(me, config.max_rate),
+            links: HashMap::new(),
+            alive: super::liveness::Liveness::default(),
+            limited: HashMap::new(),
+            bans: Bans::default(),
+            syncing: HashMap::new(),
+            next_sync_at: Instant::now() + SYNC_INTERVAL,
+            sync_turn: 0,
+            hubs: HubClient::default(),
+            leaving: None,
+            fatal: None,
+            reports: Vec::new(),
+            planned_wake: None,
+            stall_recovery_until: None,
+            drops: DropWatch::default(),
+        })
+    }
+
+    /// Runs until our leave has reached our peers (or [`LEAVE_LINGER`](super::node::leaving::LEAVE_LINGER) ran out). A finished
+    /// `shutdown` future, or the command channel closing, means `/quit`.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), NetError> {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut shutdown_done = false;
+        loop {
+            if self.started {
+                // Every turn, not only on its timer: once the moment has passed while other
+                // events kept the loop busy, the timer is no longer asked for.
+                self.maybe_end_wait(Instant::now());
+            }
+            self.drain_room().await?;
+            for report in std::mem::take(&mut self.reports) {
+                self.emit(report).await?;
+            }
+            if self.room.has_left() {
+                self.progress_leave().await?;
+                if self.leave_done() {
+                    return self.fatal.take().map_or(Ok(()), Err);
+                }
+            }
+            let deadline = self.next_deadline();
+            self.planned_wake = deadline;
+            let sleep = tokio::time::sleep_until(
+                deadline
+                    .map(tokio::time::Instant::from_std)
+                    .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600)),
+            );
+            tokio::select! {
+                biased;
+                _ = &mut shutdown, if !shutdown_done => {
+                    self.note_wake(Instant::now());
+                    shutdown_done = true;
+                    info!("shutdown requested");
+                    self.quit();
+                }
+                cmd = self.commands.recv(), if self.commands_open && self.started => match cmd {
+                    Some(cmd) => {
+                        self.note_wake(Instant::now());
+                        self.handle_command(cmd).await?
+                    }
+                    None => {
+                        self.commands_open = false;
+                        self.quit();
+                    }
+                },
+                event = self.swarm.select_next_some() => {
+                    self.note_wake(Instant::now());
+                    self.handle_swarm_event(event).await?
+                }
+                _ = sleep => {
+                    self.note_wake(Instant::now());
+                    self.handle_timers(Instant::now()).await?
+                }
+                // Lowest priority: runs only once the swarm has nothing more to say, so the
+                // ready event lists every listen address the first poll produced.
+                _ = std::future::ready(()), if self.ready_pending => self.announce_ready().await?,
+            }
+        }
+    }
+
+    /// Called first on every wake. If it comes [`STALL`] later than planned, the node itself
+    /// was stopped or starved: its peers may have closed their connections to it meanwhile,
+    /// and their pings went unanswered by us. Their silence says nothing about them, so every
+    /// connection gets a fresh liveness window, and connections found closed in the next one are
+    /// not announced as lost participants (those who really vanished are announced by others).
+    fn note_wake(&mut self, now: Instant) {
+        if let Some(planned) = self.planned_wake.take()
+            && now > planned + STALL
+        {
+            info!(late = ?now.duration_since(planned), "this node was stalled; peers' silence meanwhile is not held against them");
+            self.alive.refresh_all(now);
+            self.stall_recovery_until = Some(now + super::liveness::LIVENESS_TIMEOUT + STALL);
+        }
+    }
+
+    /// Whether connections closing now may be our own stall's doing.
+    fn recovering_from_stall(&self, now: Instant) -> bool {
+        self.stall_recovery_until.is_some_and(|t| now < t)
+    }
+
+    /// Leaves, unless already gone (`/quit` followed by the end of input is one leave).
+    fn quit(&mut self) {
+        if !self.room.has_left() {
+            self.room
+                .handle_command(UserCommand::Quit, Instant::now(), wall_now());
+            // Leave the hubs' directories too (an expired registration would go in a minute).
+            if let Ok(ns) = rendezvous::Namespace::new(self.room.topic().to_owned()) {
+                let hubs: Vec<PeerId> = self.hubs.hubs().copied().collect();
+                if let Some(client) = self.swarm.behaviour_mut().rendezvous_client.as_mut() {
+                    for hub in hubs {
+                        client.unregister(ns.clone(), hub);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A command from the ui. A line is refused before it is stamped when the outbox is full,
+    /// so nothing is shown as said that cannot be sent.
+    async fn handle_command(&mut self, cmd: UserCommand) -> Result<(), NetError> {
+        if matches!(cmd, UserCommand::Say(_)) && self.outbox.refuses_lines() {
+            return self
+                .emit(ChatEvent::Status(Status::OutboxFull { cap: OUTBOX_CAP }))
+                .await;
+        }
+        match cmd {
+            // Leaving is more than the room's leave: the hubs are told too.
+            UserCommand::Quit => self.quit(),
+            UserCommand::Peers => {
+                let mut links: Vec<LinkView> = self
+                    .links
+                    .iter()
+                    .map(|(peer, link)| LinkView {
+                        peer: peer.to_base58(),
+                        user: self.room.name_of(peer).map(|u| u.as_str().to_owned()),
+                        addr: link.addr.to_string(),
+                        hub: self.hubs.is_hub(peer),
+                    })
+                    .collect();
+                links.sort_by(|a, b| (!a.hub, &a.user, &a.peer).cmp(&(!b.hub, &b.user, &b.peer)));
+                self.emit(ChatEvent::Links(links)).await?;
+            }
+            UserCommand::Addresses => {
+                // Our own listeners, then relayed addresses on hubs.
+                let mut addrs = self.listening.clone();
+                addrs.extend(self.swarm.external_addresses().cloned());
+                let listen = super::swarm::full_addresses(&addrs, self.me);
+                self.emit(ChatEvent::Addresses {
+                    peer: self.me.to_base58(),
+                    listen,
+                })
+                .await?;
+            }
+            cmd => self.room.handle_command(cmd, Instant::now(), wall_now()),
+        }
+        Ok(())
+    }
+
+    async fn emit(&self, event: ChatEvent) -> Result<(), NetError> {
+        self.events
+            .send(event)
+            .await
+            .map_err(|_| NetError::OutputClosed)
+    }
+
+    async fn announce_ready(&mut self) -> Result<(), NetError> {
+        self.ready_pending = false;
+        let listen = super::swarm::full_addresses(&self.listening, self.me);
+        info!(peer = %self.me, "ready");
+        self.emit(ChatEvent::Ready {
+            peer: self.me.to_base58(),
+            user: self.user.as_str().to_owned(),
+            topic: self.room.topic().to_owned(),
+            listen,
+        })
+        .await?;
+        if !self.started {
+            self.started = true;
+            let expect_peers = self.mdns || self.dialer.has_targets();
+            self.room.start(Instant::now(), wall_now(), expect_peers);
+            self.started_at = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Carries out everything the room asked for: what goes to peers first, so that the
+    /// connection tasks, woken in that order, send before the ui renders our own line.
+    async fn drain_room(&mut self) -> Result<(), NetError> {
+        let mut outputs = Vec::new();
+        while let Some(out) = self.room.poll_output() {
+            outputs.push(out);
+        }
+        outputs.sort_by_key(|o| !matches!(o, Output::Publish(_)));
+        for out in outputs {
+            match out {
+                Output::Show(ev) => {
+                    if let ChatEvent::Chat(v) = &ev {
+                        // The service log: every join, message and leave shown, with its stamp.
+                        info!(
+                            event = v.kind.as_str(),
+                            lamport = v.lamport,
+                            user = %v.user,
+                            author = %v.peer,
+                            text = v.text.as_deref().unwrap_or_default(),
+                            "chat"
+                        );
+                    }
+                    self.emit(ev).await?
+                }
+                Output::Publish(ev) => self.publish(&ev).await?,
+            }
+        }
+        Ok(())
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        // A leaving node dials nobody, so redials must not wake it.
+        let redial = self
+            .dialer
+            .poll_timeout()
+            .filter(|_| self.leaving.is_none());
+        let settle = if self.outbox.is_empty() {
+            None
+        } else {
+            self.unsettled_until(Instant::now())
+        };
+        [
+            self.room.poll_timeout(),
+            self.outbox.poll_timeout(),
+            self.leaving.as_ref().map(Leaving::poll_timeout),
+            settle,
+            self.leaving.is_none().then_some(self.next_sync_at),
+            self.drops.poll_timeout(),
+            // Only while it is ahead: past it, hellos (not the clock) end the wait.
+            Some(self.started_at + NEWCOMER_WAIT)
+                .filter(|t| self.room.is_waiting() && *t > Instant::now()),
+            self.alive.poll_timeout(),
+            self.hubs.poll_timeout().filter(|_| self.leaving.is_none()),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(redial)
+        .min()
+    }
+
+    async fn handle_timers(&mut self, now: Instant) -> Result<(), NetError> {
+        if self.started {
+            self.room.handle_timeout(now, wall_now());
+            self.maybe_end_wait(now);
+        }
+        if !self.outbox.is_empty() {
+            self.flush_outbox(false).await?;
+        }
+        super::close_silent(&mut self.swarm, &mut self.alive, now);
+        let transcript = self.room.transcript();
+        let missing = self.drops.handle_timeout(now, |peer, seq, lamport| {
+            transcript.knows(peer, seq, lamport)
+        });
+        for m in missing {
+            self.emit(ChatEvent::Dropped {
+                user: m.user,
+                peer: m.peer.to_base58(),
+                missing: m.missing,
+                rate: self.room.max_rate(),
+            })
+            .await?;
+        }
+        if self.leaving.is_some() {
+            return Ok(());
+        }
+        self.hub_timers(now);
+        if now >= self.next_sync_at {
+            self.next_sync_at = now + SYNC_INTERVAL;
+            self.sync_next();
+        }
+        let bans = &self.bans;
+        let swarm = &self.swarm;
+        let dials = self
+            .dialer
+            .due(now, |p| swarm.is_connected(p), |p| bans.is_banned(p, now));
+        self.start_dials(dials, now);
+        Ok(())
+    }
+
+    /// Ends the join wait early when discovery has had [`NEWCOMER_WAIT`] and everyone reached
+    /// has said hello: the room then knows whether anyone has a past to catch up with.
+    fn maybe_end_wait(&mut self, now: Instant) {
+        if !self.room.is_waiting() || now < self.started_at + NEWCOMER_WAIT || self.links.is_empty()
+        {
+            return;
+        }
+        if self.links.values().all(|l| l.hello != HelloState::Pending) {
+            self.room.end_wait_among_newcomers(wall_now());
+        }
+    }
+}
