@@ -17,12 +17,6 @@ use crate::core::hello::Hello;
 use crate::core::sync::{SyncRequest, SyncResponse};
 use crate::wire::{self, WireError};
 
-/// How often a node asks one of its room peers, in turn, what it lacks (anti-entropy: repairs
-/// whatever gossip lost).
-pub const SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3);
-/// Most pages asked for in one exchange (a peer cannot keep us asking for ever).
-pub const MAX_SYNC_PAGES: u32 = 64;
-
 /// The hello protocol id.
 pub const HELLO_PROTOCOL: StreamProtocol = StreamProtocol::new("/chitty-chat/hello/1");
 /// The sync protocol id.

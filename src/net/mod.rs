@@ -8,6 +8,7 @@
 //! - [`hello`]: the request-response codec of the hello exchange.
 //! - [`liveness`]: one liveness rule for nodes and hubs (pings answered, or the connection closed).
 //! - [`swarm`]: the swarm both roles build, listening, our dialable addresses, `NetError`.
+//! - [`paging`]: history exchanges by request id, page after page, and anti-entropy rounds.
 //! - [`node`]: the participant's sub-machines (the outbox, ...), each IO-less and unit-tested.
 //! - [`event_loop`]: the actor that owns the swarm and the room, and turns swarm events into room
 //!   inputs and room outputs into publishes.
@@ -22,6 +23,7 @@ pub mod hello;
 pub mod hub;
 pub mod liveness;
 pub mod node;
+pub mod paging;
 pub mod swarm;
 
 pub use event_loop::{EventLoop, NodeConfig};

@@ -110,7 +110,7 @@ impl EventLoop {
                 if num_established == 0 {
                     let now = Instant::now();
                     self.links.remove(&peer_id);
-                    self.syncing.remove(&peer_id);
+                    self.paging.disconnected(&peer_id);
                     self.hubs.disconnected(&peer_id);
                     self.emit(ChatEvent::Peer {
                         peer: peer_id.to_base58(),

@@ -27,7 +27,7 @@ impl EventLoop {
 
     /// Asks `peer` for what we lack, unless an exchange with it is under way.
     pub(super) fn start_sync(&mut self, peer: PeerId) {
-        if self.leaving.is_some() || self.syncing.contains_key(&peer) {
+        if self.leaving.is_some() || self.paging.busy(&peer, &()) {
             return;
         }
         self.request_page(peer, 1);
@@ -35,10 +35,10 @@ impl EventLoop {
 
     /// Asks `peer` for page `page` of an exchange.
     pub(super) fn request_page(&mut self, peer: PeerId, page: u32) {
-        self.syncing.insert(peer, page);
         let req = self.room.sync_request();
-        debug!(%peer, authors = req.have.len(), "asking for history");
-        self.swarm.behaviour_mut().sync.send_request(&peer, req);
+        debug!(%peer, authors = req.have.len(), page, "asking for history");
+        let id = self.swarm.behaviour_mut().sync.send_request(&peer, req);
+        self.paging.asked(id, peer, (), page);
     }
 
     pub(super) fn handle_sync(
@@ -69,7 +69,10 @@ impl EventLoop {
                         debug!(%peer, "history not sent: stream closed");
                     }
                 }
-                request_response::Message::Response { response, .. } => {
+                request_response::Message::Response {
+                    response,
+                    request_id,
+                } => {
                     let SyncResponseOut::Received((resp, rejected)) = response else {
                         return;
                     };
@@ -77,45 +80,34 @@ impl EventLoop {
                         warn!(%peer, error = %e, "history event rejected");
                     }
                     debug!(%peer, events = resp.events.len(), more = resp.more, "history received");
-                    let pages = self.syncing.remove(&peer).unwrap_or(0);
-                    if self.room.handle_sync_response(peer, resp, wall_now())
-                        && self.leaving.is_none()
-                    {
-                        if pages < MAX_SYNC_PAGES {
-                            self.request_page(peer, pages + 1);
+                    // Taken even if we did not ask (every event is checked like a live one), but
+                    // only an exchange we started goes on to the next page.
+                    let page = self.paging.answered(request_id).map(|(_, (), page)| page);
+                    let more = self.room.handle_sync_response(peer, resp, wall_now());
+                    if more && self.leaving.is_none() {
+                        if let Some(next) = page.and_then(|p| next_page(p, true)) {
+                            self.request_page(peer, next);
                         } else {
                             // The next anti-entropy round goes on from where this one stopped.
-                            debug!(%peer, pages, "history exchange paused");
+                            debug!(%peer, ?page, "history exchange paused");
                         }
                     }
                 }
             },
-            request_response::Event::OutboundFailure { peer, error, .. } => {
+            request_response::Event::OutboundFailure {
+                peer,
+                error,
+                request_id,
+                ..
+            } => {
                 debug!(%peer, %error, "history request failed");
-                self.syncing.remove(&peer);
+                self.paging.failed(request_id);
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
                 debug!(%peer, %error, "history request from a peer failed");
             }
             request_response::Event::ResponseSent { .. } => {}
         }
-    }
-
-    /// Anti-entropy: the next room peer, in turn, is asked what we lack.
-    pub(super) fn sync_next(&mut self) {
-        let mut peers: Vec<PeerId> = self
-            .links
-            .iter()
-            .filter(|(_, l)| l.hello == HelloState::Room)
-            .map(|(p, _)| *p)
-            .collect();
-        if peers.is_empty() {
-            return;
-        }
-        peers.sort();
-        self.sync_turn = self.sync_turn.wrapping_add(1);
-        let peer = peers[self.sync_turn % peers.len()];
-        self.start_sync(peer);
     }
 
     pub(super) fn handle_hello(&mut self, event: request_response::Event<Hello, Hello>) {

@@ -18,13 +18,14 @@ use tracing::{debug, info, warn};
 use super::bans::{Bans, OFFENCE_WINDOW, OFFENDERS_CAP, Offence};
 use super::behaviour::{ChatBehaviour, ChatBehaviourEvent};
 use super::dropped::DropWatch;
-use super::hello::{MAX_SYNC_PAGES, SYNC_INTERVAL, SyncResponseOut};
+use super::hello::SyncResponseOut;
 use super::node::dialer::{Dial, Dialer};
 use super::node::hub_client::{
     HubAction, HubClient, REGISTER_REFUSED_RETRY, REGISTER_RETRY, REGISTRATION_TTL,
 };
 use super::node::leaving::Leaving;
 use super::node::outbox::{Full, OUTBOX_CAP, Outbox, Queued};
+use super::paging::{Paging, Rounds, next_page};
 use super::swarm::{NetError, build_swarm};
 use crate::core::command::UserCommand;
 use crate::core::event::{Body, ChatEvent, LinkView, RoomName, SignedEvent, Username};
@@ -122,13 +123,10 @@ pub struct EventLoop {
     limited: HashMap<PeerId, Instant>,
     /// Invalid messages per sending peer, and the peers cut off for them.
     bans: Bans,
-    /// Peers we are catching up with (one sync exchange at a time per peer), with the number
-    /// of pages asked for in this exchange.
-    syncing: HashMap<PeerId, u32>,
-    /// When to ask the next room peer, in turn, what we lack.
-    next_sync_at: Instant,
-    /// Round-robin position for anti-entropy.
-    sync_turn: usize,
+    /// History exchanges under way (one at a time per peer), by request id.
+    paging: Paging<request_response::OutboundRequestId, ()>,
+    /// Anti-entropy: when to ask the next room peer, in turn, what we lack.
+    rounds: Rounds,
     /// The hubs of our room we are connected to.
     hubs: HubClient,
     /// Set once our leave is stamped.
@@ -211,9 +209,8 @@ impl EventLoop {
             alive: super::liveness::Liveness::default(),
             limited: HashMap::new(),
             bans: Bans::default(),
-            syncing: HashMap::new(),
-            next_sync_at: Instant::now() + SYNC_INTERVAL,
-            sync_turn: 0,
+            paging: Paging::default(),
+            rounds: Rounds::new(Instant::now()),
             hubs: HubClient::default(),
             leaving: None,
             fatal: None,
@@ -436,7 +433,7 @@ impl EventLoop {
             self.outbox.poll_timeout(),
             self.leaving.as_ref().map(Leaving::poll_timeout),
             settle,
-            self.leaving.is_none().then_some(self.next_sync_at),
+            self.leaving.is_none().then(|| self.rounds.poll_timeout()),
             self.drops.poll_timeout(),
             // Only while it is ahead: past it, hellos (not the clock) end the wait.
             Some(self.started_at + NEWCOMER_WAIT)
@@ -476,9 +473,14 @@ impl EventLoop {
             return Ok(());
         }
         self.hub_timers(now);
-        if now >= self.next_sync_at {
-            self.next_sync_at = now + SYNC_INTERVAL;
-            self.sync_next();
+        let room_peers = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.hello == HelloState::Room)
+            .map(|(p, _)| *p)
+            .collect();
+        if let Some(peer) = self.rounds.due(now, room_peers) {
+            self.start_sync(peer);
         }
         let bans = &self.bans;
         let swarm = &self.swarm;

@@ -8,7 +8,6 @@
 //!
 //! One task owns the swarm, as in [`super::event_loop`]; it uses the same behaviours.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -20,8 +19,8 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::behaviour::{ChatBehaviour, ChatBehaviourEvent};
-use super::hello::MAX_SYNC_PAGES;
 use super::hello::SyncResponseOut;
+use super::paging::{Paging, next_page};
 use super::swarm::{NetError, build_swarm, is_loopback};
 use crate::core::event::{Body, ChatEvent};
 use crate::core::hello::Hello;
@@ -65,7 +64,7 @@ pub struct Hub {
     ready_done: bool,
     alive: super::liveness::Liveness,
     /// Sync exchanges the hub asked for: the room and the page count of each request.
-    syncing: HashMap<request_response::OutboundRequestId, (String, u32)>,
+    syncing: Paging<request_response::OutboundRequestId, String>,
     /// Leavers to hang up on once their leave has been forwarded (and, soon after, their
     /// unregistration has arrived: it travels on a stream of its own, behind the leave).
     hang_up: Vec<(PeerId, Instant)>,
@@ -92,7 +91,7 @@ impl Hub {
             ready_pending: false,
             ready_done: false,
             alive: super::liveness::Liveness::default(),
-            syncing: HashMap::new(),
+            syncing: Paging::default(),
             hang_up: Vec::new(),
         })
     }
@@ -386,7 +385,7 @@ impl Hub {
         };
         let req = ledger.sync_request();
         let id = self.swarm.behaviour_mut().sync.send_request(&peer, req);
-        self.syncing.insert(id, (topic, page));
+        self.syncing.asked(id, peer, topic, page);
     }
 
     async fn handle_sync(
@@ -427,7 +426,7 @@ impl Hub {
                     for e in rejected {
                         warn!(%peer, error = %e, "history event rejected");
                     }
-                    let Some((topic, pages)) = self.syncing.remove(&request_id) else {
+                    let Some((_, topic, pages)) = self.syncing.answered(request_id) else {
                         return Ok(());
                     };
                     let mut new = 0;
@@ -447,8 +446,8 @@ impl Hub {
                     for v in views {
                         self.emit(ChatEvent::Chat(v)).await?;
                     }
-                    if resp.more && new > 0 && pages < MAX_SYNC_PAGES {
-                        self.request_page(peer, topic, pages + 1);
+                    if let Some(next) = next_page(pages, resp.more && new > 0) {
+                        self.request_page(peer, topic, next);
                     }
                 }
             },
@@ -459,7 +458,7 @@ impl Hub {
                 ..
             } => {
                 debug!(%peer, %error, "history request failed");
-                self.syncing.remove(&request_id);
+                self.syncing.failed(request_id);
             }
             _ => {}
         }
