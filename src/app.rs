@@ -1,0 +1,271 @@
+//! The wiring: one process's tasks and channels. [`run`] starts a participant (its event loop
+//! and its ui, joined by two bounded channels), a hub, or both side by side, and stops them in
+//! order; [`shutdown_signal`] turns the signals that mean "leave" into a future.
+
+use std::future::Future;
+use std::io::IsTerminal;
+
+use libp2p::Multiaddr;
+use libp2p::identity::Keypair;
+use libp2p::multiaddr::Protocol;
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use crate::cli::{Config, Role};
+use crate::core::event::ChatEvent;
+use crate::net::NetError;
+use crate::{core, identity, logging, net, ui};
+
+/// User commands waiting for the event loop.
+pub const COMMANDS_CAP: usize = 64;
+/// Events waiting for the ui to print them.
+pub const EVENTS_CAP: usize = 1024;
+
+/// Why a node could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The identity file could not be used.
+    #[error(transparent)]
+    Identity(#[from] identity::IdentityError),
+    /// The network failed.
+    #[error(transparent)]
+    Net(#[from] NetError),
+}
+
+impl RunError {
+    /// Whether the user can fix it by changing the command line (exit code 2).
+    pub fn is_usage(&self) -> bool {
+        // A file that is not a key, or no home for the default one: the command line fixes it.
+        // A failing disk is not a usage error.
+        matches!(
+            self,
+            RunError::Identity(
+                identity::IdentityError::Decode { .. }
+                    | identity::IdentityError::NoHome
+                    | identity::IdentityError::NoDirectory { .. }
+            )
+        ) || matches!(
+            self,
+            // A directory given where a file belongs, or a file where a directory does.
+            RunError::Identity(identity::IdentityError::Io { source, .. })
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::IsADirectory | std::io::ErrorKind::NotADirectory
+            )
+        )
+    }
+}
+
+/// Whether the node will read the keyboard with the line editor: a participant with human output,
+/// with a terminal on stdin and stdout.
+pub fn uses_line_editor(config: &Config) -> bool {
+    !config.json
+        && !matches!(config.role, Role::Hub)
+        && std::io::stdin().is_terminal()
+        && std::io::stdout().is_terminal()
+}
+
+/// Runs a node until it has left the room (after `/quit`, the end of input, or `shutdown`), or a
+/// hub until `shutdown`; a hub given a username runs both, the participant reaching the hub on
+/// loopback, and stops when the participant leaves. A participant's ui shows `notices` (from
+/// [`logging::init`]) above the prompt.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    notices: logging::Notices,
+) -> Result<(), RunError> {
+    // Held until the node stops: its lock keeps a second process off the same key.
+    let identity = match &config.identity {
+        Some(path) => Some(identity::load_locked(path, !config.identity_given)?),
+        None => None,
+    };
+    let keypair = match &identity {
+        Some(id) => id.keypair.clone(),
+        None => Keypair::generate_ed25519(),
+    };
+    let json = config.json;
+    let hub_config = |keypair, listen| net::hub::HubConfig {
+        keypair,
+        listen,
+        history: config.history,
+    };
+    match config.role.clone() {
+        Role::Hub => {
+            let format = if json {
+                ui::render::Format::Json
+            } else {
+                ui::render::Format::HubLog
+            };
+            let (ev_tx, ev_rx) = mpsc::channel(EVENTS_CAP);
+            let span = tracing::info_span!("hub", peer = %keypair.public().to_peer_id());
+            let hub = net::hub::Hub::new(hub_config(keypair, config.listen.clone()), ev_tx)?;
+            let ui = tokio::spawn(ui::run_log(format, ev_rx));
+            let result = hub.run(shutdown).instrument(span).await;
+            if let Err(e) = ui.await {
+                tracing::error!(error = %e, "ui task failed");
+            }
+            Ok(result?)
+        }
+        Role::Participant(user) => {
+            let connect = config.connect.clone();
+            run_node(
+                &config,
+                keypair,
+                user,
+                config.listen.clone(),
+                connect,
+                shutdown,
+                notices,
+            )
+            .await
+        }
+        Role::HubAndParticipant(user) => {
+            let (ev_tx, mut ev_rx) = mpsc::channel(EVENTS_CAP);
+            let span = tracing::info_span!("hub", peer = %keypair.public().to_peer_id());
+            let hub = net::hub::Hub::new(hub_config(keypair, config.listen.clone()), ev_tx)?;
+            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+            let hub_task = tokio::spawn(
+                hub.run(async {
+                    let _ = stop_rx.await;
+                })
+                .instrument(span),
+            );
+            // The hub's address first, ready to paste; then its log goes to the diagnostics, and
+            // the screen is the participant's.
+            let mut hub_addr = None;
+            while let Some(event) = ev_rx.recv().await {
+                if let ChatEvent::Ready { peer, listen, .. } = &event {
+                    hub_addr = loopback_of(peer, listen);
+                    ui::print_hub_ready(json, &event);
+                    break;
+                }
+            }
+            tokio::spawn(async move {
+                while let Some(event) = ev_rx.recv().await {
+                    tracing::info!(target: "chitty_node::hub", ?event, "hub");
+                }
+            });
+            let Some(hub_addr) = hub_addr else {
+                // The hub stopped before it listened: its error says why.
+                let _ = stop_tx.send(());
+                return match hub_task.await {
+                    Ok(Err(e)) => Err(e.into()),
+                    _ => Err(NetError::OutputClosed.into()),
+                };
+            };
+            let listen = vec![
+                Multiaddr::empty()
+                    .with(Protocol::Ip4(std::net::Ipv4Addr::UNSPECIFIED))
+                    .with(Protocol::Tcp(0)),
+            ];
+            let result = run_node(
+                &config,
+                Keypair::generate_ed25519(),
+                user,
+                listen,
+                vec![hub_addr],
+                shutdown,
+                notices,
+            )
+            .await;
+            let _ = stop_tx.send(());
+            if let Ok(Err(e)) = hub_task.await {
+                tracing::warn!(error = %e, "hub stopped with an error");
+            }
+            result
+        }
+    }
+}
+
+/// Resolves when the node is asked to leave from outside: Ctrl-C (SIGINT), SIGTERM or SIGHUP (the
+/// terminal closed). A signal that cannot be watched is left out; it then kills the process as
+/// it would without us.
+pub async fn shutdown_signal() {
+    /// Waits for `kind`; forever if it cannot be watched.
+    #[cfg(unix)]
+    async fn on(kind: tokio::signal::unix::SignalKind) {
+        match tokio::signal::unix::signal(kind) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, ?kind, "cannot watch the signal");
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::SignalKind;
+        tokio::select! {
+            _ = on(SignalKind::interrupt()) => {}
+            _ = on(SignalKind::terminate()) => {}
+            _ = on(SignalKind::hangup()) => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// A loopback address of the hub, for a participant in the same process.
+fn loopback_of(peer: &str, listen: &[String]) -> Option<Multiaddr> {
+    let peer: libp2p::PeerId = peer.parse().ok()?;
+    listen.iter().find_map(|a| {
+        let a: Multiaddr = a.parse().ok()?;
+        let port = a.iter().find_map(|p| match p {
+            Protocol::Tcp(port) => Some(port),
+            _ => None,
+        })?;
+        Some(
+            Multiaddr::empty()
+                .with(Protocol::Ip4(std::net::Ipv4Addr::LOCALHOST))
+                .with(Protocol::Tcp(port))
+                .with(Protocol::P2p(peer)),
+        )
+    })
+}
+
+/// Runs a participant.
+async fn run_node(
+    config: &Config,
+    keypair: Keypair,
+    user: core::event::Username,
+    listen: Vec<Multiaddr>,
+    connect: Vec<Multiaddr>,
+    shutdown: impl Future<Output = ()>,
+    notices: logging::Notices,
+) -> Result<(), RunError> {
+    let format = if config.json {
+        ui::render::Format::Json
+    } else {
+        ui::render::Format::Human
+    };
+    let (ev_tx, ev_rx) = mpsc::channel(EVENTS_CAP);
+    let (cmd_tx, cmd_rx) = mpsc::channel(COMMANDS_CAP);
+    let node = net::NodeConfig {
+        keypair,
+        user,
+        room: config.room.clone(),
+        listen,
+        connect,
+        mdns: config.mdns,
+        history: config.history,
+        join_grace: config.join_grace,
+        max_rate: config.max_rate,
+    };
+    let span =
+        tracing::info_span!("node", user = %node.user, peer = %node.keypair.public().to_peer_id());
+    let event_loop = net::EventLoop::new(node, cmd_rx, ev_tx)?;
+    let line_editor = uses_line_editor(config);
+    let ui = tokio::spawn(ui::run(format, line_editor, cmd_tx, ev_rx, notices));
+    let result = event_loop.run(shutdown).instrument(span).await;
+    // The event loop dropped its sender: the ui prints what is left and returns.
+    if let Err(e) = ui.await {
+        tracing::error!(error = %e, "ui task failed");
+    }
+    Ok(result?)
+}
