@@ -47,10 +47,12 @@ pub struct DropWatch {
 }
 
 impl DropWatch {
-    /// `event` was dropped at `now` over its author's rate.
-    pub fn record(&mut self, event: &Event, now: Instant) {
-        if !self.authors.contains_key(&event.author) && self.authors.len() >= DROP_AUTHORS_CAP {
-            return;
+    /// `event` was dropped at `now` over its author's rate. Returns whether it starts a new
+    /// watch for its author (worth a line in the log; the rest of the burst is not).
+    pub fn record(&mut self, event: &Event, now: Instant) -> bool {
+        let fresh = !self.authors.contains_key(&event.author);
+        if fresh && self.authors.len() >= DROP_AUTHORS_CAP {
+            return false;
         }
         let w = self.authors.entry(event.author).or_insert_with(|| Watch {
             user: event.user.as_str().to_owned(),
@@ -63,6 +65,7 @@ impl DropWatch {
         } else {
             w.unrecorded += 1;
         }
+        fresh
     }
 
     /// When [`DropWatch::handle_timeout`] should next be called.

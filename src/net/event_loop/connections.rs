@@ -118,7 +118,7 @@ impl EventLoop {
                         addr: endpoint.get_remote_address().to_string(),
                     })
                     .await?;
-                    if self.recovering_from_stall(now) {
+                    if self.stall.recovering(now) {
                         debug!(peer = %peer_id, "closed while we recover from a stall; not announced");
                     } else if self.leaving.is_none() {
                         // The room decides: a present participant gone without a leave is lost

@@ -54,22 +54,10 @@ impl EventLoop {
                     Verdict::Limited(event) => {
                         // Watched: sync usually brings it back, and the user hears of it only
                         // if it does not.
-                        self.drops.record(&event, now);
-                        let source = event.author;
-                        // Told at most once a minute per author.
-                        let told = self
-                            .limited
-                            .get(&source)
-                            .is_some_and(|t| now.duration_since(*t) < OFFENCE_WINDOW);
-                        if self.limited.len() >= OFFENDERS_CAP {
-                            self.limited
-                                .retain(|_, t| now.duration_since(*t) < OFFENCE_WINDOW);
-                        }
-                        if !told && self.limited.len() < OFFENDERS_CAP {
-                            self.limited.insert(source, now);
-                            info!(author = %source, "over the rate limit; live copies dropped, sync may bring them");
+                        if self.drops.record(&event, now) {
+                            info!(author = %event.author, "over the rate limit; live copies dropped, sync may bring them");
                         } else {
-                            debug!(author = %source, "rate-limited message dropped");
+                            debug!(author = %event.author, "rate-limited message dropped");
                         }
                     }
                     Verdict::Known(_) => debug!(via = %propagation_source, "known event dropped"),

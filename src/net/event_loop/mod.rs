@@ -15,7 +15,7 @@ use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, mdns, rendezvous, re
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use super::bans::{Bans, OFFENCE_WINDOW, OFFENDERS_CAP, Offence};
+use super::bans::{Bans, Offence};
 use super::behaviour::{ChatBehaviour, ChatBehaviourEvent};
 use super::dropped::DropWatch;
 use super::hello::SyncResponseOut;
@@ -25,6 +25,7 @@ use super::node::hub_client::{
 };
 use super::node::leaving::Leaving;
 use super::node::outbox::{Full, OUTBOX_CAP, Outbox, Queued};
+use super::node::stall::Stall;
 use super::paging::{Paging, Rounds, next_page};
 use super::swarm::{NetError, build_swarm};
 use crate::core::command::UserCommand;
@@ -37,10 +38,6 @@ use crate::core::time::WallTime;
 use crate::core::verdict::Verdict;
 use crate::wire;
 
-/// Waking this much later than planned means the node itself was stopped (SIGSTOP, a suspended
-/// laptop) or starved of CPU: then the silence of its peers is its own doing (see
-/// [`EventLoop::note_wake`]).
-pub const STALL: Duration = Duration::from_secs(2);
 /// How long discovery gets before a node that has met only newcomers joins: less than the join
 /// grace, so that a simultaneous start of many nodes is over within a second.
 pub const NEWCOMER_WAIT: Duration = Duration::from_millis(400);
@@ -119,8 +116,6 @@ pub struct EventLoop {
     links: HashMap<PeerId, Link>,
     /// Every open connection and when it last proved alive (established, or a ping answered).
     alive: super::liveness::Liveness,
-    /// Authors found over their rate, and when the user was last told.
-    limited: HashMap<PeerId, Instant>,
     /// Invalid messages per sending peer, and the peers cut off for them.
     bans: Bans,
     /// History exchanges under way (one at a time per peer), by request id.
@@ -135,10 +130,8 @@ pub struct EventLoop {
     fatal: Option<NetError>,
     /// Reports for the user made where nothing can be awaited, shown at the next turn.
     reports: Vec<ChatEvent>,
-    /// When the loop planned to wake at the latest (to notice that it was stalled).
-    planned_wake: Option<Instant>,
-    /// After a stall, until when closed connections are not announced as lost participants.
-    stall_recovery_until: Option<Instant>,
+    /// Whether the loop woke much later than planned (the node was stopped or starved).
+    stall: Stall,
     /// Live events dropped over their author's rate, until sync has had its chance.
     drops: DropWatch,
 }
@@ -207,7 +200,6 @@ impl EventLoop {
             outbox: Outbox::new(me, config.max_rate),
             links: HashMap::new(),
             alive: super::liveness::Liveness::default(),
-            limited: HashMap::new(),
             bans: Bans::default(),
             paging: Paging::default(),
             rounds: Rounds::new(Instant::now()),
@@ -215,8 +207,7 @@ impl EventLoop {
             leaving: None,
             fatal: None,
             reports: Vec::new(),
-            planned_wake: None,
-            stall_recovery_until: None,
+            stall: Stall::default(),
             drops: DropWatch::default(),
         })
     }
@@ -243,7 +234,7 @@ impl EventLoop {
                 }
             }
             let deadline = self.next_deadline();
-            self.planned_wake = deadline;
+            self.stall.sleeping_until(deadline);
             let sleep = tokio::time::sleep_until(
                 deadline
                     .map(tokio::time::Instant::from_std)
@@ -282,24 +273,17 @@ impl EventLoop {
         }
     }
 
-    /// Called first on every wake. If it comes [`STALL`] later than planned, the node itself
-    /// was stopped or starved: its peers may have closed their connections to it meanwhile,
-    /// and their pings went unanswered by us. Their silence says nothing about them, so every
-    /// connection gets a fresh liveness window, and connections found closed in the next one are
-    /// not announced as lost participants (those who really vanished are announced by others).
+    /// Called first on every wake. If it comes much later than planned, the node itself was
+    /// stopped or starved ([`Stall`]): its peers may have closed their connections to it
+    /// meanwhile, and their pings went unanswered by us. Their silence says nothing about them,
+    /// so every connection gets a fresh liveness window, and connections found closed in the
+    /// next one are not announced as lost participants (those who really vanished are
+    /// announced by others).
     fn note_wake(&mut self, now: Instant) {
-        if let Some(planned) = self.planned_wake.take()
-            && now > planned + STALL
-        {
-            info!(late = ?now.duration_since(planned), "this node was stalled; peers' silence meanwhile is not held against them");
+        if self.stall.woke(now) {
+            info!("this node was stalled; peers' silence meanwhile is not held against them");
             self.alive.refresh_all(now);
-            self.stall_recovery_until = Some(now + super::liveness::LIVENESS_TIMEOUT + STALL);
         }
-    }
-
-    /// Whether connections closing now may be our own stall's doing.
-    fn recovering_from_stall(&self, now: Instant) -> bool {
-        self.stall_recovery_until.is_some_and(|t| now < t)
     }
 
     /// Leaves, unless already gone (`/quit` followed by the end of input is one leave).
