@@ -196,12 +196,29 @@ pub fn init(
             .with_default_directive(default.into())
             .from_env_lossy()
     };
-    let stderr = fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(colour_on_stderr())
-        .with_filter(stderr_filter)
-        // With the line editor, the notices are shown by the ui: not twice.
-        .with_filter(filter_fn(move |meta| !(line_editor && is_notice(meta))));
+    // With the line editor, this crate's warnings are shown by the ui as notices: not twice.
+    // That filter is a function, evaluated for every span and event of every crate, so it is
+    // there only when needed (a static filter costs nothing for what it leaves out; libp2p opens
+    // a span for every poll of every connection), and not at all when stderr is off.
+    let ansi = colour_on_stderr();
+    let (plain, beside_editor) = match (line_editor, default == LevelFilter::OFF) {
+        (false, _) => (Some(stderr_filter), None),
+        (true, true) => (None, None),
+        (true, false) => (None, Some(stderr_filter)),
+    };
+    let stderr_plain = plain.map(|f| {
+        fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+            .with_filter(f)
+    });
+    let stderr_beside_editor = beside_editor.map(|f| {
+        fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+            .with_filter(f)
+            .with_filter(filter_fn(|meta| !is_notice(meta)))
+    });
     let file = match log_file {
         Some(path) => {
             let f: File = OpenOptions::new()
@@ -222,9 +239,11 @@ pub fn init(
         None => None,
     };
     let (notices, layer) = Notices::new();
-    let layer = line_editor.then(|| layer.with_filter(filter_fn(is_notice)));
+    let layer = line_editor
+        .then(|| layer.with_filter(filter_fn(is_notice).with_max_level_hint(LevelFilter::WARN)));
     tracing_subscriber::registry()
-        .with(stderr)
+        .with(stderr_plain)
+        .with(stderr_beside_editor)
         .with(file)
         .with(layer)
         .init();

@@ -61,7 +61,28 @@ fn from_chain(top: &(dyn Error + 'static)) -> DialFailure {
             None => e.source(),
         };
     }
-    DialFailure::Other(words.join(": "))
+    // libp2p nests its errors in `Either`s, whose `source` skips the error they hold: the
+    // system's error can be out of reach of the walk above, but its message ends in
+    // "(os error N)", and N is the errno.
+    let said = words.join(": ");
+    if let Some(kind) = os_error_kind(&said) {
+        match kind {
+            io::ErrorKind::ConnectionRefused => return DialFailure::Refused,
+            io::ErrorKind::TimedOut => return DialFailure::TimedOut,
+            io::ErrorKind::NetworkUnreachable
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::AddrNotAvailable => return DialFailure::Unreachable,
+            _ => {}
+        }
+    }
+    DialFailure::Other(said)
+}
+
+/// The kind of the system error whose message `said` quotes (`... (os error 111)`), if any.
+fn os_error_kind(said: &str) -> Option<io::ErrorKind> {
+    let (_, rest) = said.rsplit_once("(os error ")?;
+    let code: i32 = rest.split(')').next()?.parse().ok()?;
+    Some(io::Error::from_raw_os_error(code).kind())
 }
 
 #[cfg(test)]
@@ -85,6 +106,9 @@ mod tests {
         assert_eq!(classify(&transport(wrapped)), DialFailure::TimedOut);
         let unreachable = io::Error::from(io::ErrorKind::HostUnreachable);
         assert_eq!(classify(&transport(unreachable)), DialFailure::Unreachable);
+        // Out of the walk's reach (behind an `Either`), but quoted.
+        let quoted = io::Error::other(io::Error::from_raw_os_error(libc::ECONNREFUSED).to_string());
+        assert_eq!(classify(&transport(quoted)), DialFailure::Refused);
         let odd = io::Error::other("something odd");
         assert_eq!(
             classify(&transport(odd)),

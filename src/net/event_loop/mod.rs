@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use libp2p::core::transport::ListenerId;
 use libp2p::futures::StreamExt;
 use libp2p::identity::Keypair;
+use libp2p::multiaddr::Protocol;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, mdns, rendezvous, request_response};
 use tokio::sync::mpsc;
@@ -154,7 +155,12 @@ impl EventLoop {
         commands: mpsc::Receiver<UserCommand>,
         events: mpsc::Sender<ChatEvent>,
     ) -> Result<Self, NetError> {
-        let mut swarm = build_swarm(&config.keypair, config.mdns, false)?;
+        // The resolver only where a --connect names a host.
+        let dns = config.connect.iter().any(|a| {
+            a.iter()
+                .any(|p| matches!(p, Protocol::Dns(_) | Protocol::Dns4(_) | Protocol::Dns6(_)))
+        });
+        let mut swarm = build_swarm(&config.keypair, config.mdns, false, dns)?;
         let me = *swarm.local_peer_id();
         let tcp_listeners = super::swarm::listen_all(&mut swarm, &config.listen)?;
         let room = Room::new(RoomConfig {
