@@ -47,9 +47,6 @@ fn from_chain(top: &(dyn Error + 'static)) -> DialFailure {
                 _ => {}
             }
         }
-        if e.downcast_ref::<libp2p::dns::ResolveError>().is_some() {
-            return DialFailure::NoSuchHost;
-        }
         // The transport's own time limit (`DIAL_TIMEOUT`) is a generic type that cannot be
         // named here; its message is fixed by libp2p.
         if e.to_string() == "Timeout has been reached" {

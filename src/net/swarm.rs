@@ -7,13 +7,11 @@ use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::core::transport::{ListenerId, TransportError};
 use libp2p::core::{Transport, upgrade};
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId, Swarm, noise, tcp, yamux};
-use tracing::warn;
 
 use super::behaviour::{BehaviourError, ChatBehaviour};
 
@@ -47,14 +45,12 @@ pub enum NetError {
     OutputClosed,
 }
 
-/// The swarm of a node or a hub: TCP + Noise + Yamux and [`ChatBehaviour`]. `dns`: host names
-/// must resolve (a `--connect` names one); only then is the resolver built (it holds its
-/// configuration and caches, about a megabyte, in every node).
+/// The swarm of a node or a hub: TCP + Noise + Yamux and [`ChatBehaviour`]. (Host names are
+/// resolved before dialling, by the system: `node::dialer`.)
 pub(crate) fn build_swarm(
     keypair: &Keypair,
     mdns: bool,
     hub: bool,
-    dns: bool,
 ) -> Result<Swarm<ChatBehaviour>, NetError> {
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair.clone())
         .with_tokio()
@@ -62,36 +58,13 @@ pub(crate) fn build_swarm(
         // upgrading: a dial into a cut network would otherwise hang for TCP's two minutes.
         .with_other_transport(|key| {
             let noise = noise::Config::new(key)?;
-            let tcp = || tcp::tokio::Transport::new(tcp::Config::default().nodelay(true));
-            // Boxed, both ways alike: the dial errors keep one shape (see `dial::classify`).
-            let transport = if dns {
-                // Host names (`/dns4/...`, `--connect host:port`) resolve as the system does.
-                // Without a readable system configuration, only the hosts file answers.
-                let resolving = libp2p::dns::tokio::Transport::system(tcp()).unwrap_or_else(|e| {
-                    warn!(error = %e, "no DNS configuration; only the hosts file resolves names");
-                    libp2p::dns::tokio::Transport::custom(
-                        tcp(),
-                        libp2p::dns::ResolverConfig::from_name_servers(Vec::new()),
-                        libp2p::dns::ResolverOpts::default(),
-                    )
-                });
-                resolving
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+                tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
                     .upgrade(upgrade::Version::V1Lazy)
                     .authenticate(noise)
                     .multiplex(yamux::Config::default())
-                    .timeout(DIAL_TIMEOUT)
-                    .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
-                    .boxed()
-            } else {
-                tcp()
-                    .upgrade(upgrade::Version::V1Lazy)
-                    .authenticate(noise)
-                    .multiplex(yamux::Config::default())
-                    .timeout(DIAL_TIMEOUT)
-                    .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
-                    .boxed()
-            };
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(transport)
+                    .timeout(DIAL_TIMEOUT),
+            )
         })
         .map_err(|e| NetError::Transport(e.to_string()))?
         .with_relay_client(noise::Config::new, yamux::Config::default)

@@ -175,6 +175,21 @@ impl EventLoop {
     pub(super) fn start_dials(&mut self, dials: Vec<Dial>, now: Instant) {
         for dial in dials {
             match dial {
+                Dial::Resolve {
+                    index, host, port, ..
+                } => {
+                    // As every program on the machine resolves names (hosts file, DNS, mDNS
+                    // names where the system has them), on a thread of its own: it may block.
+                    let tx = self.resolutions.0.clone();
+                    tokio::task::spawn_blocking(move || {
+                        use std::net::ToSocketAddrs;
+                        let ips = (host.as_str(), port)
+                            .to_socket_addrs()
+                            .ok()
+                            .map(|found| found.map(|a| a.ip()).collect());
+                        let _ = tx.blocking_send((index, ips));
+                    });
+                }
                 Dial::Neighbour { peer, opts } => match self.swarm.dial(opts) {
                     Ok(()) => debug!(%peer, "dialling a neighbour"),
                     Err(e) => debug!(%peer, error = %e, "cannot dial a neighbour"),

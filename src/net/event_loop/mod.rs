@@ -5,12 +5,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use libp2p::core::transport::ListenerId;
 use libp2p::futures::StreamExt;
 use libp2p::identity::Keypair;
-use libp2p::multiaddr::Protocol;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, mdns, rendezvous, request_response};
 use tokio::sync::mpsc;
@@ -39,6 +39,12 @@ use crate::core::time::WallTime;
 use crate::core::verdict::Verdict;
 use crate::wire;
 
+/// A host name's resolution: the `--connect` target it is for, and its addresses (`None`: it
+/// did not resolve).
+type Resolution = (usize, Option<Vec<IpAddr>>);
+
+/// Host name resolutions on their way back to the loop (one per `--connect` target at most).
+pub const RESOLUTIONS_CAP: usize = 16;
 /// How long discovery gets before a node that has met only newcomers joins: less than the join
 /// grace, so that a simultaneous start of many nodes is over within a second.
 pub const NEWCOMER_WAIT: Duration = Duration::from_millis(400);
@@ -133,6 +139,8 @@ pub struct EventLoop {
     reports: Vec<ChatEvent>,
     /// Whether the loop woke much later than planned (the node was stopped or starved).
     stall: Stall,
+    /// Host names of `--connect` targets resolved on blocking threads, back to the loop.
+    resolutions: (mpsc::Sender<Resolution>, mpsc::Receiver<Resolution>),
     /// Live events dropped over their author's rate, until sync has had its chance.
     drops: DropWatch,
 }
@@ -155,12 +163,7 @@ impl EventLoop {
         commands: mpsc::Receiver<UserCommand>,
         events: mpsc::Sender<ChatEvent>,
     ) -> Result<Self, NetError> {
-        // The resolver only where a --connect names a host.
-        let dns = config.connect.iter().any(|a| {
-            a.iter()
-                .any(|p| matches!(p, Protocol::Dns(_) | Protocol::Dns4(_) | Protocol::Dns6(_)))
-        });
-        let mut swarm = build_swarm(&config.keypair, config.mdns, false, dns)?;
+        let mut swarm = build_swarm(&config.keypair, config.mdns, false)?;
         let me = *swarm.local_peer_id();
         let tcp_listeners = super::swarm::listen_all(&mut swarm, &config.listen)?;
         let room = Room::new(RoomConfig {
@@ -214,6 +217,7 @@ impl EventLoop {
             fatal: None,
             reports: Vec::new(),
             stall: Stall::default(),
+            resolutions: mpsc::channel(RESOLUTIONS_CAP),
             drops: DropWatch::default(),
         })
     }
@@ -267,6 +271,14 @@ impl EventLoop {
                 event = self.swarm.select_next_some() => {
                     self.note_wake(Instant::now());
                     self.handle_swarm_event(event).await?
+                }
+                Some((index, ips)) = self.resolutions.1.recv() => {
+                    let now = Instant::now();
+                    self.note_wake(now);
+                    match self.dialer.resolved(index, ips, now) {
+                        Ok(dial) => self.start_dials(vec![dial], now),
+                        Err(report) => self.reports.extend(report),
+                    }
                 }
                 _ = sleep => {
                     self.note_wake(Instant::now());

@@ -74,7 +74,7 @@ impl Hub {
     /// Builds the swarm and starts listening.
     pub fn new(config: HubConfig, events: mpsc::Sender<ChatEvent>) -> Result<Self, NetError> {
         // No mDNS: clients find the hub by its address, and LAN peers find each other.
-        let mut swarm = build_swarm(&config.keypair, false, true, false)?;
+        let mut swarm = build_swarm(&config.keypair, false, true)?;
         let (params, thresholds) = super::behaviour::score_params();
         swarm
             .behaviour_mut()

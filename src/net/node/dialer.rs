@@ -12,6 +12,7 @@
 //! became of them.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use libp2p::multiaddr::Protocol;
@@ -50,6 +51,18 @@ pub enum Dial {
         /// How to dial it.
         opts: DialOpts,
     },
+    /// `--connect` target number `index` names a host: resolve it (as the system resolves
+    /// names, off the event loop's thread), then tell [`Dialer::resolved`].
+    Resolve {
+        /// Which target.
+        index: usize,
+        /// The host name.
+        host: String,
+        /// The TCP port.
+        port: u16,
+        /// Only IPv4 (`/dns4`), only IPv6 (`/dns6`), or either (`/dns`).
+        family: Family,
+    },
     /// A neighbour (nothing to report back).
     Neighbour {
         /// Which peer.
@@ -57,6 +70,43 @@ pub enum Dial {
         /// How to dial it.
         opts: DialOpts,
     },
+}
+
+/// Which addresses a host name may resolve to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// IPv4 or IPv6 (`/dns`).
+    Any,
+    /// IPv4 only (`/dns4`).
+    V4,
+    /// IPv6 only (`/dns6`).
+    V6,
+}
+
+impl Family {
+    /// Whether `ip` is of this family.
+    pub fn admits(self, ip: &IpAddr) -> bool {
+        match self {
+            Family::Any => true,
+            Family::V4 => ip.is_ipv4(),
+            Family::V6 => ip.is_ipv6(),
+        }
+    }
+}
+
+/// The host, port and family of a `/dns*/HOST/tcp/PORT[/p2p/ID]` address.
+fn host_of(addr: &Multiaddr) -> Option<(String, u16, Family)> {
+    let mut parts = addr.iter();
+    let (host, family) = match parts.next()? {
+        Protocol::Dns(h) => (h, Family::Any),
+        Protocol::Dns4(h) => (h, Family::V4),
+        Protocol::Dns6(h) => (h, Family::V6),
+        _ => return None,
+    };
+    match parts.next()? {
+        Protocol::Tcp(port) => Some((host.into_owned(), port, family)),
+        _ => None,
+    }
 }
 
 /// A `--connect` address and the state of our link to it.
@@ -75,6 +125,22 @@ struct Target {
     /// A failure was reported to the user since the last success: say nothing more until it
     /// works, and then say so.
     told: bool,
+}
+
+impl Target {
+    /// How to dial it at `addrs` (its own address, or what its host name resolved to).
+    fn opts(&self, mut addrs: Vec<Multiaddr>) -> DialOpts {
+        match self.named {
+            Some(peer) => DialOpts::peer_id(peer)
+                .addresses(addrs)
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build(),
+            // Without a peer id, one address per dial: the first the resolver gave.
+            None => DialOpts::unknown_peer_id()
+                .address(addrs.swap_remove(0))
+                .build(),
+        }
+    }
 }
 
 /// A peer kept connected while we know where it is.
@@ -177,14 +243,19 @@ impl Dialer {
                 t.retry_at = Some(now + REDIAL_MAX);
                 continue;
             }
-            let opts = match t.named {
-                Some(peer) => DialOpts::peer_id(peer)
-                    .addresses(vec![t.addr.clone()])
-                    .condition(PeerCondition::DisconnectedAndNotDialing)
-                    .build(),
-                None => DialOpts::unknown_peer_id().address(t.addr.clone()).build(),
-            };
-            dials.push(Dial::Target { index, opts });
+            if let Some((host, port, family)) = host_of(&t.addr) {
+                dials.push(Dial::Resolve {
+                    index,
+                    host,
+                    port,
+                    family,
+                });
+                continue;
+            }
+            dials.push(Dial::Target {
+                index,
+                opts: t.opts(vec![t.addr.clone()]),
+            });
         }
         self.neighbours
             .retain(|_, n| n.forget_at.is_none_or(|t| t > now));
@@ -230,6 +301,42 @@ impl Dialer {
             .allocate_new_port()
             .build();
         Some(Dial::Neighbour { peer, opts })
+    }
+
+    /// Target `index`'s host name resolved to `ips` (or did not, `None`) at `now`: the dial to
+    /// start, or a report for the user (the first failure) and a retry after the backoff.
+    pub fn resolved(
+        &mut self,
+        index: usize,
+        ips: Option<Vec<IpAddr>>,
+        now: Instant,
+    ) -> Result<Dial, Option<ChatEvent>> {
+        let Some(t) = self.targets.get_mut(index) else {
+            return Err(None);
+        };
+        let (_, port, family) = host_of(&t.addr).ok_or(None)?;
+        let addrs: Vec<Multiaddr> = ips
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|ip| family.admits(ip))
+            .map(|ip| Multiaddr::from(ip).with(Protocol::Tcp(port)))
+            .collect();
+        if addrs.is_empty() {
+            t.retry_at = Some(now + t.backoff);
+            t.backoff = (t.backoff * 2).min(REDIAL_MAX);
+            if t.told {
+                return Err(None);
+            }
+            t.told = true;
+            return Err(Some(ChatEvent::Dial {
+                addr: t.addr.to_string(),
+                outcome: DialOutcome::Failed(DialFailure::NoSuchHost),
+            }));
+        }
+        Ok(Dial::Target {
+            index,
+            opts: t.opts(addrs),
+        })
     }
 
     /// The swarm took the dial of target `index` as connection `id`.
@@ -536,6 +643,42 @@ mod tests {
         let gone = now + NEIGHBOUR_FORGET;
         assert!(d.due(gone, |_| false, |_| false).is_empty());
         assert_eq!(d.poll_timeout(), None);
+    }
+
+    /// A host name is resolved before each dial; one that does not resolve is reported once
+    /// and retried; the addresses it resolves to are dialled (of its family only).
+    #[test]
+    fn a_host_name_is_resolved_then_dialled_and_a_failure_said_once() {
+        let now = Instant::now();
+        let named: Multiaddr = "/dns4/hub.example/tcp/4747".parse().unwrap();
+        let mut d = Dialer::new(&[named], now);
+        let dials = d.due(now, |_| false, |_| false);
+        assert!(matches!(
+            dials.as_slice(),
+            [Dial::Resolve { index: 0, host, port: 4747, family: Family::V4 }] if host == "hub.example"
+        ));
+        assert!(matches!(
+            d.resolved(0, None, now),
+            Err(Some(ChatEvent::Dial {
+                outcome: DialOutcome::Failed(DialFailure::NoSuchHost),
+                ..
+            }))
+        ));
+        assert_eq!(d.poll_timeout(), Some(now + REDIAL_MIN));
+        assert!(
+            matches!(d.resolved(0, Some(Vec::new()), now), Err(None)),
+            "said once"
+        );
+        let v6: IpAddr = "::1".parse().unwrap();
+        let v4: IpAddr = "127.0.0.1".parse().unwrap();
+        match d.resolved(0, Some(vec![v6, v4]), now) {
+            Ok(Dial::Target { index: 0, .. }) => {}
+            other => panic!("a dial of the IPv4 address expected: {other:?}"),
+        }
+        assert!(
+            matches!(d.resolved(0, Some(vec![v6]), now), Err(None)),
+            "IPv4 only"
+        );
     }
 
     /// Our own address is not dialled again and again.
