@@ -37,15 +37,11 @@ fn from_chain(top: &(dyn Error + 'static)) -> DialFailure {
         if !said.is_empty() && !words.iter().any(|w| w.contains(&said)) {
             words.push(said);
         }
-        if let Some(io) = e.downcast_ref::<io::Error>() {
-            match io.kind() {
-                io::ErrorKind::ConnectionRefused => return DialFailure::Refused,
-                io::ErrorKind::TimedOut => return DialFailure::TimedOut,
-                io::ErrorKind::NetworkUnreachable
-                | io::ErrorKind::HostUnreachable
-                | io::ErrorKind::AddrNotAvailable => return DialFailure::Unreachable,
-                _ => {}
-            }
+        if let Some(why) = e
+            .downcast_ref::<io::Error>()
+            .and_then(|io| from_kind(io.kind()))
+        {
+            return why;
         }
         // The transport's own time limit (`DIAL_TIMEOUT`) is a generic type that cannot be
         // named here; its message is fixed by libp2p.
@@ -62,17 +58,21 @@ fn from_chain(top: &(dyn Error + 'static)) -> DialFailure {
     // system's error can be out of reach of the walk above, but its message ends in
     // "(os error N)", and N is the errno.
     let said = words.join(": ");
-    if let Some(kind) = os_error_kind(&said) {
-        match kind {
-            io::ErrorKind::ConnectionRefused => return DialFailure::Refused,
-            io::ErrorKind::TimedOut => return DialFailure::TimedOut,
-            io::ErrorKind::NetworkUnreachable
-            | io::ErrorKind::HostUnreachable
-            | io::ErrorKind::AddrNotAvailable => return DialFailure::Unreachable,
-            _ => {}
-        }
+    os_error_kind(&said)
+        .and_then(from_kind)
+        .unwrap_or(DialFailure::Other(said))
+}
+
+/// The failures a system error's kind tells apart.
+fn from_kind(kind: io::ErrorKind) -> Option<DialFailure> {
+    match kind {
+        io::ErrorKind::ConnectionRefused => Some(DialFailure::Refused),
+        io::ErrorKind::TimedOut => Some(DialFailure::TimedOut),
+        io::ErrorKind::NetworkUnreachable
+        | io::ErrorKind::HostUnreachable
+        | io::ErrorKind::AddrNotAvailable => Some(DialFailure::Unreachable),
+        _ => None,
     }
-    DialFailure::Other(said)
 }
 
 /// The kind of the system error whose message `said` quotes (`... (os error 111)`), if any.
