@@ -178,7 +178,7 @@ pub fn init(
     line_editor: bool,
 ) -> Result<Notices, LogFileError> {
     let default = match verbose {
-        0 if line_editor => LevelFilter::OFF,
+        0 if line_editor && std::env::var_os("RUST_LOG").is_none() => LevelFilter::OFF,
         0 => LevelFilter::WARN,
         1 => LevelFilter::INFO,
         2 => LevelFilter::DEBUG,

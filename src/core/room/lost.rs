@@ -39,6 +39,13 @@ impl Room {
         self.handle_timeout(now, wall);
     }
 
+    /// The last connection to `peer` closed, but not as a sign that it vanished (we were the
+    /// silent one): it no longer counts among the connected for the ranking, and nothing is
+    /// announced.
+    pub fn peer_unreachable(&mut self, peer: &PeerId) {
+        self.connected.remove(peer);
+    }
+
     /// A connection to `peer` is open (again): no need to announce it lost.
     pub fn peer_back(&mut self, peer: &PeerId) {
         self.lost.remove(peer);

@@ -64,13 +64,13 @@ impl EventLoop {
                 ..
             } => {
                 info!(peer = %peer_id, addr = %endpoint.get_remote_address(), num_established, "connection established");
-                let reports = self.dialer.connected(peer_id, connection_id);
-                self.reports.extend(reports);
                 if self.is_banned(&peer_id) {
                     debug!(peer = %peer_id, "refusing a cut-off peer");
                     self.swarm.close_connection(connection_id);
                     return Ok(());
                 }
+                let reports = self.dialer.connected(peer_id, connection_id);
+                self.reports.extend(reports);
                 self.alive.opened(connection_id, peer_id, Instant::now());
                 self.room.peer_back(&peer_id);
                 if num_established.get() == 1 {
@@ -120,6 +120,7 @@ impl EventLoop {
                     .await?;
                     if self.stall.recovering(now) {
                         debug!(peer = %peer_id, "closed while we recover from a stall; not announced");
+                        self.room.peer_unreachable(&peer_id);
                     } else if self.leaving.is_none() {
                         // The room decides: a present participant gone without a leave is lost
                         // (a leaver we hung up on is no longer present).
@@ -249,7 +250,7 @@ impl EventLoop {
             // from the chat, but there is no address left to dial it at.
             mdns::Event::Expired(gone) => {
                 for (peer, addr) in gone {
-                    self.dialer.expired_in_mdns(&peer, &addr);
+                    self.dialer.expired_in_mdns(&peer, &addr, Instant::now());
                 }
             }
         }

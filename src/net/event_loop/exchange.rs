@@ -76,8 +76,9 @@ impl EventLoop {
                     let SyncResponseOut::Received((resp, rejected)) = response else {
                         return;
                     };
-                    for e in rejected {
-                        warn!(%peer, error = %e, "history event rejected");
+                    // One line per page, not per event: a page may hold hundreds.
+                    if let Some(first) = rejected.first() {
+                        warn!(%peer, count = rejected.len(), error = %first, "history events rejected");
                     }
                     debug!(%peer, events = resp.events.len(), more = resp.more, "history received");
                     // Taken even if we did not ask (every event is checked like a live one), but

@@ -243,8 +243,18 @@ impl EventLoop {
                     return self.fatal.take().map_or(Ok(()), Err);
                 }
             }
+            // Timers that are due run before anything else: a steady stream of swarm events
+            // (the first branch of the biased select below) must not starve them.
+            // (Only once started: before that, the swarm's first events, our listen addresses,
+            // come first, so that a dial never goes to our own address unrecognised.)
+            let now = Instant::now();
+            if self.started && self.next_deadline().is_some_and(|d| d <= now) {
+                self.handle_timers(now).await?;
+            }
             let deadline = self.next_deadline();
-            self.stall.sleeping_until(deadline);
+            // A stall is a wake much later than planned, and planned is never before now.
+            self.stall
+                .sleeping_until(deadline.map(|d| d.max(Instant::now())));
             let sleep = tokio::time::sleep_until(
                 deadline
                     .map(tokio::time::Instant::from_std)

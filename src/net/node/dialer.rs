@@ -125,20 +125,27 @@ struct Target {
     /// A failure was reported to the user since the last success: say nothing more until it
     /// works, and then say so.
     told: bool,
+    /// Failed dials of a host name since it last worked: each tries the next address it
+    /// resolves to (without a peer id, a dial takes one address).
+    attempt: usize,
 }
 
 impl Target {
-    /// How to dial it at `addrs` (its own address, or what its host name resolved to).
+    /// How to dial it at `addrs` (its own address, or what its host name resolved to; never
+    /// empty).
     fn opts(&self, mut addrs: Vec<Multiaddr>) -> DialOpts {
         match self.named {
             Some(peer) => DialOpts::peer_id(peer)
                 .addresses(addrs)
                 .condition(PeerCondition::DisconnectedAndNotDialing)
                 .build(),
-            // Without a peer id, one address per dial: the first the resolver gave.
-            None => DialOpts::unknown_peer_id()
-                .address(addrs.swap_remove(0))
-                .build(),
+            // Without a peer id, one address per dial: in turn, one more each failure.
+            None => {
+                let pick = self.attempt % addrs.len().max(1);
+                DialOpts::unknown_peer_id()
+                    .address(addrs.swap_remove(pick))
+                    .build()
+            }
         }
     }
 }
@@ -203,6 +210,7 @@ impl Dialer {
                 backoff: REDIAL_MIN,
                 retry_at: Some(now),
                 told: false,
+                attempt: 0,
             })
             .collect();
         Self {
@@ -315,10 +323,17 @@ impl Dialer {
             return Err(None);
         };
         let (_, port, family) = host_of(&t.addr).ok_or(None)?;
-        let addrs: Vec<Multiaddr> = ips
+        let mut ips: Vec<IpAddr> = ips
             .unwrap_or_default()
             .into_iter()
             .filter(|ip| family.admits(ip))
+            .collect();
+        // IPv4 first: nodes listen on IPv4 by default, and `localhost` often resolves to ::1
+        // first.
+        ips.sort_by_key(|ip| ip.is_ipv6());
+        ips.dedup();
+        let addrs: Vec<Multiaddr> = ips
+            .into_iter()
             .map(|ip| Multiaddr::from(ip).with(Protocol::Tcp(port)))
             .collect();
         if addrs.is_empty() {
@@ -380,6 +395,7 @@ impl Dialer {
         let index = self.targets.iter().position(|t| t.dialing == Some(id))?;
         let t = &mut self.targets[index];
         t.dialing = None;
+        t.attempt = t.attempt.wrapping_add(1);
         t.retry_at = Some(now + t.backoff);
         t.backoff = (t.backoff * 2).min(REDIAL_MAX);
         self.failed_target(index, error)
@@ -422,6 +438,7 @@ impl Dialer {
             }
             t.peer = Some(peer);
             t.dialing = None;
+            t.attempt = 0;
             t.connected = true;
             t.retry_at = None;
             t.backoff = REDIAL_MIN;
@@ -430,6 +447,8 @@ impl Dialer {
             n.retry_at = None;
             n.forget_at = None;
             n.backoff = NEIGHBOUR_REDIAL_MIN;
+            // It is back (a rejoin under its key, a ban that ran out): dialled again if it drops.
+            n.left = false;
         }
         reports
     }
@@ -473,20 +492,26 @@ impl Dialer {
         let Some(n) = self.neighbours.get_mut(&peer) else {
             return false;
         };
-        // A fresh record means the peer is (back) on the LAN.
+        // A fresh record means the peer is (back) on the LAN: kept while the record lives.
         n.left = false;
         n.mdns = true;
+        n.forget_at = None;
         n.add_addr(addr);
         true
     }
 
-    /// mDNS's record of `peer` at `addr` expired: not a sign that it is gone from the chat, but
-    /// there is no address left to dial it at.
-    pub fn expired_in_mdns(&mut self, peer: &PeerId, addr: &Multiaddr) {
+    /// mDNS's record of `peer` at `addr` expired at `now`: not a sign that it is gone from the
+    /// chat, but that address is no longer the LAN's word. Addresses learned otherwise
+    /// (identify, a hub) are kept, as for any peer met on a connection: forgotten after
+    /// [`NEIGHBOUR_FORGET`] unless it connects again.
+    pub fn expired_in_mdns(&mut self, peer: &PeerId, addr: &Multiaddr, now: Instant) {
         if let Some(n) = self.neighbours.get_mut(peer) {
             n.addrs.retain(|a| a != addr);
             if n.addrs.is_empty() {
                 self.neighbours.remove(peer);
+            } else if n.mdns {
+                n.mdns = false;
+                n.forget_at = Some(now + NEIGHBOUR_FORGET);
             }
         }
     }
