@@ -706,6 +706,45 @@ mod tests {
         );
     }
 
+    /// Without a peer id a dial takes one address: IPv4 first, and after each failure the next
+    /// one the name resolves to.
+    #[test]
+    fn each_failed_dial_of_a_host_name_tries_its_next_address() {
+        let now = Instant::now();
+        let any: Multiaddr = "/dns/localhost/tcp/4747".parse().unwrap();
+        let mut d = Dialer::new(&[any], now);
+        let ips: Vec<IpAddr> = vec!["::1".parse().unwrap(), "127.0.0.1".parse().unwrap()];
+        let mut tried = Vec::new();
+        for _ in 0..3 {
+            let Ok(Dial::Target { index, opts }) = d.resolved(0, Some(ips.clone()), now) else {
+                panic!("a dial expected");
+            };
+            let id = opts.connection_id();
+            let shown = format!("{opts:?}");
+            tried.push(if shown.contains("/ip6/::1/") {
+                "v6"
+            } else {
+                "v4"
+            });
+            d.dialing(index, id);
+            d.failed(id, &refused(), now);
+        }
+        assert_eq!(tried, ["v4", "v6", "v4"]);
+    }
+
+    /// A neighbour that left and comes back (it connects again) is dialled again if it drops.
+    #[test]
+    fn a_neighbour_that_comes_back_after_leaving_is_redialled_again() {
+        let now = Instant::now();
+        let mut d = Dialer::default();
+        let peer = PeerId::random();
+        d.met(peer, vec![addr(7000)]);
+        d.gone(&peer);
+        d.connected(peer, ConnectionId::new_unchecked(9));
+        d.disconnected(peer, now);
+        assert_eq!(d.poll_timeout(), Some(now + NEIGHBOUR_REDIAL_MIN));
+    }
+
     /// Our own address is not dialled again and again.
     #[test]
     fn a_target_that_is_our_own_address_is_given_up() {
