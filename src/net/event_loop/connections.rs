@@ -118,8 +118,8 @@ impl EventLoop {
                         addr: endpoint.get_remote_address().to_string(),
                     })
                     .await?;
-                    if self.stall.recovering(now) {
-                        debug!(peer = %peer_id, "closed while we recover from a stall; not announced");
+                    if self.stall.defer_if_recovering(peer_id, now) {
+                        debug!(peer = %peer_id, "closed while we recover from a stall; looked at again after it");
                         self.room.peer_unreachable(&peer_id);
                     } else if self.leaving.is_none() {
                         // The room decides: a present participant gone without a leave is lost

@@ -447,6 +447,7 @@ impl EventLoop {
             settle,
             self.leaving.is_none().then(|| self.rounds.poll_timeout()),
             self.drops.poll_timeout(),
+            self.stall.poll_timeout(),
             // Only while it is ahead: past it, hellos (not the clock) end the wait.
             Some(self.started_at + NEWCOMER_WAIT)
                 .filter(|t| self.room.is_waiting() && *t > Instant::now()),
@@ -480,6 +481,12 @@ impl EventLoop {
                 rate: self.room.max_rate(),
             })
             .await?;
+        }
+        for peer in self.stall.recovered(now) {
+            // Still unreachable after our stall's window: it really is gone (or cut off).
+            if !self.swarm.is_connected(&peer) && self.leaving.is_none() {
+                self.room.peer_gone(peer, now, wall_now());
+            }
         }
         if self.leaving.is_some() {
             return Ok(());

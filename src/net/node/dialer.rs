@@ -478,6 +478,11 @@ impl Dialer {
             n.left = true;
             n.retry_at = None;
         }
+        // A --connect target is still re-dialled, but its failures while the peer is away are
+        // no news (the user saw it leave); that it is back is.
+        for t in self.targets.iter_mut().filter(|t| t.peer == Some(*peer)) {
+            t.told = true;
+        }
     }
 
     /// mDNS found `peer` at `addr`. Returns whether it is remembered (and so worth a dial).
@@ -730,6 +735,29 @@ mod tests {
             d.failed(id, &refused(), now);
         }
         assert_eq!(tried, ["v4", "v6", "v4"]);
+    }
+
+    /// A --connect peer that left on purpose: re-dialled quietly, and its return is said.
+    #[test]
+    fn a_target_that_left_is_redialled_without_failure_reports() {
+        let now = Instant::now();
+        let mut d = Dialer::new(&[addr(4747)], now);
+        let (index, id) = target_dial(&mut d, now);
+        d.dialing(index, id);
+        let peer = PeerId::random();
+        assert!(
+            d.connected(peer, id).is_empty(),
+            "worked at once: nothing to say"
+        );
+        d.gone(&peer);
+        d.disconnected(peer, now);
+        let later = now + REDIAL_MIN;
+        let (index, id) = target_dial(&mut d, later);
+        d.dialing(index, id);
+        assert_eq!(d.failed(id, &refused(), later), None);
+        let (index, id) = target_dial(&mut d, later + REDIAL_MAX);
+        d.dialing(index, id);
+        assert_eq!(d.connected(peer, id).len(), 1, "back: said");
     }
 
     /// A neighbour that left and comes back (it connects again) is dialled again if it drops.

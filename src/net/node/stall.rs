@@ -1,19 +1,28 @@
 //! Noticing that the node itself was stalled: stopped (SIGSTOP, a suspended laptop) or starved
 //! of CPU. Its loop then wakes much later than it planned, and its peers' silence meanwhile (and
-//! the connections they closed on it) is its own doing, not theirs. IO-less.
+//! the connections they closed on it) is its own doing, not theirs: connections that close in
+//! the next liveness window are not taken for vanished peers at once. Those still unreachable
+//! when the window ends are, then (a real partition may have come with the stall). IO-less.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
+
+use libp2p::PeerId;
 
 use crate::net::liveness::LIVENESS_TIMEOUT;
 
-/// Waking this much later than planned means the node was stalled.
-pub const STALL: Duration = Duration::from_secs(2);
+/// Waking this much later than planned means the node was stalled. Below the liveness window
+/// (a shorter stall cannot have made peers close on us), above any wake-up delay of a busy
+/// machine.
+pub const STALL: Duration = Duration::from_secs(3);
 
-/// When the loop planned to wake, and until when it recovers from a stall.
+/// When the loop planned to wake, and the recovery from a stall.
 #[derive(Debug, Default)]
 pub struct Stall {
     planned: Option<Instant>,
     recovering_until: Option<Instant>,
+    /// Peers whose last connection closed during the recovery, to look at again after it.
+    deferred: HashSet<PeerId>,
 }
 
 impl Stall {
@@ -23,8 +32,7 @@ impl Stall {
     }
 
     /// The loop woke at `now`. Returns true if that is [`STALL`] later than planned: then every
-    /// connection deserves a fresh liveness window, and for one window connections that close
-    /// are not taken for vanished peers.
+    /// connection deserves a fresh liveness window.
     pub fn woke(&mut self, now: Instant) -> bool {
         let stalled = self.planned.take().is_some_and(|p| now > p + STALL);
         if stalled {
@@ -33,9 +41,29 @@ impl Stall {
         stalled
     }
 
-    /// Whether connections closing at `now` may be our own stall's doing.
-    pub fn recovering(&self, now: Instant) -> bool {
-        self.recovering_until.is_some_and(|t| now < t)
+    /// The last connection to `peer` closed at `now`. Returns true if that may be our own
+    /// stall's doing: then it is not announced now, but looked at again when the recovery ends.
+    pub fn defer_if_recovering(&mut self, peer: PeerId, now: Instant) -> bool {
+        let recovering = self.recovering_until.is_some_and(|t| now < t);
+        if recovering {
+            self.deferred.insert(peer);
+        }
+        recovering
+    }
+
+    /// When the recovery ends, if peers wait for it.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.recovering_until.filter(|_| !self.deferred.is_empty())
+    }
+
+    /// At `now`, once the recovery is over: the peers whose connections closed during it, to
+    /// announce if they are still unreachable.
+    pub fn recovered(&mut self, now: Instant) -> Vec<PeerId> {
+        if self.recovering_until.is_some_and(|t| now < t) {
+            return Vec::new();
+        }
+        self.recovering_until = None;
+        self.deferred.drain().collect()
     }
 }
 
@@ -43,23 +71,31 @@ impl Stall {
 mod tests {
     use super::*;
 
+    /// A wake much later than planned is a stall; connections closing in the next window are
+    /// deferred, and handed back when it ends.
     #[test]
-    fn a_late_wake_is_a_stall_and_its_recovery_lasts_one_liveness_window() {
+    fn a_late_wake_is_a_stall_and_closes_during_recovery_are_deferred_not_dropped() {
         let now = Instant::now();
         let mut s = Stall::default();
         s.sleeping_until(Some(now + Duration::from_secs(1)));
         assert!(
-            !s.woke(now + Duration::from_millis(1500)),
+            !s.woke(now + Duration::from_millis(2500)),
             "a little late is fine"
         );
-        assert!(!s.recovering(now));
+        let peer = PeerId::random();
+        assert!(!s.defer_if_recovering(peer, now));
         s.sleeping_until(Some(now + Duration::from_secs(1)));
         let woke = now + Duration::from_secs(10);
         assert!(s.woke(woke));
-        assert!(s.recovering(woke + LIVENESS_TIMEOUT));
-        assert!(!s.recovering(woke + LIVENESS_TIMEOUT + STALL));
+        assert!(s.defer_if_recovering(peer, woke + Duration::from_secs(1)));
+        let end = woke + LIVENESS_TIMEOUT + STALL;
+        assert_eq!(s.poll_timeout(), Some(end));
+        assert!(s.recovered(end - Duration::from_millis(1)).is_empty());
+        assert_eq!(s.recovered(end), vec![peer]);
+        assert_eq!(s.poll_timeout(), None);
+        assert!(!s.defer_if_recovering(peer, end), "over");
         assert!(
-            !s.woke(woke + Duration::from_secs(60)),
+            !s.woke(end + Duration::from_secs(60)),
             "nothing was planned"
         );
     }
