@@ -737,6 +737,16 @@ fn a_restart_under_the_same_name_holds_the_whole_transcript_again() {
     let _ = std::fs::remove_dir_all(&data);
 }
 
+/// A child process killed when the test ends, whether it passes or fails.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Runs a participant with `--identity identity` to its end; returns (exit code, stderr).
 fn run_with_identity(identity: &std::path::Path, data: &std::path::Path) -> (Option<i32>, String) {
     let identity = identity.to_str().expect("a UTF-8 temp path");
@@ -1085,8 +1095,9 @@ fn the_hub_log_is_quiet_about_ordinary_exits_and_says_when_it_stops() {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
+        .map(KillOnDrop)
         .expect("the hub starts");
-    let out = hub.stdout.take().expect("piped");
+    let out = hub.0.stdout.take().expect("piped");
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     std::thread::spawn(move || {
         use std::io::BufRead;
@@ -1126,17 +1137,17 @@ fn the_hub_log_is_quiet_about_ordinary_exits_and_says_when_it_stops() {
     wait(&mut log, "quinn leave the chat system");
     wait(&mut log, "closed");
     let ok = std::process::Command::new("kill")
-        .args(["-TERM", &hub.id().to_string()])
+        .args(["-TERM", &hub.0.id().to_string()])
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
     assert!(ok);
     wait(&mut log, "chitty-node hub stopped");
-    let status = hub.wait().expect("the hub exits");
+    let status = hub.0.wait().expect("the hub exits");
     assert!(status.success());
     let mut err = String::new();
     use std::io::Read;
-    let _ = hub.stderr.take().expect("piped").read_to_string(&mut err);
+    let _ = hub.0.stderr.take().expect("piped").read_to_string(&mut err);
     assert!(err.is_empty(), "nothing on stderr: {err}");
     let live = log
         .iter()
