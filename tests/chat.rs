@@ -353,6 +353,21 @@ fn look_alike_usernames_exit_with_code_2_naming_the_code_point() {
     }
 }
 
+/// A hub on 127.0.0.1 (`--json`), with its key in a new directory named after `tag`, which the
+/// test removes at its end.
+fn loopback_hub(tag: &str) -> (Node, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("chitty-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let key = dir.join("relay.key");
+    let hub = Node::start("hub", {
+        let mut c = std::process::Command::new(common::bin());
+        c.args(["--json", "--relay", "--identity", key.to_str().unwrap()])
+            .args(["--listen", "/ip4/127.0.0.1/tcp/0"]);
+        c
+    });
+    (hub, dir)
+}
+
 /// A free TCP port on 127.0.0.1 (bound, then released for the node to take).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -859,15 +874,7 @@ fn a_failing_connect_is_reported_once_and_its_success_too() {
 /// addresses again; `/history N` shows the last N events.
 #[test]
 fn peers_addr_and_the_last_n_events_of_history() {
-    let dir = std::env::temp_dir().join(format!("chitty-peers-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a temp dir");
-    let key = dir.join("relay.key");
-    let mut hub = Node::start("hub", {
-        let mut c = std::process::Command::new(common::bin());
-        c.args(["--json", "--relay", "--identity", key.to_str().unwrap()])
-            .args(["--listen", "/ip4/127.0.0.1/tcp/0"]);
-        c
-    });
+    let (mut hub, dir) = loopback_hub("peers");
     let (hub_peer, hub_listen) = hub.ready();
     let (mut a, addr) = first("pat", &["--connect", &hub_listen[0]]);
     let (a_peer, _) = a.ready();
@@ -1227,15 +1234,7 @@ fn connecting_to_oneself_and_an_identity_that_is_a_directory_are_refused() {
 /// dropped by the hub by the same liveness rule as a node drops a silent peer.
 #[test]
 fn a_hub_drops_a_frozen_client() {
-    let dir = std::env::temp_dir().join(format!("chitty-frozen-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a temp dir");
-    let key = dir.join("relay.key");
-    let mut hub = Node::start("hub", {
-        let mut c = std::process::Command::new(common::bin());
-        c.args(["--json", "--relay", "--identity", key.to_str().unwrap()])
-            .args(["--listen", "/ip4/127.0.0.1/tcp/0"]);
-        c
-    });
+    let (mut hub, dir) = loopback_hub("frozen");
     let (_, hub_listen) = hub.ready();
     let (mut a, _) = first("frozen", &["--connect", &hub_listen[0]]);
     let (a_peer, _) = a.ready();

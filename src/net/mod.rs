@@ -52,6 +52,25 @@ pub(crate) fn handle_ping<B: libp2p::swarm::NetworkBehaviour>(
     }
 }
 
+/// Sends a page of history to `peer`, who asked for it on `channel` (both roles answer alike).
+pub(crate) fn serve_history(
+    swarm: &mut Swarm<behaviour::ChatBehaviour>,
+    peer: libp2p::PeerId,
+    channel: libp2p::request_response::ResponseChannel<hello::SyncResponseOut>,
+    page: crate::core::sync::SyncResponse,
+) {
+    tracing::debug!(%peer, events = page.events.len(), more = page.more, "serving history");
+    let out = hello::SyncResponseOut::Send(page);
+    if swarm
+        .behaviour_mut()
+        .sync
+        .send_response(channel, out)
+        .is_err()
+    {
+        tracing::debug!(%peer, "history not sent: stream closed");
+    }
+}
+
 /// Closes every connection silent for [`liveness::LIVENESS_TIMEOUT`] ([`liveness`]).
 pub(crate) fn close_silent<B: libp2p::swarm::NetworkBehaviour>(
     swarm: &mut Swarm<B>,

@@ -57,17 +57,7 @@ impl EventLoop {
                     let waiting = &self.outbox;
                     resp.events
                         .retain(|e| e.event.author != me || !waiting.holds(e.event.lamport));
-                    debug!(%peer, events = resp.events.len(), more = resp.more, "serving history");
-                    let out = SyncResponseOut::Send(resp);
-                    if self
-                        .swarm
-                        .behaviour_mut()
-                        .sync
-                        .send_response(channel, out)
-                        .is_err()
-                    {
-                        debug!(%peer, "history not sent: stream closed");
-                    }
+                    crate::net::serve_history(&mut self.swarm, peer, channel, resp);
                 }
                 request_response::Message::Response {
                     response,

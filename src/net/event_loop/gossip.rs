@@ -24,14 +24,12 @@ impl EventLoop {
                     // tasks that forward it, and our user need not wait for those.
                     self.drain_room().await?;
                 }
-                self.swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(
-                        &message_id,
-                        &propagation_source,
-                        crate::net::gossip::acceptance(&verdict),
-                    );
+                crate::net::gossip::report(
+                    &mut self.swarm,
+                    &message_id,
+                    &propagation_source,
+                    &verdict,
+                );
                 let blamed = verdict.blame(propagation_source);
                 match verdict {
                     Verdict::Accept(event) => {

@@ -224,14 +224,7 @@ impl Hub {
             })) => {
                 let topic = message.topic.as_str().to_owned();
                 let verdict = self.rooms.judge(&topic, &message.data, Instant::now());
-                self.swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(
-                        &message_id,
-                        &propagation_source,
-                        super::gossip::acceptance(&verdict),
-                    );
+                super::gossip::report(&mut self.swarm, &message_id, &propagation_source, &verdict);
                 match verdict {
                     Verdict::Accept(event) => {
                         if matches!(event.body, Body::Leave) {
@@ -404,17 +397,7 @@ impl Hub {
                             more: false,
                         },
                     };
-                    debug!(%peer, events = resp.events.len(), "serving history");
-                    let out = SyncResponseOut::Send(resp);
-                    if self
-                        .swarm
-                        .behaviour_mut()
-                        .sync
-                        .send_response(channel, out)
-                        .is_err()
-                    {
-                        debug!(%peer, "history not sent");
-                    }
+                    super::serve_history(&mut self.swarm, peer, channel, resp);
                 }
                 request_response::Message::Response {
                     response,
