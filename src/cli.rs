@@ -19,8 +19,8 @@ use crate::core::transcript::DEFAULT_HISTORY;
 #[derive(Debug, Parser)]
 #[command(name = "chitty-node", version)]
 pub struct Args {
-    /// Your name in the chat: 1 to 32 characters, no whitespace or control characters.
-    /// Required, except for a hub (--relay).
+    /// Your name in the chat: 1 to 32 characters, no whitespace, control or invisible
+    /// characters, no `#`. Required, except for a hub (--relay).
     #[arg(long, short = 'u', value_name = "NAME")]
     pub username: Option<String>,
 

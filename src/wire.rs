@@ -299,6 +299,12 @@ pub fn decode_event(bytes: &[u8]) -> Result<SignedEvent, WireError> {
     check_version(env.v)?;
     check_len(&env.body, MAX_BODY_BYTES)?;
     let w: WireBody = serde_cbor::from_slice(&env.body)?;
+    // The body is covered by the signature, so it cannot be re-encoded by a forwarder; but an
+    // implementation that checks it by the envelope's rules would refuse one in another form,
+    // and blame the honest node that forwarded it. One form for both (section 5).
+    if to_vec(&w) != env.body {
+        return Err(invalid("body", "not in canonical form"));
+    }
     let author = peer("author", &w.author)?;
     let key = public_key(&author)
         .ok_or_else(|| invalid("author", "not an ed25519 peer id with an inline key"))?;
@@ -559,13 +565,87 @@ mod tests {
         if let V::Map(m) = &mut body {
             edit(m);
         }
-        let body = serde_cbor::to_vec(&body).unwrap();
+        let body = in_body_order(&body);
         let sig = example_key().sign(&signed_message(&body)).unwrap();
         to_vec(&WireEnvelope {
             v: PROTOCOL_VERSION,
             body,
             sig,
         })
+    }
+
+    /// A body map encoded as section 5 orders its keys (unknown keys last), so that the edits
+    /// test the rule they mean to, not the form.
+    fn in_body_order(body: &V) -> Vec<u8> {
+        const ORDER: [&str; 11] = [
+            "topic",
+            "kind",
+            "author",
+            "seq",
+            "lamport",
+            "time",
+            "user",
+            "text",
+            "reason",
+            "subject",
+            "subject_user",
+        ];
+        let V::Map(m) = body else {
+            return serde_cbor::to_vec(body).unwrap();
+        };
+        let rank = |k: &V| match k {
+            V::Text(t) => ORDER.iter().position(|o| o == t).unwrap_or(ORDER.len()),
+            _ => ORDER.len(),
+        };
+        let mut pairs: Vec<(&V, &V)> = m.iter().collect();
+        pairs.sort_by_key(|(k, _)| rank(k));
+        assert!(pairs.len() < 24, "a short map header");
+        let mut out = vec![0xa0 | pairs.len() as u8];
+        for (k, v) in pairs {
+            out.extend(serde_cbor::to_vec(k).unwrap());
+            out.extend(serde_cbor::to_vec(v).unwrap());
+        }
+        out
+    }
+
+    /// The body has one form too: the same event body in any other encoding (a tag, a longer
+    /// integer, a chunked string, another key order) is refused, though its author signed it.
+    #[test]
+    fn a_body_in_another_form_is_refused_though_signed() {
+        let good = sign_event(example_message(), "chitty-chat", &example_key());
+        let env: WireEnvelope = serde_cbor::from_slice(&good.bytes).unwrap();
+        let resign = |body: Vec<u8>| {
+            let sig = example_key().sign(&signed_message(&body)).unwrap();
+            to_vec(&WireEnvelope {
+                v: PROTOCOL_VERSION,
+                body,
+                sig,
+            })
+        };
+        // Tag 55799 (self-described CBOR) in front.
+        let mut tagged = vec![0xd9, 0xd9, 0xf7];
+        tagged.extend(&env.body);
+        // `seq` (2) as a two-byte integer: `63 736571 02` becomes `63 736571 19 0002`.
+        let seq = [0x63, b's', b'e', b'q', 0x02];
+        let at = env.body.windows(5).position(|w| w == seq).unwrap();
+        let mut long = env.body[..at + 4].to_vec();
+        long.extend([0x19, 0x00, 0x02]);
+        long.extend(&env.body[at + 5..]);
+        // The keys in another order.
+        let v: V = serde_cbor::from_slice(&env.body).unwrap();
+        let sorted = serde_cbor::to_vec(&v).unwrap();
+        assert_ne!(sorted, env.body);
+        for body in [tagged, long, sorted] {
+            assert!(
+                matches!(
+                    decode_event(&resign(body.clone())),
+                    Err(WireError::Invalid { field: "body", .. })
+                ),
+                "{}",
+                hex(&body)
+            );
+        }
+        assert!(decode_event(&resign(env.body.clone())).is_ok());
     }
 
     fn set(key: &'static str, val: V) -> impl Fn(&mut std::collections::BTreeMap<V, V>) {

@@ -1033,6 +1033,35 @@ fn the_rate_limit_reports_only_what_is_really_missing() {
     }
 }
 
+/// A pipe of 300 lines, then the end of input: the lines are stamped as the node's pace lets
+/// them out (so they carry the times they really went, as others' sync bounds expect), every one
+/// arrives live, and the leave after them too, instead of the tail being pushed out at once at
+/// the leave, dropped over the receiver's rate and lost with the sender.
+#[test]
+fn a_long_pipe_then_end_of_input_arrives_whole_and_live_with_the_leave() {
+    let (mut b, addr) = first("quinn", &[]);
+    let mut a = Node::spawn("pat", &args(&["--connect", &addr]));
+    a.ready();
+    b.wait_join("pat");
+    let lines: String = (1..=300).map(|i| format!("piped {i}\n")).collect();
+    a.send_bytes(lines.as_bytes());
+    a.close_stdin();
+    b.wait_leave("pat");
+    let got: Vec<&Value> = b
+        .seen()
+        .iter()
+        .filter(|v| v["type"] == "message" && v["user"] == "pat")
+        .collect();
+    assert_eq!(got.len(), 300, "every line before the leave");
+    assert!(
+        got.iter().all(|v| v["sync"] != true),
+        "all live, none repaired by sync"
+    );
+    let leave = b.wait_leave("pat");
+    assert_eq!(leave["reason"], "quit", "{leave}");
+    assert!(a.wait_exit().success());
+}
+
 /// Diagnostics written to a pipe carry no colour codes.
 #[test]
 fn stderr_to_a_pipe_has_no_colour_codes() {

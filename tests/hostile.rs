@@ -122,10 +122,6 @@ fn cbor(v: &Value) -> Vec<u8> {
     serde_cbor::to_vec(v).expect("CBOR of a value")
 }
 
-fn text(s: &str) -> Value {
-    Value::Text(s.to_owned())
-}
-
 /// The foreign node's clock: 2001-09-09T01:46:40Z, far off, and shown as it claims.
 const FOREIGN_TIME_MS: u64 = 1_000_000_000_000;
 const FOREIGN_TIME: &str = "2001-09-09T01:46:40.000Z";
@@ -136,18 +132,32 @@ fn body(author: &PeerId, seq: u64, lamport: u64, user: &str, text_: &str) -> Vec
     body_at(author, seq, lamport, FOREIGN_TIME_MS, user, text_)
 }
 
-/// An event body said at `time` (milliseconds since the Unix epoch).
+/// An event body said at `time` (milliseconds since the Unix epoch), in its one form: the keys
+/// in the order docs/PROTOCOL.md section 5 gives.
 fn body_at(author: &PeerId, seq: u64, lamport: u64, time: u64, user: &str, text_: &str) -> Vec<u8> {
-    let mut m = std::collections::BTreeMap::new();
-    m.insert(text("topic"), text("chitty-chat"));
-    m.insert(text("kind"), text("message"));
-    m.insert(text("author"), Value::Bytes(author.to_bytes()));
-    m.insert(text("seq"), Value::Integer(seq.into()));
-    m.insert(text("lamport"), Value::Integer(lamport.into()));
-    m.insert(text("time"), Value::Integer(time.into()));
-    m.insert(text("user"), text(user));
-    m.insert(text("text"), text(text_));
-    cbor(&Value::Map(m))
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        topic: &'a str,
+        kind: &'a str,
+        #[serde(with = "serde_bytes")]
+        author: Vec<u8>,
+        seq: u64,
+        lamport: u64,
+        time: u64,
+        user: &'a str,
+        text: &'a str,
+    }
+    serde_cbor::to_vec(&Body {
+        topic: "chitty-chat",
+        kind: "message",
+        author: author.to_bytes(),
+        seq,
+        lamport,
+        time,
+        user,
+        text: text_,
+    })
+    .expect("CBOR of a body")
 }
 
 /// A signed envelope: `sig` by `key` over the context and the body.

@@ -72,10 +72,21 @@ fn ten_hosts_started_at_once_all_see_every_join() {
     drop(lab);
 }
 
+/// How many TCP connections are established in namespace `ns`.
+fn established(ns: &str) -> usize {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", ns, "ss", "-Htn", "state", "established"])
+        .output()
+        .expect("ss runs");
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
 /// Nodes that find each other by mDNS at the same instant dial each other at the same instant.
 /// Every pair must end up connected directly, every time (before dials left from fresh ports,
 /// two such dials met as one TCP simultaneous open whose handshake failed on both sides, in
-/// lockstep, for ever: in 3 of 24 starts two hosts talked only through the third).
+/// lockstep, for ever: in 3 of 24 starts two hosts talked only through the third), and by one
+/// connection (docs/PROTOCOL.md section 2: two, kept, lose messages with other gossipsub
+/// implementations).
 #[test]
 fn hosts_started_together_always_connect_pairwise() {
     if let Some(why) = Lab::unavailable() {
@@ -99,6 +110,19 @@ fn hosts_started_together_always_connect_pairwise() {
                     },
                 );
             }
+        }
+        // One connection per pair: both ends close the same duplicate.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let counts: Vec<usize> = (1..=8).map(|i| established(lab.host(i))).collect();
+            if counts.iter().all(|c| *c == 7) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: established connections per host {counts:?}, not 7 each"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
         }
         // The first two still chat once the others, which could have carried their messages,
         // are gone.

@@ -145,14 +145,22 @@ fn five_nodes_heal_a_twenty_second_partition() {
     }
     lab.set_link(5, true).expect("repair n5");
     let repaired = Instant::now();
-    // n5 rejoins (it was declared lost) and everyone sees it.
+    // n5 was declared lost; it is present again on every screen once an event of its own
+    // stamped after that `lost` arrives (its lines from the other side of the split, or a join
+    // again if the `lost` outranks them all): section 7's presence rule.
     for n in nodes.iter_mut().take(4) {
-        n.wait_until("n5 joins again", |seen| {
-            (seen
+        n.wait_until("n5 back after its lost", |seen| {
+            let lost = seen
                 .iter()
-                .filter(|v| v["type"] == "join" && v["user"] == "n5")
-                .count()
-                >= 2)
+                .filter(|v| v["type"] == "leave" && v["user"] == "n5")
+                .filter_map(|v| v["lamport"].as_u64())
+                .max()?;
+            seen.iter()
+                .any(|v| {
+                    (v["type"] == "join" || v["type"] == "message")
+                        && v["user"] == "n5"
+                        && v["lamport"].as_u64().is_some_and(|l| l > lost)
+                })
                 .then_some(())
         });
     }
@@ -169,6 +177,14 @@ fn five_nodes_heal_a_twenty_second_partition() {
         repaired.elapsed(),
         history.len()
     );
+    for n in nodes.iter_mut() {
+        let names = common::liar::room::who(n);
+        assert!(
+            names.iter().any(|u| u == "n5"),
+            "{}: n5 is absent from /who after the repair: {names:?}",
+            n.name
+        );
+    }
     let texts: HashSet<&str> = history.iter().filter_map(|v| v["text"].as_str()).collect();
     for t in &sent {
         assert!(

@@ -149,6 +149,7 @@ impl Event {
             reason,
             by: matches!(self.body, Body::Lost { .. }).then(|| self.author.to_base58()),
             sync,
+            stored: false,
             ambiguous: false,
         }
     }
@@ -198,6 +199,8 @@ pub struct EventView {
     pub by: Option<String>,
     /// Whether the event arrived by catching up (history sync) rather than live.
     pub sync: bool,
+    /// Whether it is earlier history read from this node's own store at start.
+    pub stored: bool,
     /// Whether another participant uses the same username: the ui then shows the name with a
     /// peer id suffix (`client1#a1b2c3`), so that nobody can pass for someone else.
     pub ambiguous: bool,

@@ -19,8 +19,28 @@ use super::verdict::{Rejection, Verdict};
 
 /// A received stamp may be at most this far ahead of the local clock.
 pub const MAX_CLOCK_JUMP: u64 = 1 << 32;
+/// A stamp further ahead than this is wild, unless we have taken no one else's event yet (a
+/// newcomer does not know how far the room's clock has come): an honest node is never this far
+/// ahead without events we lack, and sync hands those over first.
+pub const WILD_JUMP: u64 = 1 << 24;
 /// No stamp may reach this value: it leaves the clock room for centuries of honest chat.
 pub const MAX_STAMP: u64 = 1 << 62;
+/// By sync, an author's events are taken up to its rate over the span of time its events show,
+/// plus this many (section 8). An honest author never signs more than this ahead of its pace:
+/// a chitty-node signs typed lines only while fewer than 64 wait for their turn (and 64 before
+/// its join), and its pace allows bursts of 36.
+pub const SYNC_BURST: u64 = 256;
+
+/// What a page of history taught: the events taken, in the order given, and the offences it
+/// showed, each once per page and kind.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Page {
+    /// The new events taken.
+    pub taken: Vec<Event>,
+    /// Events refused: why, and whom it is held against (nobody, when an honest node may have
+    /// sent it).
+    pub refused: Vec<(Option<PeerId>, Rejection)>,
+}
 
 /// Whose ledger it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +67,18 @@ pub struct Ledger {
     transcript: Transcript,
     roster: Roster,
     limiter: RateLimiter,
+    /// Whether an event of someone else's was ever taken: until then the clock says nothing
+    /// of the room's, and no stamp is wild.
+    heard: bool,
+    /// Events newly taken, for the owner to store on disk ([`Ledger::keep_new`]), at most
+    /// [`KEPT_CAP`] between two drains.
+    kept: Option<Vec<SignedEvent>>,
 }
+
+/// Most newly taken events held for the store between two drains ([`Ledger::drain_kept`]):
+/// the owner drains after every call, so more means it stopped; what is dropped is stored
+/// again the next time it is learned (sync).
+pub const KEPT_CAP: usize = 4096;
 
 impl Ledger {
     /// An empty ledger of room `topic`, keeping at most `history` events, taking at most
@@ -60,6 +91,29 @@ impl Ledger {
             transcript: Transcript::new(history),
             roster: Roster::default(),
             limiter: RateLimiter::new(max_rate),
+            heard: false,
+            kept: None,
+        }
+    }
+
+    /// From now on, every event newly taken (ours, live, learned by sync) is also held for the
+    /// owner to store: see [`Ledger::drain_kept`].
+    pub fn keep_new(&mut self) {
+        self.kept.get_or_insert_with(Vec::new);
+    }
+
+    /// The events taken since the last drain, in the order they were taken.
+    pub fn drain_kept(&mut self) -> Vec<SignedEvent> {
+        self.kept.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    fn keep(&mut self, signed: &SignedEvent) {
+        if let Some(kept) = self.kept.as_mut() {
+            if kept.len() < KEPT_CAP {
+                kept.push(signed.clone());
+            } else {
+                tracing::debug!("store queue full; an event is not stored this time");
+            }
         }
     }
 
@@ -94,8 +148,9 @@ impl Ledger {
     }
 
     /// The stamp rule, the same for every role: under 2^62 (or the event is invalid for
-    /// everyone), and at most 2^32 ahead of our clock (or it is not for us, though it may be
-    /// for a node whose clock is further on).
+    /// everyone), at most 2^32 ahead of our clock (or it is not for us, though it may be for a
+    /// node whose clock is further on), and at most 2^24 ahead once we have heard from the room
+    /// (wild: see [`WILD_JUMP`]).
     pub fn check_stamp(&self, stamp: u64) -> Result<(), Rejection> {
         let local = self.clock.now();
         if stamp >= MAX_STAMP {
@@ -103,6 +158,9 @@ impl Ledger {
         }
         if stamp > local.saturating_add(MAX_CLOCK_JUMP) {
             return Err(Rejection::StampAhead { stamp, local });
+        }
+        if self.heard && stamp > local.saturating_add(WILD_JUMP) {
+            return Err(Rejection::StampWild { stamp, local });
         }
         Ok(())
     }
@@ -131,11 +189,16 @@ impl Ledger {
     /// The admit pipeline for a live event: decoded -> author cut off? -> checks -> known ->
     /// rate -> taken. Invalid is invalid whatever the rate: checked first, so that it counts.
     /// A known event is not charged to its author's rate (a replayer would drain it).
+    ///
+    /// `alive` says which participants we have just heard from ourselves: a `lost`
+    /// announcement about one of them is recorded (every node holds the same transcript) but
+    /// leaves its presence as it was, and the caller blames the announcer.
     pub fn admit<E: std::fmt::Display>(
         &mut self,
         decoded: Result<SignedEvent, E>,
         cut_off: bool,
         now: Instant,
+        alive: impl Fn(&PeerId) -> bool,
     ) -> Verdict {
         let signed = match decoded {
             Ok(signed) => signed,
@@ -151,10 +214,20 @@ impl Ledger {
         if self.transcript.is_known(&signed.event) {
             return Verdict::Known(author);
         }
-        if !self.limiter.allow(author, now) {
+        // Only what is newer than the author's newest event we hold is charged to its rate: an
+        // old event replayed (one we never had) would otherwise drain it.
+        let fresh = self
+            .transcript
+            .newest_seq(&author)
+            .is_none_or(|newest| signed.event.seq > newest);
+        if fresh && !self.limiter.allow(author, now) {
             return Verdict::Limited(signed.event);
         }
-        match self.accept(signed) {
+        let spare = match &signed.event.body {
+            Body::Lost { subject, .. } if alive(subject) => Some(*subject),
+            _ => None,
+        };
+        match self.take(signed, spare, false) {
             Ok(Some(event)) => Verdict::Accept(event),
             Ok(None) => Verdict::Known(author),
             Err(reason) => Verdict::refused(Some(author), reason),
@@ -164,21 +237,119 @@ impl Ledger {
     /// Checks and takes an event, live or learned by sync: merges the clock, updates the
     /// roster, keeps it. Returns the event when it was new.
     pub fn accept(&mut self, signed: SignedEvent) -> Result<Option<Event>, Rejection> {
+        self.take(signed, None, false)
+    }
+
+    /// [`Ledger::accept`], leaving the presence of `spare` as it is (a `lost` announcement
+    /// about a participant we know to be alive). In a `batch` (a page of history), a
+    /// participant's clock only adopts the stamp (`C := max(C, T)`); the caller counts the batch
+    /// once at its end.
+    fn take(
+        &mut self,
+        signed: SignedEvent,
+        spare: Option<PeerId>,
+        batch: bool,
+    ) -> Result<Option<Event>, Rejection> {
         self.check(&signed)?;
         if self.transcript.is_known(&signed.event) {
             return Ok(None);
         }
         let stamp = signed.event.lamport;
         match self.keeper {
-            Keeper::Participant { .. } => {
+            Keeper::Participant { .. } if !batch => {
                 self.clock.receive(stamp);
             }
+            Keeper::Participant { .. } => self.clock.merge(stamp),
             Keeper::Archive => self.clock.merge(stamp),
         }
-        self.update_presence(&signed.event);
+        if !matches!(self.keeper, Keeper::Participant { me, .. } if me == signed.event.author) {
+            self.heard = true;
+        }
+        if spare.is_none_or(|p| p != signed.event.participant().0) {
+            self.update_presence(&signed.event);
+        }
         let event = signed.event.clone();
+        self.keep(&signed);
         self.transcript.insert(signed);
         Ok(Some(event))
+    }
+
+    /// Takes a page of history from `from`, in the order given (the oldest first, so that
+    /// whatever led an honest node's clock on comes before what it stamped after): each event
+    /// is checked as a live one (against the clock as the page has moved it so far), and an
+    /// author's events are taken up to what its rate allows over the span of time its events
+    /// show ([`Ledger::within_rate`]). The page is one receipt for the clock: a participant's
+    /// becomes `max(C, max T) + 1`, not the backlog's size further on (section 9). A refusal is held
+    /// against the author when the author itself served it, or when it goes beyond its rate;
+    /// against `from` when the event is invalid for everyone.
+    pub fn take_page(&mut self, from: PeerId, events: Vec<SignedEvent>) -> Page {
+        self.take_events(from, events, true)
+    }
+
+    /// Takes events read back from our own store, oldest first, as one page, without the
+    /// per-author bound (they were within it when taken, perhaps under another `--max-rate`).
+    pub fn restore(&mut self, events: Vec<SignedEvent>) -> Page {
+        // Served by nobody: whatever is refused is held against no one.
+        let mut page = self.take_events(PeerId::random(), events, false);
+        for (blamed, _) in &mut page.refused {
+            *blamed = None;
+        }
+        page
+    }
+
+    fn take_events(&mut self, from: PeerId, events: Vec<SignedEvent>, bounded: bool) -> Page {
+        let mut page = Page::default();
+        for signed in events {
+            let author = signed.event.author;
+            let result = if self.transcript.is_known(&signed.event) {
+                Ok(None)
+            } else if bounded && !self.within_rate(&signed.event) {
+                Err(Rejection::BeyondRate { author })
+            } else {
+                self.take(signed, None, true)
+            };
+            match result {
+                Ok(Some(event)) => page.taken.push(event),
+                Ok(None) => {}
+                Err(reason) => {
+                    let blamed = match reason {
+                        Rejection::BeyondRate { .. } => Some(author),
+                        Rejection::ForeignOwn { .. } | Rejection::CutOff(_) => None,
+                        _ if reason.only_author_to_blame() => (author == from).then_some(author),
+                        _ => Some(from),
+                    };
+                    let seen = page
+                        .refused
+                        .iter()
+                        .any(|(p, r)| *p == blamed && r.kind() == reason.kind());
+                    if !seen {
+                        page.refused.push((blamed, reason));
+                    }
+                }
+            }
+        }
+        if !page.taken.is_empty() && matches!(self.keeper, Keeper::Participant { .. }) {
+            self.clock.tick();
+        }
+        page
+    }
+
+    /// Whether one more event of its author, learned by sync, stays within what the author
+    /// could have sent: its rate (ours, at least the default) over the span between the earliest and latest `time` of its
+    /// events (those held and this one), plus [`SYNC_BURST`]. (Live events have the
+    /// token bucket.) A backlog of honest chat always fits; one signed in a burst does not.
+    fn within_rate(&self, event: &Event) -> bool {
+        let t = event.time.unix_millis();
+        let (held, first, last) = self
+            .transcript
+            .author_span(&event.author)
+            .unwrap_or((0, t, t));
+        let span_secs = last.max(t).saturating_sub(first.min(t)) / 1000;
+        // Never below the protocol's default: a node configured with a lower limit for live
+        // events must not blame an honest author paced at the default.
+        let rate = u64::from(self.limiter.rate().max(super::limit::DEFAULT_RATE));
+        let allowed = rate.saturating_mul(span_secs).saturating_add(SYNC_BURST);
+        (held as u64) < allowed
     }
 
     /// The stamp for our next event (`C := C + 1`).
@@ -189,32 +360,54 @@ impl Ledger {
     /// Records one of our own events, stamped with [`Ledger::tick`] and signed.
     pub fn record_own(&mut self, signed: SignedEvent) {
         self.update_presence(&signed.event);
+        self.keep(&signed);
         self.transcript.insert(signed);
     }
 
-    /// Presence changes with joins and leaves only: a hello lists each participant's join.
+    /// Presence follows a participant's newest join, leave or `lost` in total order; a
+    /// message of its own is a sign of presence too when nothing else is known of it (its join
+    /// is older than what we hold) or when it is newer than the `lost` (it is still here).
+    /// Order-independent: what events arrive in which order changes nothing
+    /// ([`Presence::settle`]).
     fn update_presence(&mut self, event: &Event) {
-        let present = match event.body {
-            Body::Join => true,
-            Body::Leave | Body::Lost { .. } => false,
-            Body::Message(_) => return,
-        };
         let (who, user) = event.participant();
-        // A lost announcement is not the subject's own event: its number is not theirs.
-        let seq = match event.body {
-            Body::Lost { .. } => 0,
-            _ => event.seq,
-        };
-        self.roster.update(
-            who,
-            Presence {
-                user: user.clone(),
-                key: event.order_key(),
-                lamport: event.lamport,
-                seq,
-                present,
-            },
-        );
+        let key = event.order_key();
+        let mut p = self.roster.get(&who).cloned().unwrap_or_else(|| Presence {
+            user: user.clone(),
+            key: key.clone(),
+            lamport: event.lamport,
+            seq: event.seq,
+            present: true,
+            left: false,
+            lost: false,
+            from_event: false,
+            said: None,
+        });
+        match event.body {
+            Body::Message(_) => {
+                if p.said.as_ref().is_none_or(|s| key > *s) {
+                    p.said = Some(key);
+                }
+            }
+            Body::Join | Body::Leave | Body::Lost { .. } => {
+                if !p.from_event || key >= p.key {
+                    p.user = user.clone();
+                    p.key = key;
+                    p.lamport = event.lamport;
+                    // A lost announcement is not the subject's own event: its number is not
+                    // theirs.
+                    p.seq = match event.body {
+                        Body::Lost { .. } => 0,
+                        _ => event.seq,
+                    };
+                    p.from_event = true;
+                    p.left = matches!(event.body, Body::Leave);
+                    p.lost = matches!(event.body, Body::Lost { .. });
+                }
+            }
+        }
+        p.settle();
+        self.roster.set(who, p);
     }
 
     /// Our hello for this room: the clock, who is present, and whether we keep history for
@@ -228,40 +421,23 @@ impl Ledger {
         }
     }
 
-    /// Takes a peer's hello: merges its clock and the sender's own entry (only the sender speaks
-    /// for itself: other entries are unsigned hearsay; other participants are learned from their
-    /// own signed joins). Returns whether the sender listed itself, as a participant does.
+    /// Takes a peer's hello. It speaks only for its sender, and moves nothing: its clock is a
+    /// claim (only signed events move ours, or anyone could push our stamps to where others
+    /// refuse them), and its participants are unsigned (`/who` comes from signed events). A
+    /// claim no honest node can make is refused, to be held against the sender. Returns whether
+    /// the sender lists itself, as a joined participant does: the join waits for its history.
     pub fn merge_hello(&mut self, from: PeerId, hello: Hello) -> Result<bool, Rejection> {
         if hello.topic != self.topic {
             return Err(Rejection::OtherRoom(hello.topic));
         }
-        // Only the absolute bound: a hello is how a newcomer learns how far the room's clock
-        // has come, however far that is from its own.
-        if hello.lamport >= MAX_STAMP {
-            return Err(Rejection::StampTooFar {
-                stamp: hello.lamport,
-                local: self.clock.now(),
+        let local = self.clock.now();
+        if hello.lamport >= MAX_STAMP || hello.lamport > local.saturating_add(MAX_CLOCK_JUMP) {
+            return Err(Rejection::WildClaim {
+                claim: hello.lamport,
+                local,
             });
         }
-        self.clock.merge(hello.lamport);
-        let mut listed = false;
-        for p in hello.participants {
-            if p.peer != from || p.lamport >= MAX_STAMP {
-                continue;
-            }
-            listed = true;
-            self.roster.update(
-                p.peer,
-                Presence {
-                    user: p.user,
-                    key: super::event::OrderKey::new(p.lamport, p.peer.to_bytes(), p.seq),
-                    lamport: p.lamport,
-                    seq: p.seq,
-                    present: true,
-                },
-            );
-        }
-        Ok(listed)
+        Ok(hello.participants.iter().any(|p| p.peer == from))
     }
 
     /// What we have, for a peer to send us what we lack.

@@ -37,6 +37,16 @@ impl RateLimiter {
         }
     }
 
+    /// A limiter allowing `rate` per second per peer (at least 1), in bursts of `burst` (at
+    /// least 1): for costs other than events, such as answers to a peer's requests.
+    pub fn with_burst(rate: u32, burst: u32) -> Self {
+        Self {
+            rate: f64::from(rate.max(1)),
+            burst: f64::from(burst.max(1)),
+            buckets: HashMap::new(),
+        }
+    }
+
     /// The sustained rate, in events per second.
     pub fn rate(&self) -> u32 {
         // Built from a u32 (at least 1).

@@ -284,6 +284,35 @@ impl Text {
 
 #[cfg(test)]
 mod tests {
+    /// docs/PROTOCOL.md section 5 lists the whitespace refused in names exactly (Unicode's
+    /// White_Space); U+180E, U+200B and U+FEFF are not whitespace but are refused as invisible.
+    #[test]
+    fn names_refuse_exactly_the_listed_whitespace_and_invisibles() {
+        let white: Vec<u32> = (0x09..=0x0D)
+            .chain([0x20, 0x85, 0xA0, 0x1680])
+            .chain(0x2000..=0x200A)
+            .chain([0x2028, 0x2029, 0x202F, 0x205F, 0x3000])
+            .collect();
+        for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+            let listed = white.contains(&(c as u32));
+            assert_eq!(c.is_whitespace(), listed, "U+{:04X}", c as u32);
+        }
+        for code in white.iter().filter(|c| **c > 0x9F || **c == 0x20) {
+            let name = format!("a{}b", char::from_u32(*code).unwrap());
+            assert!(
+                matches!(Username::new(name), Err(NameError::Whitespace { .. })),
+                "U+{code:04X}"
+            );
+        }
+        for code in [0x180E, 0x200B, 0xFEFF] {
+            let name = format!("a{}b", char::from_u32(code).unwrap());
+            assert!(
+                matches!(Username::new(name), Err(NameError::Invisible { .. })),
+                "U+{code:04X}"
+            );
+        }
+    }
+
     use super::*;
 
     #[test]

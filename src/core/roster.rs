@@ -26,12 +26,43 @@ pub struct Presence {
     pub seq: u64,
     /// Present, or gone.
     pub present: bool,
+    /// Gone because it left on purpose (its own leave), not because someone announced it
+    /// lost: a later message of its own brings back only a participant announced lost.
+    pub left: bool,
+    /// The newest presence event about it is a `lost` announcement.
+    pub lost: bool,
+    /// Whether `key` is that of a join, leave or `lost` (else of a message: nothing else is
+    /// known of it).
+    pub from_event: bool,
+    /// The newest message of its own.
+    pub said: Option<OrderKey>,
+}
+
+impl Presence {
+    /// Presence as the newest events say, whatever order they came in: the newest join, leave
+    /// or `lost` decides, except that a `lost` older than its subject's newest message is
+    /// refuted (it is still talking), and a participant known only by its messages is here.
+    pub fn settle(&mut self) {
+        let refuted = self.said.as_ref().is_some_and(|s| *s > self.key);
+        self.present = match (self.from_event, self.left, self.lost) {
+            // Known only by its messages.
+            (false, _, _) => true,
+            // Its own leave.
+            (true, true, _) => false,
+            // Announced lost: unless it spoke after.
+            (true, false, true) => refuted,
+            // Joined.
+            (true, false, false) => true,
+        };
+    }
 }
 
 /// The roster of one room.
 #[derive(Debug, Default)]
 pub struct Roster {
     map: BTreeMap<PeerId, Presence>,
+    /// Whether the full roster was warned about (once: a flood of new keys would repeat it).
+    told_full: bool,
 }
 
 impl Roster {
@@ -43,6 +74,19 @@ impl Roster {
             }
             return;
         }
+        self.insert(peer, new);
+    }
+
+    /// Records `p` for `peer`, whatever was there.
+    pub fn set(&mut self, peer: PeerId, p: Presence) {
+        if let Some(old) = self.map.get_mut(&peer) {
+            *old = p;
+            return;
+        }
+        self.insert(peer, p);
+    }
+
+    fn insert(&mut self, peer: PeerId, new: Presence) {
         if self.map.len() >= ROSTER_CAP {
             let oldest_gone = self
                 .map
@@ -55,7 +99,12 @@ impl Roster {
                     self.map.remove(&id);
                 }
                 None => {
-                    tracing::warn!(%peer, "roster full; participant not tracked");
+                    if !self.told_full {
+                        self.told_full = true;
+                        tracing::warn!(%peer, "roster full; participants not tracked");
+                    } else {
+                        tracing::debug!(%peer, "roster full; participant not tracked");
+                    }
                     return;
                 }
             }
@@ -99,6 +148,10 @@ mod tests {
             lamport,
             seq: 1,
             present,
+            left: false,
+            lost: false,
+            from_event: true,
+            said: None,
         }
     }
 

@@ -19,6 +19,9 @@ pub struct Transcript {
     cap: usize,
     events: BTreeMap<OrderKey, SignedEvent>,
     by_author: HashMap<PeerId, BTreeSet<u64>>,
+    /// Per author held, the earliest and latest `time` (ms) its events carried: the span of
+    /// time its events show, which bounds how many of them sync may bring (section 8).
+    times: HashMap<PeerId, (u64, u64)>,
     /// The newest key the bound dropped: anything at or before it is too old to keep, so it
     /// counts as known (an evicted event arriving again is not shown twice). One key, not one
     /// per author, so no peer can make it grow.
@@ -32,6 +35,7 @@ impl Transcript {
             cap: cap.max(1),
             events: BTreeMap::new(),
             by_author: HashMap::new(),
+            times: HashMap::new(),
             watermark: None,
         }
     }
@@ -58,6 +62,9 @@ impl Transcript {
         }
         let (author, seq) = (event.event.author, event.event.seq);
         self.by_author.entry(author).or_default().insert(seq);
+        let t = event.event.time.unix_millis();
+        let span = self.times.entry(author).or_insert((t, t));
+        *span = (span.0.min(t), span.1.max(t));
         self.events.insert(event.event.order_key(), event);
         while self.events.len() > self.cap {
             if let Some((key, old)) = self.events.pop_first() {
@@ -65,12 +72,26 @@ impl Transcript {
                     set.remove(&old.event.seq);
                     if set.is_empty() {
                         self.by_author.remove(&old.event.author);
+                        self.times.remove(&old.event.author);
                     }
                 }
                 self.watermark = Some(key);
             }
         }
         true
+    }
+
+    /// How many events of `author` are kept, and the earliest and latest `time` (Unix ms)
+    /// those it ever kept carried.
+    pub fn author_span(&self, author: &PeerId) -> Option<(usize, u64, u64)> {
+        let count = self.by_author.get(author)?.len();
+        let (first, last) = self.times.get(author).copied()?;
+        Some((count, first, last))
+    }
+
+    /// The highest sequence number of `author` kept.
+    pub fn newest_seq(&self, author: &PeerId) -> Option<u64> {
+        self.by_author.get(author).and_then(|s| s.last().copied())
     }
 
     /// The events in total order.
@@ -115,7 +136,11 @@ impl Transcript {
         SyncResponse { events, more }
     }
 
-    /// What this transcript holds, per author, as runs of sequence numbers.
+    /// What this transcript holds, per author, as runs of sequence numbers: at most
+    /// [`MAX_RANGES`] runs, the newest kept apart and the oldest merged into the first (a
+    /// low-water mark: the asker gives up whatever the gaps between its oldest runs might hold,
+    /// which are, in practice, the gaps between two runs of a process that restarted, holding
+    /// nothing). So every newer event is covered and never sent twice.
     pub fn summary(&self) -> Vec<AuthorHave> {
         let mut authors: Vec<&PeerId> = self.by_author.keys().collect();
         authors.sort();
@@ -124,12 +149,16 @@ impl Transcript {
             .map(|author| {
                 let mut ranges: Vec<(u64, u64)> = Vec::new();
                 for &s in &self.by_author[author] {
-                    let full = ranges.len() >= MAX_RANGES;
                     match ranges.last_mut() {
                         Some(r) if r.1.checked_add(1) == Some(s) => r.1 = s,
-                        _ if full => break,
                         _ => ranges.push((s, s)),
                     }
+                }
+                if ranges.len() > MAX_RANGES {
+                    // The oldest runs, up to the one that leaves MAX_RANGES in all, become one.
+                    let oldest = ranges[0].0;
+                    ranges.drain(..ranges.len() - MAX_RANGES);
+                    ranges[0].0 = oldest;
                 }
                 AuthorHave {
                     author: *author,
@@ -238,6 +267,23 @@ mod tests {
         let sum = t.summary();
         assert_eq!(sum[0].ranges, vec![(1, 3), (5, 5), (7, 7)]);
         assert!(sum[0].has(2) && sum[0].has(5) && !sum[0].has(4) && !sum[0].has(8));
+    }
+
+    /// An author with more runs than a summary lists (a process restarted 300 times, one event
+    /// a run): the summary stays bounded and covers every newer event, so nothing is sent again
+    /// (the oldest runs were merged: the gaps between them held nothing).
+    #[test]
+    fn a_summary_of_more_runs_than_allowed_keeps_the_newest_and_merges_the_oldest() {
+        let k = Keypair::generate_ed25519();
+        let mut t = Transcript::new(10_000);
+        for run in 0..300u64 {
+            t.insert(ev(&k, run * 1000 + 1, run + 1));
+        }
+        let sum = t.summary();
+        assert_eq!(sum[0].ranges.len(), MAX_RANGES);
+        assert_eq!(sum[0].ranges[0], (1, 44 * 1000 + 1));
+        assert_eq!(sum[0].ranges[MAX_RANGES - 1], (299_001, 299_001));
+        assert_eq!(t.missing(None, &sum), (vec![], false), "nothing sent again");
     }
 
     #[test]

@@ -41,6 +41,39 @@ pub enum Rejection {
         /// Its sequence number.
         seq: u64,
     },
+    /// The stamp is more than 2^24 ahead of our clock: no honest node gets that far ahead of a
+    /// node it shares a room with without events we lack, and those come first by sync (oldest
+    /// first). Live, it is dropped and the forwarder asked for history; by sync, refused.
+    #[error("stamp {stamp} is wildly ahead of the local clock {local}")]
+    StampWild {
+        /// The received stamp.
+        stamp: u64,
+        /// Our clock.
+        local: u64,
+    },
+    /// A hello claims a clock no honest node can have: 2^62 or more, or more than 2^32 ahead of
+    /// ours. (Claims never move our clock; this one is held against the claimant.)
+    #[error("hello claims clock {claim}, beyond any honest clock (ours is {local})")]
+    WildClaim {
+        /// The claimed clock.
+        claim: u64,
+        /// Our clock.
+        local: u64,
+    },
+    /// Learned by sync, but more events of this author than it could have sent at its rate over
+    /// the span of time its own events show.
+    #[error("more events of {author} than its rate allows over the time its events span")]
+    BeyondRate {
+        /// The author.
+        author: PeerId,
+    },
+    /// A live `lost` announcement about a participant we heard from a moment ago: it is not
+    /// gone, and the announcer is to blame.
+    #[error("announced {subject} lost, but it is alive")]
+    FalseLost {
+        /// The participant said to be lost.
+        subject: PeerId,
+    },
     /// The event, hello or sync message is from another room.
     #[error("topic {0:?} is another room")]
     OtherRoom(String),
@@ -56,8 +89,28 @@ impl Rejection {
     pub fn only_author_to_blame(&self) -> bool {
         matches!(
             self,
-            Self::StampAhead { .. } | Self::ForeignOwn { .. } | Self::CutOff(_)
+            Self::StampAhead { .. }
+                | Self::StampWild { .. }
+                | Self::ForeignOwn { .. }
+                | Self::CutOff(_)
+                | Self::BeyondRate { .. }
         )
+    }
+
+    /// The kind of offence, for saying so once per peer per minute, not once per event.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "malformed",
+            Self::StampTooFar { .. } => "stamp beyond any clock",
+            Self::StampAhead { .. } => "stamp too far ahead",
+            Self::StampWild { .. } => "stamp wildly ahead",
+            Self::WildClaim { .. } => "wild clock claim",
+            Self::BeyondRate { .. } => "history beyond its rate",
+            Self::FalseLost { .. } => "false lost announcement",
+            Self::ForeignOwn { .. } => "our key used elsewhere",
+            Self::OtherRoom(_) => "another room",
+            Self::CutOff(_) => "cut off",
+        }
     }
 }
 

@@ -64,7 +64,13 @@ fn human_event(v: &EventView) -> String {
     } else {
         ""
     };
-    let sync = if v.sync { " (caught up)" } else { "" };
+    let sync = if v.stored {
+        " (earlier)"
+    } else if v.sync {
+        " (caught up)"
+    } else {
+        ""
+    };
     format!("{line}{lost}{sync}")
 }
 
@@ -126,6 +132,9 @@ fn json_event(v: &EventView, ty: &str) -> Value {
     }
     if v.sync && ty != "history" {
         o["sync"] = json!(true);
+    }
+    if v.stored {
+        o["stored"] = json!(true);
     }
     o
 }
@@ -539,6 +548,7 @@ mod tests {
             reason: (kind == EventKind::Leave).then_some(LeaveReason::Quit),
             by: None,
             sync: false,
+            stored: false,
             ambiguous: false,
         }
     }

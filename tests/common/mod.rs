@@ -2,6 +2,7 @@
 //! what it prints, with timeouts (never fixed sleeps).
 #![allow(dead_code)]
 
+pub mod liar;
 pub mod netns;
 pub mod pty;
 
@@ -239,6 +240,16 @@ impl Node {
                     .collect(),
             )
         })
+    }
+
+    /// Takes every line printed during the next `window` (a window to look at, not a wait for
+    /// something: for properties like "no such line appears").
+    pub fn watch(&mut self, window: Duration) -> &[Value] {
+        let until = Instant::now() + window;
+        while Instant::now() < until {
+            self.pull(until);
+        }
+        &self.seen
     }
 
     /// Waits for the process to exit.

@@ -97,7 +97,12 @@ fn one_stamp_rule_for_every_keeper() {
     ];
     for keeper in keepers {
         let mut l = Ledger::new(TOPIC.into(), keeper, 100, DEFAULT_RATE);
-        let ahead = l.admit(ok(signed(&k, 1, (1 << 32) + 10, Body::Join)), false, now);
+        let ahead = l.admit(
+            ok(signed(&k, 1, (1 << 32) + 10, Body::Join)),
+            false,
+            now,
+            |_| false,
+        );
         assert!(
             matches!(
                 &ahead,
@@ -111,7 +116,9 @@ fn one_stamp_rule_for_every_keeper() {
         assert_eq!(ahead.forward(), Forward::Ignore);
         assert_eq!(ahead.blame(relay), None);
         assert_eq!(ahead.blame(author), Some(author));
-        let wild = l.admit(ok(signed(&k, 2, MAX_STAMP, Body::Join)), false, now);
+        let wild = l.admit(ok(signed(&k, 2, MAX_STAMP, Body::Join)), false, now, |_| {
+            false
+        });
         assert_eq!(wild.forward(), Forward::Reject, "{keeper:?}");
         assert_eq!(wild.blame(relay), Some(relay));
         assert_eq!(l.clock(), 0, "nothing refused moves the clock");
@@ -126,39 +133,42 @@ fn admit_checks_then_known_then_rate() {
     let now = Instant::now();
     let mut l = Ledger::new(TOPIC.into(), Keeper::Archive, 10_000, 1);
     let bad: Result<SignedEvent, &str> = Err("not CBOR");
-    assert_eq!(l.admit(bad, false, now).forward(), Forward::Reject);
+    assert_eq!(
+        l.admit(bad, false, now, |_| false).forward(),
+        Forward::Reject
+    );
     let first = signed(&k, 1, 1, Body::Join);
     assert!(matches!(
-        l.admit(ok(first.clone()), true, now),
+        l.admit(ok(first.clone()), true, now, |_| false),
         Verdict::Unfit {
             reason: Rejection::CutOff(_),
             ..
         }
     ));
     assert!(matches!(
-        l.admit(ok(first.clone()), false, now),
+        l.admit(ok(first.clone()), false, now, |_| false),
         Verdict::Accept(_)
     ));
     // Replays of a known event never drain the rate.
     for _ in 0..10 {
         assert!(matches!(
-            l.admit(ok(first.clone()), false, now),
+            l.admit(ok(first.clone()), false, now, |_| false),
             Verdict::Known(_)
         ));
     }
     let msg = |seq| signed(&k, seq, seq, Body::Message(Text::new("x").unwrap()));
     // A burst of twice the rate (the join took one token), then limited.
     assert!(matches!(
-        l.admit(ok(msg(2)), false, now),
+        l.admit(ok(msg(2)), false, now, |_| false),
         Verdict::Accept(_)
     ));
     assert!(matches!(
-        l.admit(ok(msg(3)), false, now),
+        l.admit(ok(msg(3)), false, now, |_| false),
         Verdict::Limited(_)
     ));
     let later = now + Duration::from_secs(1);
     assert!(matches!(
-        l.admit(ok(msg(3)), false, later),
+        l.admit(ok(msg(3)), false, later, |_| false),
         Verdict::Accept(_)
     ));
     assert_eq!(l.transcript().len(), 3);

@@ -45,6 +45,13 @@ pub const LOST_STAGGER: Duration = Duration::from_millis(1500);
 /// Even the first in line waits this long before announcing a loss: a leave on its way by
 /// another path (through a hub, say) then arrives first and nothing is announced.
 pub const LOST_GRACE: Duration = Duration::from_millis(300);
+/// A participant we heard from (a ping answered, a message) this recently, on a connection
+/// still open, is alive: a `lost` announcement about it is false. Pings go every second; a
+/// vanished one is announced only after its connection closed or 5 s of silence.
+pub const ALIVE_WITHIN: Duration = Duration::from_millis(2500);
+/// A participant announced lost while it is still here joins again at most this often per
+/// announcer: a peer repeating false announcements does not make it join again and again.
+pub const REJOIN_EVERY: Duration = Duration::from_secs(60);
 
 /// What the room wants done.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +60,14 @@ pub enum Output {
     Publish(SignedEvent),
     /// Show this to the user.
     Show(ChatEvent),
+    /// `peer` sent or made something only a liar (or a broken node) would: count it against
+    /// it (enough of them cut it off, docs/PROTOCOL.md section 8).
+    Offence {
+        /// Whom to blame.
+        peer: PeerId,
+        /// What it did.
+        reason: Rejection,
+    },
 }
 
 /// Room settings.
@@ -100,6 +115,16 @@ pub struct Room {
     lost: HashMap<PeerId, Instant>,
     /// Peers with an open connection: only they take part in the ranking for announcements.
     connected: HashSet<PeerId>,
+    /// When each connected peer was last heard from (a ping answered, a message).
+    heard: HashMap<PeerId, Instant>,
+    /// Per announcer of a `lost` about us, when we last joined again because of it.
+    rejoined: HashMap<PeerId, Instant>,
+    /// When we join again, announced lost while here, once [`REJOIN_EVERY`] allows.
+    rejoin_at: Option<Instant>,
+    /// Live `lost` announcements about a participant we have no connection to (so no sign of
+    /// its life of our own), shown only if it says nothing newer within [`ALIVE_WITHIN`] (then
+    /// it is gone); if it does, they were false.
+    doubtful: Vec<(Instant, Event)>,
     /// Events learned while waiting to join, shown in total order just before the join.
     held: Vec<(OrderKey, Event, bool)>,
     outputs: VecDeque<Output>,
@@ -126,6 +151,10 @@ impl Room {
             historians: HashSet::new(),
             lost: HashMap::new(),
             connected: HashSet::new(),
+            heard: HashMap::new(),
+            rejoined: HashMap::new(),
+            rejoin_at: None,
+            doubtful: Vec::new(),
             held: Vec::new(),
             outputs: VecDeque::new(),
             told_foreign_own: false,
@@ -147,6 +176,30 @@ impl Room {
         } else {
             self.join(wall);
         }
+    }
+
+    /// Takes the room's earlier history, read from this node's own store, before the room
+    /// starts: checked like any page of history (nobody blamed: it is our own disk), and the
+    /// newest `show` of them shown, marked as stored. Then every event newly taken is also held
+    /// for the store ([`Room::drain_kept`]); these are not, being stored already.
+    pub fn restore(&mut self, events: Vec<SignedEvent>, show: usize) {
+        let page = self.ledger.restore(events);
+        for (_, reason) in &page.refused {
+            tracing::debug!(%reason, "a stored event not taken");
+        }
+        let skip = page.taken.len().saturating_sub(show);
+        for event in page.taken.iter().skip(skip) {
+            let mut view = self.view(event, false);
+            view.stored = true;
+            self.outputs.push_back(Output::Show(ChatEvent::Chat(view)));
+        }
+        self.ledger.keep_new();
+    }
+
+    /// The events newly taken (ours, live, by sync) since the last call, for the store; only
+    /// after [`Room::restore`] (a room without a store keeps nothing for it).
+    pub fn drain_kept(&mut self) -> Vec<SignedEvent> {
+        self.ledger.drain_kept()
     }
 
     /// Our peer id.
@@ -209,7 +262,11 @@ impl Room {
             Phase::Waiting { deadline } => Some(deadline),
             _ => None,
         };
-        join.into_iter().chain(self.lost.values().copied()).min()
+        join.into_iter()
+            .chain(self.lost.values().copied())
+            .chain(self.rejoin_at)
+            .chain(self.doubtful.iter().map(|d| d.0))
+            .min()
     }
 
     /// Every peer we could reach has said hello and none is a participant or a hub: there is no
@@ -219,6 +276,11 @@ impl Room {
         if matches!(self.phase, Phase::Waiting { .. }) && self.historians.is_empty() {
             self.join(wall);
         }
+    }
+
+    /// How many typed lines wait for our join.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
     }
 
     /// Whether the join is still waiting.
@@ -243,6 +305,21 @@ impl Room {
             self.lost.remove(&peer);
             self.announce_lost(peer, wall);
         }
+        // Nothing newer from its subject: the announcement was true, and is shown now.
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.doubtful)
+            .into_iter()
+            .partition(|d| d.0 <= now);
+        self.doubtful = later;
+        for (_, lost) in due {
+            let view = self.view(&lost, false);
+            self.outputs.push_back(Output::Show(ChatEvent::Chat(view)));
+        }
+        if self.rejoin_at.is_some_and(|t| t <= now) {
+            self.rejoin_at = None;
+            if self.phase == Phase::Joined && !self.is_present(&self.me) {
+                self.emit(Body::Join, wall);
+            }
+        }
     }
 
     /// The next thing the room wants done.
@@ -255,9 +332,10 @@ impl Room {
         self.ledger.hello()
     }
 
-    /// Takes a peer's hello: merges its clock and learns who is present. If the sender lists
-    /// itself it is a participant, whose history the join waits for (see
-    /// [`Room::handle_sync_response`]).
+    /// Takes a peer's hello (it moves neither our clock nor `/who`: see
+    /// [`Ledger::merge_hello`]). If the sender lists itself it is a participant, whose history
+    /// the join waits for (see [`Room::handle_sync_response`]). An error is held against the
+    /// sender when it is a [`Rejection::WildClaim`].
     pub fn handle_hello(&mut self, from: PeerId, hello: Hello) -> Result<(), Rejection> {
         let (lamport, archive) = (hello.lamport, hello.archive);
         let listed = self.ledger.merge_hello(from, hello)?;
@@ -285,22 +363,23 @@ impl Room {
         &mut self,
         from: PeerId,
         resp: SyncResponse,
+        now: Instant,
         wall: WallTime,
     ) -> bool {
-        let mut new = 0;
-        for e in resp.events {
-            match self.accept(e, true, wall) {
-                Ok(true) => new += 1,
-                Ok(false) => {}
+        let page = self.ledger.take_page(from, resp.events);
+        let new = page.taken.len();
+        for event in page.taken {
+            self.took(&event, true, now, wall);
+        }
+        for (blamed, reason) in page.refused {
+            match (&reason, blamed) {
                 // Said once: the same events come back with every anti-entropy round.
-                Err(e @ Rejection::ForeignOwn { .. }) if !self.told_foreign_own => {
+                (Rejection::ForeignOwn { .. }, _) if !self.told_foreign_own => {
                     self.told_foreign_own = true;
-                    tracing::warn!(%from, reason = %e, "sync event refused");
+                    tracing::warn!(%from, %reason, "sync event refused");
                 }
-                Err(e @ Rejection::ForeignOwn { .. }) => {
-                    tracing::debug!(%from, reason = %e, "sync event refused")
-                }
-                Err(e) => tracing::warn!(%from, reason = %e, "sync event refused"),
+                (_, Some(peer)) => self.outputs.push_back(Output::Offence { peer, reason }),
+                (_, None) => tracing::debug!(%from, %reason, "sync event refused"),
             }
         }
         // Caught up with a participant: its past is ours, the join can follow it.
@@ -355,8 +434,37 @@ impl Room {
 
     /// A live chat event, without the rate limit. Returns whether it was new (and shown); a
     /// duplicate is accepted but shown once.
-    pub fn handle_remote(&mut self, event: SignedEvent, wall: WallTime) -> Result<bool, Rejection> {
-        self.accept(event, false, wall)
+    pub fn handle_remote(
+        &mut self,
+        event: SignedEvent,
+        now: Instant,
+        wall: WallTime,
+    ) -> Result<bool, Rejection> {
+        match self.ledger.accept(event)? {
+            Some(event) => {
+                self.took(&event, false, now, wall);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// `peer` showed a sign of life at `now` (a ping answered, a message): a `lost`
+    /// announcement about it in the next [`ALIVE_WITHIN`] is false.
+    pub fn heard_from(&mut self, peer: PeerId, now: Instant) {
+        if self.connected.contains(&peer) {
+            self.heard.insert(peer, now);
+        }
+    }
+
+    /// Whether we know `peer` to be alive at `now`: connected and heard from a moment ago.
+    fn known_alive(&self, peer: &PeerId, now: Instant) -> bool {
+        *peer == self.me
+            || self.connected.contains(peer)
+                && self
+                    .heard
+                    .get(peer)
+                    .is_some_and(|t| now.saturating_duration_since(*t) < ALIVE_WITHIN)
     }
 
     /// A live chat event from gossipsub, through the ledger's admit pipeline (decoded, author
@@ -369,33 +477,93 @@ impl Room {
         now: Instant,
         wall: WallTime,
     ) -> Verdict {
-        let verdict = self.ledger.admit(decoded, cut_off, now);
+        // Our own presence follows what others were told (so that we join again); anyone
+        // else's stays as we see it.
+        let (connected, heard) = (&self.connected, &self.heard);
+        let alive = |p: &PeerId| {
+            connected.contains(p)
+                && heard
+                    .get(p)
+                    .is_some_and(|t| now.saturating_duration_since(*t) < ALIVE_WITHIN)
+        };
+        let verdict = self.ledger.admit(decoded, cut_off, now, alive);
         if let Verdict::Accept(event) = &verdict {
-            self.took(event, false, wall);
+            self.still_talking(event);
+            match &event.body {
+                Body::Lost { subject, .. } if self.known_alive(subject, now) => {
+                    self.false_lost(event, *subject, now, wall)
+                }
+                Body::Lost { subject, .. }
+                    if self.phase == Phase::Joined
+                        && !self.connected.contains(subject)
+                        && !self.lost.contains_key(subject) =>
+                {
+                    // No view of our own (we did not see it vanish either): taken (presence and
+                    // transcript as everywhere), shown only if its subject says nothing newer
+                    // in a moment.
+                    self.took_quietly(event, now);
+                    self.doubtful.push((now + ALIVE_WITHIN, event.clone()));
+                }
+                _ => self.took(event, false, now, wall),
+            }
         }
         verdict
     }
 
-    /// Takes a validated, signed event (live or caught up) into the ledger, then shows it.
-    /// (`wall` is for our rejoin, should the event say we are gone.)
-    fn accept(
-        &mut self,
-        signed: SignedEvent,
-        sync: bool,
-        wall: WallTime,
-    ) -> Result<bool, Rejection> {
-        match self.ledger.accept(signed)? {
-            Some(event) => {
-                self.took(&event, sync, wall);
-                Ok(true)
+    /// A live event of `event.author`'s own: it is alive, and any `lost` announcement about it
+    /// held back and stamped before this event was false (blamed on its announcer, never shown).
+    fn still_talking(&mut self, event: &Event) {
+        let author = event.author;
+        let stamp = event.lamport;
+        let mut false_ones = Vec::new();
+        self.doubtful.retain(|(_, lost)| {
+            let refuted = matches!(&lost.body, Body::Lost { subject, .. } if *subject == author)
+                && lost.lamport < stamp;
+            if refuted {
+                false_ones.push((lost.author, author));
             }
-            None => Ok(false),
+            !refuted
+        });
+        for (announcer, subject) in false_ones {
+            tracing::debug!(%announcer, %subject, "lost announcement refuted by its subject");
+            self.outputs.push_back(Output::Offence {
+                peer: announcer,
+                reason: Rejection::FalseLost { subject },
+            });
+        }
+    }
+
+    /// What [`Room::took`] does for a `lost` announcement, but not showing it (yet).
+    fn took_quietly(&mut self, event: &Event, _now: Instant) {
+        if let Body::Lost { subject, .. } = &event.body
+            && !self.is_present(subject)
+        {
+            self.lost.remove(subject);
+        }
+    }
+
+    /// A live `lost` announcement about a participant we know to be alive: recorded (so every
+    /// transcript is the same) but not shown, the subject still present here, and the
+    /// announcer blamed. About us, it made the others think us gone: we join again, at most
+    /// once per announcer per [`REJOIN_EVERY`]; and the announcer is blamed only if it is
+    /// itself connected to us and answering (it would have no connection to us to lose): we
+    /// may well have been frozen or cut off, and be hearing it late.
+    fn false_lost(&mut self, event: &Event, subject: PeerId, now: Instant, wall: WallTime) {
+        tracing::debug!(announcer = %event.author, %subject, "false lost announcement");
+        if subject != self.me || self.known_alive(&event.author, now) {
+            self.outputs.push_back(Output::Offence {
+                peer: event.author,
+                reason: Rejection::FalseLost { subject },
+            });
+        }
+        if subject == self.me {
+            self.rejoin(event.author, now, wall);
         }
     }
 
     /// What the room does with an event the ledger has just taken: no loss to announce for
     /// whoever left, show it (or hold it until our join), rejoin if it says we are gone.
-    fn took(&mut self, event: &Event, sync: bool, wall: WallTime) {
+    fn took(&mut self, event: &Event, sync: bool, now: Instant, wall: WallTime) {
         match &event.body {
             // Left on purpose: nothing to announce.
             Body::Leave => {
@@ -419,9 +587,34 @@ impl Room {
             let view = self.view(event, sync);
             self.outputs.push_back(Output::Show(ChatEvent::Chat(view)));
         }
-        if declared_lost && self.phase == Phase::Joined && !self.is_present(&self.me) {
+        if declared_lost {
             // Someone thought we were gone (a partition, a frozen process): we are back.
-            self.emit(Body::Join, wall);
+            self.rejoin(event.author, now, wall);
+        }
+    }
+
+    /// Joins again after `announcer` announced us lost while we are here: at once, unless this
+    /// announcer made us join again within [`REJOIN_EVERY`]; then when that has passed, if we
+    /// are still taken for gone.
+    fn rejoin(&mut self, announcer: PeerId, now: Instant, wall: WallTime) {
+        if self.phase != Phase::Joined || self.is_present(&self.me) {
+            return;
+        }
+        match self.rejoined.get(&announcer) {
+            Some(last) if now < *last + REJOIN_EVERY => {
+                let at = *last + REJOIN_EVERY;
+                self.rejoin_at = Some(self.rejoin_at.map_or(at, |t| t.min(at)));
+            }
+            _ => {
+                if self.rejoined.len() >= crate::core::roster::ROSTER_CAP {
+                    self.rejoined
+                        .retain(|_, t| now.saturating_duration_since(*t) < REJOIN_EVERY);
+                }
+                if self.rejoined.len() < crate::core::roster::ROSTER_CAP {
+                    self.rejoined.insert(announcer, now);
+                }
+                self.emit(Body::Join, wall);
+            }
         }
     }
 

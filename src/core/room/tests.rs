@@ -27,9 +27,25 @@ fn drain(r: &mut Room) -> (Vec<SignedEvent>, Vec<ChatEvent>) {
         match o {
             Output::Publish(e) => p.push(e),
             Output::Show(c) => s.push(c),
+            // Honest exchanges blame nobody: the tests of lies look at offences with
+            // `drain_all`.
+            Output::Offence { peer, reason } => panic!("unexpected offence by {peer}: {reason}"),
         }
     }
     (p, s)
+}
+
+/// What the room published, showed, and held against whom.
+fn drain_all(r: &mut Room) -> (Vec<SignedEvent>, Vec<ChatEvent>, Vec<(PeerId, Rejection)>) {
+    let (mut p, mut s, mut o) = (vec![], vec![], vec![]);
+    while let Some(out) = r.poll_output() {
+        match out {
+            Output::Publish(e) => p.push(e),
+            Output::Show(c) => s.push(c),
+            Output::Offence { peer, reason } => o.push((peer, reason)),
+        }
+    }
+    (p, s, o)
 }
 
 fn say(s: &str) -> UserCommand {
@@ -49,7 +65,7 @@ fn chats(shown: &[ChatEvent]) -> Vec<crate::core::event::EventView> {
 /// Delivers events to `to`, as gossipsub would.
 fn deliver(events: &[SignedEvent], to: &mut Room) {
     for e in events {
-        to.handle_remote(e.clone(), WALL).unwrap();
+        to.handle_remote(e.clone(), Instant::now(), WALL).unwrap();
     }
 }
 
@@ -57,7 +73,7 @@ fn deliver(events: &[SignedEvent], to: &mut Room) {
 fn sync(from: &Room, to: &mut Room) {
     loop {
         let resp = from.handle_sync_request(&to.sync_request());
-        if !to.handle_sync_response(from.me(), resp, WALL) {
+        if !to.handle_sync_response(from.me(), resp, Instant::now(), WALL) {
             break;
         }
     }
@@ -134,7 +150,7 @@ fn given_our_key_elsewhere_when_an_event_of_this_run_we_never_sent_arrives_then_
     twin.start(now, WALL, false);
     let (events, _) = drain(&mut twin);
     assert_eq!(
-        b.handle_remote(events[0].clone(), WALL),
+        b.handle_remote(events[0].clone(), Instant::now(), WALL),
         Err(Rejection::ForeignOwn { seq: 5_001 })
     );
     assert!(b.check_remote(&events[0]).is_err());
@@ -144,7 +160,10 @@ fn given_our_key_elsewhere_when_an_event_of_this_run_we_never_sent_arrives_then_
     b.handle_command(say("mine"), now, WALL);
     let (mine, _) = drain(&mut b);
     assert_eq!(b.check_remote(&mine[0]), Ok(()));
-    assert_eq!(b.handle_remote(mine[0].clone(), WALL), Ok(false));
+    assert_eq!(
+        b.handle_remote(mine[0].clone(), Instant::now(), WALL),
+        Ok(false)
+    );
 }
 
 #[test]
@@ -186,6 +205,62 @@ fn a_late_joiner_catches_up_in_order_before_its_own_join() {
     assert_eq!(views[6].kind, EventKind::Join);
     assert_eq!(p[0].event.body, Body::Join);
     assert!(p[0].event.lamport > a.clock());
+}
+
+/// Catching up is one receipt for the clock: a late joiner that learns 111 events by sync
+/// stamps its join one after the newest of them, not 111 further on, so nodes that caught up
+/// different amounts do not drift apart (docs/PROTOCOL.md section 9).
+#[test]
+fn a_page_of_history_moves_the_clock_once() {
+    let now = Instant::now();
+    let mut a = room("a");
+    a.start(now, WALL, false);
+    for i in 0..110 {
+        a.handle_command(say(&format!("line {i}")), now, WALL);
+    }
+    drain(&mut a);
+    assert_eq!(a.clock(), 111);
+    let mut b = room("b");
+    b.start(now, WALL, true);
+    b.handle_hello(a.me(), a.hello()).unwrap();
+    sync(&a, &mut b);
+    let (p, _) = drain(&mut b);
+    assert_eq!(p[0].event.body, Body::Join);
+    assert_eq!(
+        p[0].event.lamport, 113,
+        "max T + 1 for the page, + 1 for the join"
+    );
+}
+
+/// A restart with a store: the earlier history read back is taken (the clock follows it, the
+/// join comes after it), its newest lines are shown marked as stored, and only what is new is
+/// handed back for storing.
+#[test]
+fn restored_history_is_shown_marked_and_not_stored_again() {
+    let now = Instant::now();
+    let mut a = room("a");
+    a.start(now, WALL, false);
+    for i in 0..29 {
+        a.handle_command(say(&format!("line {i}")), now, WALL);
+    }
+    drain(&mut a);
+    let stored: Vec<SignedEvent> = a.transcript().iter().cloned().collect();
+    let mut b = room("b");
+    b.restore(stored, 20);
+    let (_, shown) = drain(&mut b);
+    let views = chats(&shown);
+    assert_eq!(views.len(), 20);
+    assert!(views.iter().all(|v| v.stored && !v.sync));
+    assert_eq!(views[19].text.as_deref(), Some("line 28"));
+    b.start(now, WALL, false);
+    let (p, _) = drain(&mut b);
+    assert_eq!(
+        p[0].event.lamport, 32,
+        "max T + 1 for the stored page, + 1 for the join"
+    );
+    let kept = b.drain_kept();
+    assert_eq!(kept.len(), 1, "only the new join is to be stored");
+    assert_eq!(kept[0].event.body, Body::Join);
 }
 
 /// `pat` and `pаt` (Cyrillic а) look the same: once both are in the roster, both are shown
@@ -281,7 +356,7 @@ fn caught_up_events_keep_the_time_their_author_said_them() {
     b.handle_hello(a.me(), a.hello()).unwrap();
     loop {
         let resp = a.handle_sync_request(&b.sync_request());
-        if !b.handle_sync_response(a.me(), resp, at(3601)) {
+        if !b.handle_sync_response(a.me(), resp, Instant::now(), at(3601)) {
             break;
         }
     }
@@ -422,7 +497,10 @@ fn duplicates_are_shown_once_and_identical_texts_are_distinct_events() {
     let (pa, _) = drain(&mut a);
     drain(&mut b);
     deliver(&pa, &mut b);
-    assert_eq!(b.handle_remote(pa[1].clone(), WALL), Ok(false));
+    assert_eq!(
+        b.handle_remote(pa[1].clone(), Instant::now(), WALL),
+        Ok(false)
+    );
     let (_, shown) = drain(&mut b);
     assert_eq!(shown.len(), 3, "join + two distinct ok messages: {shown:?}");
 }
@@ -437,7 +515,7 @@ fn wild_stamps_are_rejected() {
     let mut wild = pa[0].clone();
     wild.event.lamport = u64::MAX;
     assert!(matches!(
-        b.handle_remote(wild, WALL),
+        b.handle_remote(wild, Instant::now(), WALL),
         Err(Rejection::StampTooFar { .. })
     ));
     assert!(b.clock() < 10);
@@ -828,7 +906,7 @@ fn simulate(seed: u64) {
         while !due.is_empty() {
             let (_, to, e) = due.swap_remove(rng.below(due.len() as u64) as usize);
             if let Some(r) = nodes[to].as_mut() {
-                let _ = r.handle_remote(e, WALL);
+                let _ = r.handle_remote(e, Instant::now(), WALL);
             }
         }
     }
@@ -870,12 +948,28 @@ fn simulate(seed: u64) {
     // Every survivor is present in everyone's view (with the whole history at hand).
     for r in alive.iter().filter(|_| history > 1000) {
         for s in &alive {
-            assert!(
-                r.is_present(&s.me()),
-                "seed {seed}: a survivor is missing from the roster"
-            );
+            if !r.is_present(&s.me()) {
+                let trail: Vec<String> = r
+                    .transcript()
+                    .iter()
+                    .filter(|e| e.event.participant().0 == s.me())
+                    .map(|e| {
+                        format!(
+                            "{}:{:?}/{}",
+                            e.event.lamport,
+                            e.event.body,
+                            e.event.author == s.me()
+                        )
+                    })
+                    .collect();
+                panic!(
+                    "seed {seed}: a survivor is missing from the roster: {trail:?} (is_present at itself: {})",
+                    s.is_present(&s.me())
+                );
+            }
         }
     }
 }
 
 mod hub_sim;
+mod lies;

@@ -69,6 +69,17 @@ impl EventLoop {
                     self.swarm.close_connection(connection_id);
                     return Ok(());
                 }
+                // One connection per peer: both sides close the same duplicate, a moment later.
+                let close_at = Instant::now() + DUPLICATE_GRACE;
+                for dup in self
+                    .one_link
+                    .opened(peer_id, connection_id, endpoint.is_dialer())
+                {
+                    debug!(peer = %peer_id, connection = ?dup, "a second connection to a peer; closing it soon");
+                    if self.duplicates.len() < super::super::one_link::LINKS_CAP {
+                        self.duplicates.push((dup, close_at));
+                    }
+                }
                 let reports = self.dialer.connected(peer_id, connection_id);
                 self.reports.extend(reports);
                 self.alive.opened(connection_id, peer_id, Instant::now());
@@ -106,6 +117,8 @@ impl EventLoop {
                 ..
             } => {
                 self.alive.closed(connection_id);
+                self.one_link.closed(&peer_id, connection_id);
+                self.duplicates.retain(|d| d.0 != connection_id);
                 info!(peer = %peer_id, num_established, cause = ?cause, "connection closed");
                 if num_established == 0 {
                     let now = Instant::now();
@@ -144,16 +157,21 @@ impl EventLoop {
             }
             SwarmEvent::Behaviour(ChatBehaviourEvent::Mdns(ev)) => self.handle_mdns(ev),
             SwarmEvent::Behaviour(ChatBehaviourEvent::Sync(ev)) => {
-                self.handle_sync(ev);
+                self.handle_sync(ev).await?;
             }
             SwarmEvent::Behaviour(ChatBehaviourEvent::RendezvousClient(ev)) => {
                 self.handle_rendezvous(ev);
             }
             SwarmEvent::Behaviour(ChatBehaviourEvent::Ping(ev)) => {
-                crate::net::handle_ping(&mut self.swarm, &mut self.alive, ev, Instant::now());
+                let now = Instant::now();
+                if let Some(peer) =
+                    crate::net::handle_ping(&mut self.swarm, &mut self.alive, ev, now)
+                {
+                    self.room.heard_from(peer, now);
+                }
             }
             SwarmEvent::Behaviour(ChatBehaviourEvent::Hello(ev)) => {
-                self.handle_hello(ev);
+                self.handle_hello(ev).await?;
                 if self.started {
                     self.maybe_end_wait(Instant::now());
                 }
@@ -219,7 +237,7 @@ impl EventLoop {
     /// Dials neighbour `peer` now (just discovered), unless connected or cut off.
     pub(super) fn dial_neighbour(&mut self, peer: PeerId, now: Instant) {
         let connected = self.swarm.is_connected(&peer);
-        let banned = self.bans.is_banned(&peer, now);
+        let banned = self.guard.is_banned(&peer, now);
         let dial = self.dialer.dial_now(peer, now, connected, banned);
         self.start_dials(dial.into_iter().collect(), now);
     }
@@ -243,7 +261,13 @@ impl EventLoop {
                     return;
                 }
                 for peer in fresh {
-                    self.dial_neighbour(peer, now);
+                    // The lower peer id dials; the higher waits a moment for it (one
+                    // connection per peer, not two crossing dials).
+                    if self.me.to_bytes() > peer.to_bytes() && !self.swarm.is_connected(&peer) {
+                        self.dialer.dial_at(&peer, now + DIAL_YIELD);
+                    } else {
+                        self.dial_neighbour(peer, now);
+                    }
                 }
             }
             // Expiry only means no record was refreshed: it is not a sign that the peer is gone

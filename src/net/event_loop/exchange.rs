@@ -3,12 +3,17 @@
 //! anti-entropy rounds.
 
 use super::*;
+use crate::core::verdict::Rejection;
 
 impl EventLoop {
-    pub(super) fn merge_hello(&mut self, peer: PeerId, hello: Hello) {
+    pub(super) async fn merge_hello(&mut self, peer: PeerId, hello: Hello) -> Result<(), NetError> {
         let hub = hello.archive;
         let state = match self.room.handle_hello(peer, hello) {
             Ok(()) => HelloState::Room,
+            Err(e @ Rejection::WildClaim { .. }) => {
+                self.offence(peer, &e, Instant::now()).await?;
+                HelloState::Other
+            }
             Err(e) => {
                 debug!(%peer, reason = %e, "hello not merged");
                 HelloState::Other
@@ -23,6 +28,7 @@ impl EventLoop {
                 self.found_hub(peer);
             }
         }
+        Ok(())
     }
 
     /// Asks `peer` for what we lack, unless an exchange with it is under way.
@@ -41,40 +47,53 @@ impl EventLoop {
         self.paging.asked(id, peer, (), page);
     }
 
-    pub(super) fn handle_sync(
+    pub(super) async fn handle_sync(
         &mut self,
         event: request_response::Event<SyncRequest, SyncResponseOut>,
-    ) {
+    ) -> Result<(), NetError> {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
-                    let mut resp = self.room.handle_sync_request(&request);
-                    // Our own events still waiting for their turn go out live, paced: sync must
-                    // not hand them over first (the asker gets them then, or next round).
-                    let me = self.me;
-                    let waiting = &self.outbox;
-                    resp.events
-                        .retain(|e| e.event.author != me || !waiting.holds(e.event.lamport));
-                    crate::net::serve_history(&mut self.swarm, peer, channel, resp);
+                    let (room, me, waiting) = (&self.room, self.me, &self.outbox);
+                    let page = || {
+                        let mut resp = room.handle_sync_request(&request);
+                        // Our own events still waiting for their turn go out live, paced: sync
+                        // must not hand them over first (the asker gets them then, or next
+                        // round).
+                        resp.events
+                            .retain(|e| e.event.author != me || !waiting.holds(e.event.lamport));
+                        resp
+                    };
+                    crate::net::serve_history(
+                        &mut self.swarm,
+                        &mut self.guard,
+                        peer,
+                        channel,
+                        page,
+                    );
                 }
                 request_response::Message::Response {
                     response,
                     request_id,
                 } => {
                     let SyncResponseOut::Received((resp, rejected)) = response else {
-                        return;
+                        return Ok(());
                     };
-                    // One line per page, not per event: a page may hold hundreds.
+                    // Events that do not even decode: the server's fault, one offence per page.
                     if let Some(first) = rejected.first() {
-                        warn!(%peer, count = rejected.len(), error = %first, "history events rejected");
+                        debug!(%peer, count = rejected.len(), error = %first, "history events rejected");
+                        let reason = Rejection::Malformed(first.to_string());
+                        self.offence(peer, &reason, Instant::now()).await?;
                     }
                     debug!(%peer, events = resp.events.len(), more = resp.more, "history received");
                     // Taken even if we did not ask (every event is checked like a live one), but
                     // only an exchange we started goes on to the next page.
                     let page = self.paging.answered(request_id).map(|(_, (), page)| page);
-                    let more = self.room.handle_sync_response(peer, resp, wall_now());
+                    let more =
+                        self.room
+                            .handle_sync_response(peer, resp, Instant::now(), wall_now());
                     if more && self.leaving.is_none() {
                         if let Some(next) = page.and_then(|p| next_page(p, true)) {
                             self.request_page(peer, next);
@@ -93,21 +112,37 @@ impl EventLoop {
             } => {
                 debug!(%peer, %error, "history request failed");
                 self.paging.failed(request_id);
+                // Its connection was the duplicate we or the peer closed: ask on the one kept.
+                if matches!(error, request_response::OutboundFailure::ConnectionClosed)
+                    && self.swarm.is_connected(&peer)
+                {
+                    self.start_sync(peer);
+                }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
                 debug!(%peer, %error, "history request from a peer failed");
             }
             request_response::Event::ResponseSent { .. } => {}
         }
+        Ok(())
     }
 
-    pub(super) fn handle_hello(&mut self, event: request_response::Event<Hello, Hello>) {
+    pub(super) async fn handle_hello(
+        &mut self,
+        event: request_response::Event<Hello, Hello>,
+    ) -> Result<(), NetError> {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
-                    self.merge_hello(peer, request);
+                    // What a peer's hellos may cost us is bounded: over its budget, a hello is
+                    // neither answered nor taken.
+                    if !self.guard.may_answer_hello(peer, Instant::now()) {
+                        debug!(%peer, "hello over the peer's budget; not answered");
+                        return Ok(());
+                    }
+                    self.merge_hello(peer, request).await?;
                     let answer = self.room.hello();
                     if self
                         .swarm
@@ -120,13 +155,29 @@ impl EventLoop {
                     }
                 }
                 request_response::Message::Response { response, .. } => {
-                    self.merge_hello(peer, response);
+                    self.merge_hello(peer, response).await?;
                 }
             },
             request_response::Event::OutboundFailure { peer, error, .. } => {
+                let pending = self
+                    .links
+                    .get(&peer)
+                    .is_some_and(|l| l.hello == HelloState::Pending);
+                if matches!(error, request_response::OutboundFailure::ConnectionClosed)
+                    && self.swarm.is_connected(&peer)
+                {
+                    // Its connection was the duplicate we or the peer closed: again, on the
+                    // one kept.
+                    debug!(%peer, "hello's connection closed; saying it again");
+                    if pending && self.leaving.is_none() {
+                        let hello = self.room.hello();
+                        self.swarm.behaviour_mut().hello.send_request(&peer, hello);
+                    }
+                    return Ok(());
+                }
                 debug!(%peer, %error, "hello failed (is it a chitty-node?)");
                 if let Some(link) = self.links.get_mut(&peer)
-                    && link.hello == HelloState::Pending
+                    && pending
                 {
                     link.hello = HelloState::Other;
                 }
@@ -136,5 +187,6 @@ impl EventLoop {
             }
             request_response::Event::ResponseSent { .. } => {}
         }
+        Ok(())
     }
 }

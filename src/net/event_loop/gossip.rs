@@ -2,6 +2,7 @@
 //! gossipsub, and the offences that get a peer cut off.
 
 use super::*;
+use crate::core::verdict::Rejection;
 
 impl EventLoop {
     pub(super) async fn handle_gossip(&mut self, event: gossipsub::Event) -> Result<(), NetError> {
@@ -12,6 +13,7 @@ impl EventLoop {
                 message,
             } => {
                 let now = Instant::now();
+                self.room.heard_from(propagation_source, now);
                 let decoded = wire::decode_event(&message.data);
                 // A cut-off author is ignored whoever relays it.
                 let cut_off = decoded
@@ -60,8 +62,16 @@ impl EventLoop {
                     }
                     Verdict::Known(_) => debug!(via = %propagation_source, "known event dropped"),
                     Verdict::Unfit { reason, .. } | Verdict::Reject { reason, .. } => {
+                        if matches!(
+                            reason,
+                            Rejection::StampWild { .. } | Rejection::StampAhead { .. }
+                        ) {
+                            // An honest forwarder holds what led its clock on: ask it. (Its
+                            // author, if it has nothing of the kind, is blamed by sync.)
+                            self.start_sync(propagation_source);
+                        }
                         match blamed {
-                            Some(peer) => self.offence(peer, &reason.to_string(), now).await?,
+                            Some(peer) => self.offence(peer, &reason, now).await?,
                             None => {
                                 debug!(via = %propagation_source, %reason, "dropped a message unfit for us")
                             }
@@ -80,42 +90,27 @@ impl EventLoop {
         Ok(())
     }
 
-    /// `peer` sent an invalid message: logged at warn the first time, then quietly; enough of
-    /// them cut the peer off (see [`Bans`]).
+    /// `peer` sent an invalid message or told a lie: logged at warn the first time in a
+    /// minute for each kind, then quietly; enough of them cut the peer off (see
+    /// [`Bans`](crate::net::bans::Bans)).
     pub(super) async fn offence(
         &mut self,
         peer: PeerId,
-        reason: &str,
+        reason: &Rejection,
         now: Instant,
     ) -> Result<(), NetError> {
-        // gossipsub's own score may already ignore it (below the graylist threshold): then the
-        // next invalid messages would never reach us to be counted.
-        let graylisted = self
-            .swarm
-            .behaviour()
-            .gossipsub
-            .peer_score(&peer)
-            .is_some_and(|s| s <= gossipsub::PeerScoreThresholds::default().graylist_threshold);
-        match self.bans.offence(peer, now, graylisted) {
-            Offence::First => warn!(%peer, %reason, "rejected message"),
-            Offence::Again(count) => debug!(%peer, %reason, count, "rejected message"),
-            Offence::Banned => debug!(%peer, %reason, "rejected message from a cut-off peer"),
-            Offence::CutOff(count) => {
-                // The user is told by the notice below.
-                info!(%peer, count, %reason, "cutting off a peer that keeps sending invalid messages");
-                self.dialer.gone(&peer);
-                let _ = self.swarm.disconnect_peer_id(peer);
-                self.emit(ChatEvent::Status(Status::CutOff {
-                    peer: peer.to_base58(),
-                }))
-                .await?;
-            }
+        if crate::net::charge(&mut self.swarm, &mut self.guard, peer, reason, now) {
+            self.dialer.gone(&peer);
+            self.emit(ChatEvent::Status(Status::CutOff {
+                peer: peer.to_base58(),
+            }))
+            .await?;
         }
         Ok(())
     }
 
     /// Whether `peer` is cut off now.
     pub(super) fn is_banned(&self, peer: &PeerId) -> bool {
-        self.bans.is_banned(peer, Instant::now())
+        self.guard.is_banned(peer, Instant::now())
     }
 }

@@ -16,9 +16,9 @@ use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, mdns, rendezvous, re
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use super::bans::{Bans, Offence};
 use super::behaviour::{ChatBehaviour, ChatBehaviourEvent};
 use super::dropped::DropWatch;
+use super::guard::Guard;
 use super::hello::SyncResponseOut;
 use super::node::dialer::{Dial, Dialer};
 use super::node::hub_client::{
@@ -50,6 +50,13 @@ pub const RESOLUTIONS_CAP: usize = 16;
 pub const NEWCOMER_WAIT: Duration = Duration::from_millis(400);
 /// Most registrations asked for at once.
 pub const DISCOVER_LIMIT: u64 = 256;
+/// How long a node found by mDNS waits for a neighbour with a lower peer id to dial it before
+/// it dials itself (docs/PROTOCOL.md section 2).
+pub const DIAL_YIELD: Duration = Duration::from_millis(500);
+/// How long a second connection to a peer stays open before the one both sides drop is
+/// closed: long enough for gossipsub's first messages on it (the subscriptions) to be through,
+/// which libp2p loses if the connection carrying them closes.
+pub const DUPLICATE_GRACE: Duration = Duration::from_secs(2);
 /// How long publishing waits for a newly connected peer to say hello and subscribe, so that a
 /// message sent the moment a peer connects still reaches it. Bounded: a silent peer delays
 /// the outbox this long at most.
@@ -123,8 +130,12 @@ pub struct EventLoop {
     links: HashMap<PeerId, Link>,
     /// Every open connection and when it last proved alive (established, or a ping answered).
     alive: super::liveness::Liveness,
-    /// Invalid messages per sending peer, and the peers cut off for them.
-    bans: Bans,
+    /// Offences and bans, and what each peer's requests may cost us.
+    guard: Guard,
+    /// The connections to each peer, to keep one.
+    one_link: super::one_link::OneLink,
+    /// Second connections to close, and when ([`DUPLICATE_GRACE`]).
+    duplicates: Vec<(libp2p::swarm::ConnectionId, Instant)>,
     /// History exchanges under way (one at a time per peer), by request id.
     paging: Paging<request_response::OutboundRequestId, ()>,
     /// Anti-entropy: when to ask the next room peer, in turn, what we lack.
@@ -209,7 +220,9 @@ impl EventLoop {
             outbox: Outbox::new(me, config.max_rate),
             links: HashMap::new(),
             alive: super::liveness::Liveness::default(),
-            bans: Bans::default(),
+            guard: Guard::default(),
+            one_link: super::one_link::OneLink::new(me),
+            duplicates: Vec::new(),
             paging: Paging::default(),
             rounds: Rounds::new(Instant::now()),
             hubs: HubClient::default(),
@@ -266,9 +279,16 @@ impl EventLoop {
                     self.note_wake(Instant::now());
                     shutdown_done = true;
                     info!("shutdown requested");
+                    // Lines typed before the signal and not yet stamped (held back by our
+                    // pace) are said before the leave.
+                    while let Ok(cmd) = self.commands.try_recv() {
+                        if matches!(cmd, UserCommand::Say(_)) {
+                            self.handle_command(cmd).await?;
+                        }
+                    }
                     self.quit();
                 }
-                cmd = self.commands.recv(), if self.commands_open && self.started => match cmd {
+                cmd = self.commands.recv(), if self.commands_open && self.started && !self.pacing_full() => match cmd {
                     Some(cmd) => {
                         self.note_wake(Instant::now());
                         self.handle_command(cmd).await?
@@ -424,6 +444,9 @@ impl EventLoop {
                     self.emit(ev).await?
                 }
                 Output::Publish(ev) => self.publish(&ev).await?,
+                Output::Offence { peer, reason } => {
+                    self.offence(peer, &reason, Instant::now()).await?
+                }
             }
         }
         Ok(())
@@ -453,6 +476,7 @@ impl EventLoop {
                 .filter(|t| self.room.is_waiting() && *t > Instant::now()),
             self.alive.poll_timeout(),
             self.hubs.poll_timeout().filter(|_| self.leaving.is_none()),
+            self.duplicates.iter().map(|d| d.1).min(),
         ]
         .into_iter()
         .flatten()
@@ -469,6 +493,14 @@ impl EventLoop {
             self.flush_outbox(false).await?;
         }
         super::close_silent(&mut self.swarm, &mut self.alive, now);
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.duplicates)
+            .into_iter()
+            .partition(|d| d.1 <= now);
+        self.duplicates = later;
+        for (dup, _) in due {
+            debug!(connection = ?dup, "closing a second connection to a peer");
+            self.swarm.close_connection(dup);
+        }
         let transcript = self.room.transcript();
         let missing = self.drops.handle_timeout(now, |peer, seq, lamport| {
             transcript.knows(peer, seq, lamport)
@@ -501,11 +533,11 @@ impl EventLoop {
         if let Some(peer) = self.rounds.due(now, room_peers) {
             self.start_sync(peer);
         }
-        let bans = &self.bans;
+        let guard = &self.guard;
         let swarm = &self.swarm;
         let dials = self
             .dialer
-            .due(now, |p| swarm.is_connected(p), |p| bans.is_banned(p, now));
+            .due(now, |p| swarm.is_connected(p), |p| guard.is_banned(p, now));
         self.start_dials(dials, now);
         Ok(())
     }

@@ -35,13 +35,28 @@ pub(super) fn publish_error(lamport: u64, e: &gossipsub::PublishError) -> ChatEv
     ChatEvent::Status(Status::PublishFailed { lamport, why })
 }
 
+/// Own events waiting for their turn beyond which typed lines are not stamped yet
+/// ([`EventLoop::pacing_full`]).
+pub const PACE_AHEAD: usize = 64;
+
 impl EventLoop {
     /// Gets our leave out: it waits in the outbox like any event while connected peers settle,
     /// then goes to whoever is subscribed; at the linger deadline, or with nobody connected at
     /// all, the outbox is pushed out as it is and what cannot go is reported.
     pub(super) async fn progress_leave(&mut self) -> Result<(), NetError> {
         let now = Instant::now();
-        let leaving = self.leaving.get_or_insert_with(|| Leaving::new(now));
+        if self.leaving.is_none() {
+            // Lines still waiting for their turn go out at our pace, before the leave.
+            let paced = if self.subscribed_peers().is_empty() {
+                Duration::ZERO
+            } else {
+                self.outbox.drain_time()
+            };
+            self.leaving = Some(Leaving::new(now, paced));
+        }
+        let Some(leaving) = self.leaving.as_mut() else {
+            return Ok(());
+        };
         if leaving.is_sent() {
             return Ok(());
         }
@@ -115,6 +130,16 @@ impl EventLoop {
                 Handed::Failed(e)
             }
         }
+    }
+
+    /// Whether typed lines wait (unsigned, in the command channel, or in the pipe behind it)
+    /// instead of being stamped now: while [`PACE_AHEAD`] of our events wait for their turn
+    /// under our pace with peers there to take them, or as many typed lines wait for our join.
+    /// So we never sign much more than our pace allows over the time our events show, which is
+    /// what others take of an author by sync (docs/PROTOCOL.md section 8).
+    pub(super) fn pacing_full(&self) -> bool {
+        self.room.pending_len() >= PACE_AHEAD
+            || self.outbox.len() >= PACE_AHEAD && !self.subscribed_peers().is_empty()
     }
 
     pub(super) async fn publish(&mut self, signed: &SignedEvent) -> Result<(), NetError> {

@@ -8,6 +8,7 @@
 //!
 //! One task owns the swarm, as in [`super::event_loop`]; it uses the same behaviours.
 
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -16,17 +17,19 @@ use libp2p::identity::Keypair;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, relay, rendezvous, request_response};
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::behaviour::{ChatBehaviour, ChatBehaviourEvent};
+use super::guard::Guard;
 use super::hello::SyncResponseOut;
 use super::paging::{Paging, next_page};
 use super::swarm::{NetError, build_swarm, is_loopback};
 use crate::core::event::{Body, ChatEvent};
 use crate::core::hello::Hello;
+use crate::core::ledger::Page;
 use crate::core::status::Status;
 use crate::core::sync::SyncRequest;
-use crate::core::verdict::Verdict;
+use crate::core::verdict::{Rejection, Verdict};
 
 mod rooms;
 
@@ -40,6 +43,9 @@ pub const FLUSH_LINGER: Duration = Duration::from_millis(250);
 pub const HANG_UP_DELAY: Duration = Duration::from_millis(500);
 /// Most rooms one hub serves.
 pub const MAX_ROOMS: usize = 64;
+/// Most rooms one peer may have the hub serve it: a client opening room after room cannot take
+/// the hub's rooms from everyone else.
+pub const ROOMS_PER_PEER: usize = 8;
 
 /// What the hub needs to run.
 #[derive(Debug, Clone)]
@@ -68,6 +74,10 @@ pub struct Hub {
     /// Leavers to hang up on once their leave has been forwarded (and, soon after, their
     /// unregistration has arrived: it travels on a stream of its own, behind the leave).
     hang_up: Vec<(PeerId, Instant)>,
+    /// Offences and bans, and what each peer's requests may cost us: the nodes' rules.
+    guard: Guard,
+    /// The rooms each connected peer said hello for, at most [`ROOMS_PER_PEER`].
+    rooms_of: HashMap<PeerId, HashSet<String>>,
 }
 
 impl Hub {
@@ -93,6 +103,8 @@ impl Hub {
             alive: super::liveness::Liveness::default(),
             syncing: Paging::default(),
             hang_up: Vec::new(),
+            guard: Guard::default(),
+            rooms_of: HashMap::new(),
         })
     }
 
@@ -188,6 +200,11 @@ impl Hub {
                 num_established,
                 ..
             } => {
+                if self.guard.is_banned(&peer_id, Instant::now()) {
+                    debug!(peer = %peer_id, "refusing a cut-off peer");
+                    self.swarm.close_connection(connection_id);
+                    return Ok(());
+                }
                 self.alive.opened(connection_id, peer_id, Instant::now());
                 if num_established.get() == 1 {
                     info!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connection established");
@@ -208,6 +225,7 @@ impl Hub {
             } => {
                 self.alive.closed(connection_id);
                 if num_established == 0 {
+                    self.rooms_of.remove(&peer_id);
                     info!(peer = %peer_id, "connection closed");
                     self.emit(ChatEvent::Peer {
                         peer: peer_id.to_base58(),
@@ -223,8 +241,18 @@ impl Hub {
                 message,
             })) => {
                 let topic = message.topic.as_str().to_owned();
-                let verdict = self.rooms.judge(&topic, &message.data, Instant::now());
+                let now = Instant::now();
+                let guard = &self.guard;
+                let verdict = self
+                    .rooms
+                    .judge(&topic, &message.data, now, |a| guard.is_banned(a, now));
                 super::gossip::report(&mut self.swarm, &message_id, &propagation_source, &verdict);
+                if let (Some(peer), Some(reason)) =
+                    (verdict.blame(propagation_source), verdict.reason())
+                {
+                    let reason = reason.clone();
+                    self.charge(peer, &reason, now).await?;
+                }
                 match verdict {
                     Verdict::Accept(event) => {
                         if matches!(event.body, Body::Leave) {
@@ -245,8 +273,9 @@ impl Hub {
                     Verdict::Unfit { author, reason } => {
                         debug!(%author, via = %propagation_source, %reason, "dropped a message unfit for us");
                     }
+                    // Said by `charge`, once a minute per peer.
                     Verdict::Reject { reason, .. } => {
-                        warn!(via = %propagation_source, %reason, "rejected message");
+                        debug!(via = %propagation_source, %reason, "rejected message");
                     }
                 }
             }
@@ -322,7 +351,7 @@ impl Hub {
             }
             // The nodes' liveness rule: a frozen client is dropped as a node drops a peer.
             SwarmEvent::Behaviour(ChatBehaviourEvent::Ping(ev)) => {
-                super::handle_ping(&mut self.swarm, &mut self.alive, ev, Instant::now());
+                let _ = super::handle_ping(&mut self.swarm, &mut self.alive, ev, Instant::now());
             }
             other => debug!(event = ?other, "swarm event"),
         }
@@ -335,11 +364,32 @@ impl Hub {
         hello: Hello,
         channel: request_response::ResponseChannel<Hello>,
     ) -> Result<(), NetError> {
+        let now = Instant::now();
+        // A peer's hellos cost us a bounded amount: over its budget, no answer.
+        if !self.guard.may_answer_hello(peer, now) {
+            debug!(%peer, "hello over the peer's budget; not answered");
+            return Ok(());
+        }
         let topic = hello.topic.clone();
         let new_room = !self.rooms.contains(&topic);
+        let theirs = self.rooms_of.entry(peer).or_default();
+        let allowed = theirs.contains(&topic) || theirs.len() < ROOMS_PER_PEER;
         let gossip = &mut self.swarm.behaviour_mut().gossipsub;
-        let answer = match self.rooms.open(&topic, gossip) {
-            Some(ledger) => ledger.hello(),
+        let opened = if allowed {
+            self.rooms.open(&topic, gossip)
+        } else {
+            debug!(%peer, %topic, "peer has its share of rooms; not served");
+            None
+        };
+        let mut claim = None;
+        let answer = match opened {
+            Some(ledger) => {
+                // The hello's claims move nothing here either; a wild one is held against it.
+                if let Err(e) = ledger.merge_hello(peer, hello) {
+                    claim = Some(e);
+                }
+                ledger.hello()
+            }
             // Not a room we serve: an answer naming no room, so the client treats us as
             // another room's node.
             None => Hello {
@@ -350,6 +400,12 @@ impl Hub {
             },
         };
         let served = !answer.topic.is_empty();
+        if served {
+            self.rooms_of.entry(peer).or_default().insert(topic.clone());
+        }
+        if let Some(e) = claim {
+            self.charge(peer, &e, now).await?;
+        }
         if self
             .swarm
             .behaviour_mut()
@@ -390,14 +446,15 @@ impl Hub {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
-                    let resp = match self.rooms.get(&request.topic) {
+                    let rooms = &self.rooms;
+                    let page = || match rooms.get(&request.topic) {
                         Some(ledger) => ledger.handle_sync_request(&request),
                         None => crate::core::sync::SyncResponse {
                             events: Vec::new(),
                             more: false,
                         },
                     };
-                    super::serve_history(&mut self.swarm, peer, channel, resp);
+                    super::serve_history(&mut self.swarm, &mut self.guard, peer, channel, page);
                 }
                 request_response::Message::Response {
                     response,
@@ -406,28 +463,29 @@ impl Hub {
                     let SyncResponseOut::Received((resp, rejected)) = response else {
                         return Ok(());
                     };
-                    for e in rejected {
-                        warn!(%peer, error = %e, "history event rejected");
+                    let now = Instant::now();
+                    // Events that do not even decode: the server's fault, one offence per page.
+                    if let Some(first) = rejected.first() {
+                        let reason = Rejection::Malformed(first.to_string());
+                        self.charge(peer, &reason, now).await?;
                     }
                     let Some((_, topic, pages)) = self.syncing.answered(request_id) else {
                         return Ok(());
                     };
-                    let mut new = 0;
-                    let mut views = Vec::new();
-                    if let Some(ledger) = self.rooms.get_mut(&topic) {
-                        for e in resp.events {
-                            match ledger.accept(e) {
-                                Ok(Some(event)) => {
-                                    new += 1;
-                                    views.push(event.view(true));
-                                }
-                                Ok(None) => {}
-                                Err(e) => warn!(%peer, reason = %e, "history event refused"),
-                            }
-                        }
+                    // The participants' rules for a page of history, and their blame.
+                    let page = match self.rooms.get_mut(&topic) {
+                        Some(ledger) => ledger.take_page(peer, resp.events),
+                        None => Page::default(),
+                    };
+                    let new = page.taken.len();
+                    for event in page.taken {
+                        self.emit(ChatEvent::Chat(event.view(true))).await?;
                     }
-                    for v in views {
-                        self.emit(ChatEvent::Chat(v)).await?;
+                    for (blamed, reason) in page.refused {
+                        match blamed {
+                            Some(p) => self.charge(p, &reason, now).await?,
+                            None => debug!(%peer, %reason, "history event refused"),
+                        }
                     }
                     if let Some(next) = next_page(pages, resp.more && new > 0) {
                         self.request_page(peer, topic, next);
@@ -444,6 +502,24 @@ impl Hub {
                 self.syncing.failed(request_id);
             }
             _ => {}
+        }
+        Ok(())
+    }
+
+    /// Charges `peer` with an offence, by the nodes' rules ([`super::charge`]); one too many
+    /// cuts it off, and the log says so.
+    async fn charge(
+        &mut self,
+        peer: PeerId,
+        reason: &Rejection,
+        now: Instant,
+    ) -> Result<(), NetError> {
+        if super::charge(&mut self.swarm, &mut self.guard, peer, reason, now) {
+            self.rooms_of.remove(&peer);
+            self.emit(ChatEvent::Status(Status::CutOff {
+                peer: peer.to_base58(),
+            }))
+            .await?;
         }
         Ok(())
     }

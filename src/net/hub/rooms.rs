@@ -110,12 +110,24 @@ impl Rooms {
     }
 
     /// The hub's verdict on a gossip message of `topic`: the room's ledger judges it as a
-    /// participant's would (docs/PROTOCOL.md, section 8); a topic the hub does not serve is
-    /// rejected. The hub cuts no author off: it relies on gossipsub's score.
-    pub(super) fn judge(&mut self, topic: &str, data: &[u8], now: Instant) -> Verdict {
+    /// participant's would (docs/PROTOCOL.md, section 8), an author `banned` ignored; a topic
+    /// the hub does not serve is rejected.
+    pub(super) fn judge(
+        &mut self,
+        topic: &str,
+        data: &[u8],
+        now: Instant,
+        banned: impl Fn(&libp2p::PeerId) -> bool,
+    ) -> Verdict {
         match self.map.get_mut(topic) {
             None => Verdict::refused(None, Rejection::OtherRoom(topic.to_owned())),
-            Some(ledger) => ledger.admit(wire::decode_event(data), false, now),
+            Some(ledger) => {
+                let decoded = wire::decode_event(data);
+                let cut_off = decoded.as_ref().is_ok_and(|e| banned(&e.event.author));
+                // The hub is no participant: it has no sign of anyone's life to weigh a `lost`
+                // announcement against.
+                ledger.admit(decoded, cut_off, now, |_| false)
+            }
         }
     }
 }
@@ -164,7 +176,7 @@ mod tests {
             wire::sign_event(e, topic, &key).bytes.to_vec()
         };
         let now = Instant::now();
-        let ahead = rooms.judge(topic, &event(1, (1 << 32) + 10), now);
+        let ahead = rooms.judge(topic, &event(1, (1 << 32) + 10), now, |_| false);
         assert_eq!(
             acceptance(&ahead),
             gossipsub::MessageAcceptance::Ignore,
@@ -172,11 +184,11 @@ mod tests {
         );
         assert_eq!(ahead.blame(relay), None, "the forwarder is not to blame");
         assert_eq!(ahead.blame(author), Some(author));
-        let wild = rooms.judge(topic, &event(2, 1 << 62), now);
+        let wild = rooms.judge(topic, &event(2, 1 << 62), now, |_| false);
         assert_eq!(acceptance(&wild), gossipsub::MessageAcceptance::Reject);
-        let fine = rooms.judge(topic, &event(3, 1), now);
+        let fine = rooms.judge(topic, &event(3, 1), now, |_| false);
         assert_eq!(acceptance(&fine), gossipsub::MessageAcceptance::Accept);
-        let elsewhere = rooms.judge("chitty-chat/else", &event(4, 2), now);
+        let elsewhere = rooms.judge("chitty-chat/else", &event(4, 2), now, |_| false);
         assert_eq!(acceptance(&elsewhere), gossipsub::MessageAcceptance::Reject);
     }
 }

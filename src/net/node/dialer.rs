@@ -279,6 +279,16 @@ impl Dialer {
         dials
     }
 
+    /// Neighbour `peer`, just found, is dialled at `at` rather than now (unless a dial is
+    /// already due earlier): the peer with the higher id lets the lower dial first, so that two
+    /// nodes finding each other at once do not both dial (one connection per peer,
+    /// docs/PROTOCOL.md section 2). If the other never dials, we do, a moment later.
+    pub fn dial_at(&mut self, peer: &PeerId, at: Instant) {
+        if let Some(n) = self.neighbours.get_mut(peer) {
+            n.retry_at = Some(n.retry_at.map_or(at, |t| t.min(at)));
+        }
+    }
+
     /// Dials neighbour `peer` now (just found, or due), unless connected, cut off or gone; a
     /// failure is retried with backoff.
     pub fn dial_now(

@@ -10,6 +10,10 @@ use libp2p::PeerId;
 
 /// How long a leaving node keeps the swarm running for its leave to reach its peers.
 pub const LEAVE_LINGER: Duration = Duration::from_millis(1500);
+/// Most extra time a leaving node gives its own events still waiting for their turn under its
+/// pace (at most 64 with peers there: under 4 s at the default rate), so that the end of a
+/// piped burst is not pushed out at once, over receivers' rate limits, and lost.
+pub const PACED_LINGER: Duration = Duration::from_secs(4);
 
 /// Where our departure stands.
 #[derive(Debug)]
@@ -21,10 +25,11 @@ pub struct Leaving {
 }
 
 impl Leaving {
-    /// Leaving from `now`.
-    pub fn new(now: Instant) -> Self {
+    /// Leaving from `now`, with `paced` more for our events still waiting for their turn
+    /// (at most [`PACED_LINGER`]).
+    pub fn new(now: Instant, paced: Duration) -> Self {
         Self {
-            deadline: now + LEAVE_LINGER,
+            deadline: now + LEAVE_LINGER + paced.min(PACED_LINGER),
             waiting: None,
         }
     }
@@ -69,7 +74,7 @@ mod tests {
     fn given_a_leave_sent_when_peers_hang_up_or_time_runs_out_then_we_are_done() {
         let now = Instant::now();
         let (a, b) = (PeerId::random(), PeerId::random());
-        let mut l = Leaving::new(now);
+        let mut l = Leaving::new(now, Duration::ZERO);
         assert!(!l.is_sent());
         assert!(!l.is_done(now, |_| false), "not sent yet");
         l.sent_to([a, b].into_iter().collect());
@@ -85,7 +90,7 @@ mod tests {
     #[test]
     fn with_nobody_to_wait_for_we_are_done_at_once() {
         let now = Instant::now();
-        let mut l = Leaving::new(now);
+        let mut l = Leaving::new(now, Duration::ZERO);
         l.sent_to(HashSet::new());
         assert!(l.is_done(now, |_| true));
     }

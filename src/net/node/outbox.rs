@@ -106,6 +106,11 @@ impl Outbox {
         Ok(tell)
     }
 
+    /// How long our pace takes to send what waits (if peers are there to take it).
+    pub fn drain_time(&self) -> Duration {
+        Duration::from_secs_f64(self.queue.len() as f64 / f64::from(self.pace.rate()))
+    }
+
     /// Whether our event stamped `lamport` still waits here.
     pub fn holds(&self, lamport: u64) -> bool {
         self.queue.iter().any(|q| q.lamport == lamport)

@@ -13,7 +13,7 @@ use crate::core::verdict::Verdict;
 fn client_from_hub(hub: &Ledger, hub_id: PeerId, to: &mut Room) {
     loop {
         let resp = hub.handle_sync_request(&to.sync_request());
-        if !to.handle_sync_response(hub_id, resp, WALL) {
+        if !to.handle_sync_response(hub_id, resp, Instant::now(), WALL) {
             break;
         }
     }
@@ -204,7 +204,7 @@ fn simulate_with_hub(seed: u64) {
             if !linked[from] {
                 continue;
             }
-            if let Verdict::Accept(_) = h.admit(Ok::<_, &str>(e.clone()), false, now) {
+            if let Verdict::Accept(_) = h.admit(Ok::<_, &str>(e.clone()), false, now, |_| false) {
                 for (j, up) in linked.iter().enumerate() {
                     if j != from && *up && awake[j] {
                         from_hub.push((step + rng.below(8), j, e.clone()));
@@ -217,7 +217,7 @@ fn simulate_with_hub(seed: u64) {
         while !due.is_empty() {
             let (_, to, e) = due.swap_remove(rng.below(due.len() as u64) as usize);
             if let (Some(c), true) = (clients[to].as_mut(), linked[to]) {
-                let _ = c.handle_remote(e, WALL);
+                let _ = c.handle_remote(e, Instant::now(), WALL);
             }
         }
     }
