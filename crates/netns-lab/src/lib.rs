@@ -238,6 +238,55 @@ impl Lab {
             if up { "up" } else { "down" },
         ])
     }
+
+    /// Splits the bridge of a [`Lab::bridge`] lab in two: hosts `hosts` (from 1) go to a second bridge in the same
+    /// namespace, the others stay, so each side still reaches its own members (and their mDNS)
+    /// but not the other side. Their links stay up, as when a switch between two rooms fails.
+    /// [`Lab::heal`] puts every host back on the first bridge.
+    pub fn split(&self, hosts: &[usize]) -> Result<(), String> {
+        if ip(&["-n", &self.bridge, "link", "show", "br1"]).is_err() {
+            ip(&[
+                "-n",
+                &self.bridge,
+                "link",
+                "add",
+                "br1",
+                "type",
+                "bridge",
+                "mcast_snooping",
+                "0",
+            ])?;
+            ip(&["-n", &self.bridge, "link", "set", "br1", "up"])?;
+        }
+        for i in hosts {
+            ip(&[
+                "-n",
+                &self.bridge,
+                "link",
+                "set",
+                &format!("p{i}"),
+                "master",
+                "br1",
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// Puts every host back on the first bridge, after [`Lab::split`].
+    pub fn heal(&self) -> Result<(), String> {
+        for i in 1..=self.hosts.len() {
+            ip(&[
+                "-n",
+                &self.bridge,
+                "link",
+                "set",
+                &format!("p{i}"),
+                "master",
+                "br0",
+            ])?;
+        }
+        Ok(())
+    }
 }
 
 impl Drop for Lab {

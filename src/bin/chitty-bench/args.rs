@@ -14,9 +14,10 @@ pub struct Args {
     /// How many messages node 0 sends in the latency scenario.
     #[arg(long, default_value_t = 200)]
     pub messages: usize,
-    /// Messages per second in the latency scenario.
-    #[arg(long, default_value_t = 20.0)]
-    pub rate: f64,
+    /// Messages per second: from one sender in the latency scenario (default 20), from all
+    /// participants together in the chaos scenario (default 4).
+    #[arg(long)]
+    pub rate: Option<f64>,
     /// Message size in bytes.
     #[arg(long, default_value_t = 256)]
     pub size: usize,
@@ -39,7 +40,15 @@ pub struct Args {
     /// Also write the latency distribution as an SVG histogram to this file.
     #[arg(long, value_name = "FILE")]
     pub svg: Option<std::path::PathBuf>,
-    /// What to measure: startup, latency, throughput, recovery or all.
+    /// How long the chaos scenario's disruptions go on: `90`, `90s`, `10m`.
+    #[arg(long, default_value = "5m")]
+    pub duration: String,
+    /// The seed of the chaos scenario's schedule (printed; the same seed replays the same
+    /// schedule). Default: from the clock.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// What to measure: startup, latency, throughput, recovery, all (these four) or chaos
+    /// (namespaces: joins, quits, kill -9, freezes and partitions while everyone talks).
     #[arg(long, default_value = "latency")]
     pub scenario: String,
     /// (Internal, for the floor in namespaces) serve one TCP echo, printing the port.

@@ -211,7 +211,7 @@ impl Cluster {
 /// it holds `gc_thresh3` entries: every send of a host that came too late then fails (ENOBUFS),
 /// mDNS included, and it never finds anyone. A full mesh of `n` hosts needs about n x (n - 1)
 /// entries; on a real LAN each host has a table of its own.
-fn check_neighbour_table(n: usize) -> Result<(), BenchError> {
+pub fn check_neighbour_table(n: usize) -> Result<(), BenchError> {
     const KNOB: &str = "/proc/sys/net/ipv4/neigh/default/gc_thresh3";
     let need = n * (n - 1) + 4 * n;
     match std::fs::read_to_string(KNOB)

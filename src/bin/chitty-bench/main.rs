@@ -13,7 +13,7 @@
 //! - [`args`], the command line; [`config`], what to run; [`run`], the scenarios in order;
 //! - [`cluster`], nodes started until all have joined (startup); [`node`], one node process and
 //!   its memory and CPU; [`load`], paced messages and timed deliveries; [`recovery`], a crash
-//!   and a partition;
+//!   and a partition; [`chaos`], minutes of joins, quits, crashes, freezes and partitions;
 //! - [`echo`], the TCP floor; [`stats`], percentiles; [`report`], the table and the JSON;
 //!   [`svg`], the latency histogram;
 //! - [`cleanup`], what runs, for the signal handler; [`error`], why a run failed.
@@ -21,6 +21,7 @@
 //! It uses nothing of the chitty-node library: it drives the binary, as a user would.
 
 mod args;
+mod chaos;
 mod cleanup;
 mod cluster;
 mod config;
@@ -71,6 +72,71 @@ fn clean_up_on_signal() {
     });
 }
 
+/// The chaos scenario: in namespaces always; exit code 1 if it did not pass (the report is
+/// printed either way, with the seed that replays it).
+fn run_chaos(a: &Args, rate: f64) -> ExitCode {
+    if let Some(why) = Lab::unavailable() {
+        eprintln!(
+            "chitty-bench: --scenario chaos runs in network namespaces and needs root and `ip`: {why}"
+        );
+        return ExitCode::from(2);
+    }
+    let Some(duration) = chaos::parse_duration(&a.duration) else {
+        eprintln!(
+            "chitty-bench: --duration {:?}: give seconds (90, 90s), minutes (10m) or hours (1h)",
+            a.duration
+        );
+        return ExitCode::from(2);
+    };
+    if a.nodes < 3 {
+        eprintln!("chitty-bench: the chaos scenario needs --nodes >= 3");
+        return ExitCode::from(2);
+    }
+    let seed = a.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(1)
+    });
+    let Ok(node_bin) = std::env::current_exe().map(|p| p.with_file_name("chitty-node")) else {
+        eprintln!("chitty-bench: cannot find chitty-node");
+        return ExitCode::FAILURE;
+    };
+    let cfg = chaos::ChaosConfig {
+        node_bin,
+        nodes: a.nodes,
+        duration,
+        seed,
+        rate,
+        timeout: Duration::from_secs(a.timeout.max(1)),
+        stderr_dir: a.stderr_dir.clone(),
+    };
+    clean_up_on_signal();
+    let mut progress = |what: &str| eprintln!("chitty-bench: {what}");
+    match chaos::run(&cfg, &mut progress) {
+        Ok(r) => {
+            if a.json {
+                println!("{}", r.json());
+            } else {
+                print!("{}", r.table());
+            }
+            if r.passed() {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!(
+                    "chitty-bench: chaos FAILED (replay with --seed {seed}): {}",
+                    r.failures().join("; ")
+                );
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("chitty-bench: chaos (seed {seed}): {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let a = Args::parse();
     if a.echo_server {
@@ -98,7 +164,10 @@ fn main() -> ExitCode {
             }
         };
     }
-    if a.nodes < 2 || a.rate <= 0.0 || a.size == 0 || a.size > 512 || a.missed == 0 {
+    let rate = a
+        .rate
+        .unwrap_or(if a.scenario == "chaos" { 4.0 } else { 20.0 });
+    if a.nodes < 2 || rate <= 0.0 || a.size == 0 || a.size > 512 || a.missed == 0 {
         eprintln!(
             "chitty-bench: need --nodes >= 2, --rate > 0, --size from 1 to 512 and --missed > 0"
         );
@@ -110,9 +179,10 @@ fn main() -> ExitCode {
         "throughput" => Scenario::Throughput,
         "recovery" => Scenario::Recovery,
         "all" => Scenario::All,
+        "chaos" => return run_chaos(&a, rate),
         other => {
             eprintln!(
-                "chitty-bench: unknown --scenario {other:?} (startup, latency, throughput, recovery, all)"
+                "chitty-bench: unknown --scenario {other:?} (startup, latency, throughput, recovery, all, chaos)"
             );
             return ExitCode::from(2);
         }
@@ -140,7 +210,7 @@ fn main() -> ExitCode {
         },
         nodes: a.nodes,
         messages: a.messages,
-        rate: a.rate,
+        rate,
         size: a.size,
         missed: a.missed,
         timeout: Duration::from_secs(a.timeout.max(1)),
