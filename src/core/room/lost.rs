@@ -15,7 +15,7 @@ impl Room {
     /// room says so: at once if we rank first among the present participants (by peer id), a
     /// little later otherwise, unless someone else's announcement arrives first.
     pub fn peer_gone(&mut self, peer: PeerId, now: Instant, wall: WallTime) {
-        self.connected.remove(&peer);
+        self.forget_link(&peer);
         if peer == self.me || !self.is_present(&peer) || self.phase != Phase::Joined {
             return;
         }
@@ -43,7 +43,14 @@ impl Room {
     /// silent one): it no longer counts among the connected for the ranking, and nothing is
     /// announced.
     pub fn peer_unreachable(&mut self, peer: &PeerId) {
+        self.forget_link(peer);
+    }
+
+    /// No connection to `peer` is left: its signs of life start again with the next one.
+    fn forget_link(&mut self, peer: &PeerId) {
         self.connected.remove(peer);
+        self.heard.remove(peer);
+        self.steady.remove(peer);
     }
 
     /// A connection to `peer` is open (again): no need to announce it lost.

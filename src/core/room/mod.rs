@@ -49,6 +49,12 @@ pub const LOST_GRACE: Duration = Duration::from_millis(300);
 /// still open, is alive: a `lost` announcement about it is false. Pings go every second; a
 /// vanished one is announced only after its connection closed or 5 s of silence.
 pub const ALIVE_WITHIN: Duration = Duration::from_millis(2500);
+/// A `lost` announcement about a participant we know to be alive is blamed on its announcer
+/// only if we have heard from it without a gap (none longer than [`ALIVE_WITHIN`]) for this
+/// long: an honest announcer may have seen it vanish just before it came back (restarted under
+/// its key, or thawed after a freeze). A participant that comes back reconnects to everyone
+/// within a second or two, which cancels any announcement still waiting its turn.
+pub const ALIVE_STEADY: Duration = Duration::from_secs(10);
 /// A participant announced lost while it is still here joins again at most this often per
 /// announcer: a peer repeating false announcements does not make it join again and again.
 pub const REJOIN_EVERY: Duration = Duration::from_secs(60);
@@ -117,6 +123,9 @@ pub struct Room {
     connected: HashSet<PeerId>,
     /// When each connected peer was last heard from (a ping answered, a message).
     heard: HashMap<PeerId, Instant>,
+    /// Since when each connected peer has been heard from without a gap longer than
+    /// [`ALIVE_WITHIN`].
+    steady: HashMap<PeerId, Instant>,
     /// Per announcer of a `lost` about us, when we last joined again because of it.
     rejoined: HashMap<PeerId, Instant>,
     /// When we join again, announced lost while here, once [`REJOIN_EVERY`] allows.
@@ -152,6 +161,7 @@ impl Room {
             lost: HashMap::new(),
             connected: HashSet::new(),
             heard: HashMap::new(),
+            steady: HashMap::new(),
             rejoined: HashMap::new(),
             rejoin_at: None,
             doubtful: Vec::new(),
@@ -179,21 +189,28 @@ impl Room {
     }
 
     /// Takes the room's earlier history, read from this node's own store, before the room
-    /// starts: checked like any page of history (nobody blamed: it is our own disk), and the
-    /// newest `show` of them shown, marked as stored. Then every event newly taken is also held
-    /// for the store ([`Room::drain_kept`]); these are not, being stored already.
-    pub fn restore(&mut self, events: Vec<SignedEvent>, show: usize) {
+    /// starts: checked like any page of history (nobody blamed: it is our own disk). Returns the
+    /// newest `show` of them, marked as stored, for the caller to show when it is ready. Then
+    /// every event newly taken is also held for the store ([`Room::drain_kept`]); these are
+    /// not, being stored already.
+    pub fn restore(&mut self, events: Vec<SignedEvent>, show: usize) -> Vec<ChatEvent> {
         let page = self.ledger.restore(events);
         for (_, reason) in &page.refused {
             tracing::debug!(%reason, "a stored event not taken");
         }
         let skip = page.taken.len().saturating_sub(show);
-        for event in page.taken.iter().skip(skip) {
-            let mut view = self.view(event, false);
-            view.stored = true;
-            self.outputs.push_back(Output::Show(ChatEvent::Chat(view)));
-        }
+        let shown = page
+            .taken
+            .iter()
+            .skip(skip)
+            .map(|event| {
+                let mut view = self.view(event, false);
+                view.stored = true;
+                ChatEvent::Chat(view)
+            })
+            .collect();
         self.ledger.keep_new();
+        shown
     }
 
     /// The events newly taken (ours, live, by sync) since the last call, for the store; only
@@ -400,7 +417,7 @@ impl Room {
             UserCommand::Who => self.show_who(),
             UserCommand::History(last) => self.show_history(last),
             // Questions about the network, not the room.
-            UserCommand::Peers | UserCommand::Addresses => {}
+            UserCommand::Peers | UserCommand::Addresses | UserCommand::Search(_) => {}
             UserCommand::Say(_) | UserCommand::Quit => match self.phase {
                 Phase::Created | Phase::Waiting { .. } => {
                     let quit = cmd == UserCommand::Quit;
@@ -453,7 +470,13 @@ impl Room {
     /// announcement about it in the next [`ALIVE_WITHIN`] is false.
     pub fn heard_from(&mut self, peer: PeerId, now: Instant) {
         if self.connected.contains(&peer) {
-            self.heard.insert(peer, now);
+            let gap = self
+                .heard
+                .insert(peer, now)
+                .is_none_or(|t| now.saturating_duration_since(t) >= ALIVE_WITHIN);
+            if gap {
+                self.steady.insert(peer, now);
+            }
         }
     }
 
@@ -465,6 +488,17 @@ impl Room {
                     .heard
                     .get(peer)
                     .is_some_and(|t| now.saturating_duration_since(*t) < ALIVE_WITHIN)
+    }
+
+    /// Whether `peer` has been alive to us for a while without a break ([`ALIVE_STEADY`]), so
+    /// that nobody honest can have seen it vanish lately.
+    fn steadily_alive(&self, peer: &PeerId, now: Instant) -> bool {
+        *peer == self.me
+            || self.known_alive(peer, now)
+                && self
+                    .steady
+                    .get(peer)
+                    .is_some_and(|t| now.saturating_duration_since(*t) >= ALIVE_STEADY)
     }
 
     /// A live chat event from gossipsub, through the ledger's admit pipeline (decoded, author
@@ -511,19 +545,29 @@ impl Room {
     }
 
     /// A live event of `event.author`'s own: it is alive, and any `lost` announcement about it
-    /// held back and stamped before this event was false (blamed on its announcer, never shown).
+    /// held back and stamped before this event was false (blamed on its announcer, never
+    /// shown). A join is no such proof: a participant that really vanished and came back
+    /// (restarted under its key) joins again, and the announcement is then shown before it.
     fn still_talking(&mut self, event: &Event) {
         let author = event.author;
         let stamp = event.lamport;
+        let rejoined = matches!(event.body, Body::Join);
         let mut false_ones = Vec::new();
+        let mut true_ones = Vec::new();
         self.doubtful.retain(|(_, lost)| {
-            let refuted = matches!(&lost.body, Body::Lost { subject, .. } if *subject == author)
+            let older = matches!(&lost.body, Body::Lost { subject, .. } if *subject == author)
                 && lost.lamport < stamp;
-            if refuted {
+            if older && rejoined {
+                true_ones.push(lost.clone());
+            } else if older {
                 false_ones.push((lost.author, author));
             }
-            !refuted
+            !older
         });
+        for lost in true_ones {
+            let view = self.view(&lost, false);
+            self.outputs.push_back(Output::Show(ChatEvent::Chat(view)));
+        }
         for (announcer, subject) in false_ones {
             tracing::debug!(%announcer, %subject, "lost announcement refuted by its subject");
             self.outputs.push_back(Output::Offence {
@@ -547,10 +591,16 @@ impl Room {
     /// announcer blamed. About us, it made the others think us gone: we join again, at most
     /// once per announcer per [`REJOIN_EVERY`]; and the announcer is blamed only if it is
     /// itself connected to us and answering (it would have no connection to us to lose): we
-    /// may well have been frozen or cut off, and be hearing it late.
+    /// may well have been frozen or cut off, and be hearing it late. Either way only if that
+    /// sign of life has lasted [`ALIVE_STEADY`] without a break.
     fn false_lost(&mut self, event: &Event, subject: PeerId, now: Instant, wall: WallTime) {
         tracing::debug!(announcer = %event.author, %subject, "false lost announcement");
-        if subject != self.me || self.known_alive(&event.author, now) {
+        let witness = if subject == self.me {
+            event.author
+        } else {
+            subject
+        };
+        if self.steadily_alive(&witness, now) {
             self.outputs.push_back(Output::Offence {
                 peer: event.author,
                 reason: Rejection::FalseLost { subject },
@@ -578,7 +628,18 @@ impl Room {
         }
         let declared_lost =
             matches!(&event.body, Body::Lost { subject, .. } if *subject == self.me);
-        if matches!(self.phase, Phase::Created | Phase::Waiting { .. }) {
+        // A `lost` learned by sync whose subject has since said something of its own (newer
+        // in total order, already here) was false or is past: recorded, not shown.
+        let refuted = sync
+            && matches!(&event.body, Body::Lost { subject, .. } if self
+                .ledger
+                .roster()
+                .get(subject)
+                .and_then(|p| p.said.as_ref())
+                .is_some_and(|said| *said > event.order_key()));
+        if refuted {
+            tracing::debug!(announcer = %event.author, "a lost learned by sync, refuted by its subject's newer line: not shown");
+        } else if matches!(self.phase, Phase::Created | Phase::Waiting { .. }) {
             // Shown with the rest of the past, in order, just before our join; its view is made
             // then, when the roster knows everyone the past names (so a name that looks like a
             // later participant's gets its suffix too).
@@ -647,7 +708,7 @@ impl Room {
             }
             UserCommand::Who => self.show_who(),
             UserCommand::History(last) => self.show_history(last),
-            UserCommand::Peers | UserCommand::Addresses => {}
+            UserCommand::Peers | UserCommand::Addresses | UserCommand::Search(_) => {}
         }
     }
 

@@ -391,6 +391,16 @@ impl Liar {
         self.assert_cut_off_within(peer, addr, why, TIMEOUT);
     }
 
+    /// Whether our last connection to `peer` closes within `within`.
+    pub fn closed_within(&mut self, peer: PeerId, within: Duration) -> bool {
+        self.wait_until("the connection closed", within, |seen| {
+            seen.iter()
+                .any(|s| matches!(s, Seen::Closed { peer: p, remaining: 0, .. } if *p == peer))
+                .then_some(())
+        })
+        .is_ok()
+    }
+
     /// As [`Liar::assert_cut_off`], waiting up to `within` for the connection to close.
     pub fn assert_cut_off_within(&mut self, peer: PeerId, addr: &str, why: &str, within: Duration) {
         let closed = self.wait_until("the connection closed", within, |seen| {

@@ -85,7 +85,7 @@ struct Member {
     /// How many times it was started.
     runs: usize,
     /// When it was started, killed, frozen, thawed or quit.
-    disrupted: Vec<Instant>,
+    disrupted: Vec<(Instant, &'static str)>,
 }
 
 /// A line written to a participant.
@@ -261,7 +261,7 @@ impl Chaos<'_> {
         m.state = State::Running;
         let now = Instant::now();
         m.calm_since = now;
-        m.disrupted.push(now);
+        m.disrupted.push((now, "start"));
         // A new run's screen starts empty.
         self.present[i].clear();
         Ok(())
@@ -353,7 +353,7 @@ impl Chaos<'_> {
     /// `y` lost: either was disrupted, or a split kept them apart.
     fn explained(&self, x: usize, y: usize, t: Instant) -> bool {
         let from = t.checked_sub(EXPLAINS).unwrap_or(t);
-        let recent = |m: &Member| m.disrupted.iter().any(|d| *d >= from && *d <= t);
+        let recent = |m: &Member| m.disrupted.iter().any(|(d, _)| *d >= from && *d <= t);
         if recent(&self.members[x]) || recent(&self.members[y]) {
             return true;
         }
@@ -430,14 +430,24 @@ impl Chaos<'_> {
         }
     }
 
-    /// Members that may be disturbed now: running, settled, and not cut off by a split (a
-    /// line of a participant alone in a split, killed there, could reach nobody).
+    /// Members that may be disturbed now: running, settled, not cut off by a split, and none
+    /// at all for [`SETTLED`] after a heal (a line written in a split lives only on its side
+    /// until the sides meet again: its author killed or quitting there, or just after the heal
+    /// before they met, takes it along, and nobody else could have had it).
     fn settled(&self) -> Vec<usize> {
         let now = Instant::now();
         let cut: &[usize] = match (self.splitting, self.splits.last()) {
             (true, Some(s)) => &s.members,
             _ => &[],
         };
+        let healing = !self.splitting
+            && self
+                .splits
+                .last()
+                .is_some_and(|s| now.saturating_duration_since(s.until) < SETTLED);
+        if healing {
+            return Vec::new();
+        }
         (0..self.members.len())
             .filter(|i| {
                 let m = &self.members[*i];
@@ -494,7 +504,7 @@ impl Chaos<'_> {
                         let _ = p.send("/quit");
                     }
                     m.state = State::Quitting(now);
-                    m.disrupted.push(now);
+                    m.disrupted.push((now, "quit"));
                 }
                 i
             }
@@ -506,7 +516,7 @@ impl Chaos<'_> {
                     let m = &mut self.members[i];
                     m.proc = None; // dropping it is kill -9 and wait
                     m.state = State::Killed(restart);
-                    m.disrupted.push(now);
+                    m.disrupted.push((now, "kill"));
                     for s in self.sent.values_mut() {
                         if s.from == i && now.saturating_duration_since(s.at) < GRACE {
                             s.excused = true;
@@ -523,7 +533,7 @@ impl Chaos<'_> {
                     signal(&self.members[i], "-STOP");
                     let m = &mut self.members[i];
                     m.state = State::Frozen(until);
-                    m.disrupted.push(now);
+                    m.disrupted.push((now, "freeze"));
                 }
                 i
             }
@@ -578,7 +588,7 @@ impl Chaos<'_> {
         let m = &mut self.members[i];
         m.state = State::Running;
         m.calm_since = now;
-        m.disrupted.push(now);
+        m.disrupted.push((now, "thaw"));
     }
 
     /// Puts every host back on one bridge; the split ends now.
@@ -687,6 +697,35 @@ impl Chaos<'_> {
             .collect())
     }
 
+    /// What happened to the author of line `tag` around it, for a report of a missing line:
+    /// when it was written (seconds into the run), the author's disruptions and splits from
+    /// 5 s before it on.
+    fn whereabouts(&self, tag: &str, start: Instant) -> String {
+        let Some(s) = self.sent.get(tag) else {
+            return tag.to_string();
+        };
+        let secs = |t: Instant| t.saturating_duration_since(start).as_secs_f64();
+        let from = s.at.checked_sub(Duration::from_secs(5)).unwrap_or(s.at);
+        let m = &self.members[s.from];
+        let mut then: Vec<String> = m
+            .disrupted
+            .iter()
+            .filter(|(t, _)| *t >= from)
+            .map(|(t, what)| format!("{what} {:.1}", secs(*t)))
+            .collect();
+        for sp in self.splits.iter().filter(|sp| sp.members.contains(&s.from)) {
+            if sp.until >= from {
+                then.push(format!("split {:.1}-{:.1}", secs(sp.since), secs(sp.until)));
+            }
+        }
+        format!(
+            "{tag} by {} at {:.1} s; then: {}",
+            m.name,
+            secs(s.at),
+            then.join(", ")
+        )
+    }
+
     /// The report, from the final transcript `last`.
     fn report(&self, start: Instant, identical: Option<Duration>, last: &[Value]) -> ChaosReport {
         let mut count: HashMap<&str, usize> = HashMap::new();
@@ -713,6 +752,11 @@ impl Chaos<'_> {
             sent: self.sent.len(),
             required: self.sent.values().filter(|s| !s.excused).count(),
             missing_count: missing.len(),
+            missing_why: missing
+                .iter()
+                .take(10)
+                .map(|t| self.whereabouts(t, start))
+                .collect(),
             missing: missing.into_iter().take(10).cloned().collect(),
             deliveries: self.delivered.len(),
             identical: identical.is_some(),

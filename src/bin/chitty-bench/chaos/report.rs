@@ -25,6 +25,8 @@ pub struct ChaosReport {
     pub required: usize,
     /// Required lines missing from the final transcript (a few of their tags).
     pub missing: Vec<String>,
+    /// For each of `missing`: its author, when it was written, what befell its author.
+    pub missing_why: Vec<String>,
     /// How many were missing in all.
     pub missing_count: usize,
     /// Lines shown live (or caught up) by a participant other than their author.
@@ -71,7 +73,7 @@ impl ChaosReport {
         if self.missing_count > 0 {
             v.push(format!(
                 "{} required line(s) missing, e.g. {:?}",
-                self.missing_count, self.missing
+                self.missing_count, self.missing_why
             ));
         }
         if !self.crashed.is_empty() {
@@ -103,6 +105,7 @@ impl ChaosReport {
             "required": self.required,
             "missing": self.missing_count,
             "missing_tags": self.missing,
+            "missing_why": self.missing_why,
             "deliveries": self.deliveries,
             "identical": self.identical,
             "converged_ms": self.converged.map(ms),
@@ -163,7 +166,11 @@ impl ChaosReport {
             if self.missing_count == 0 {
                 "0".to_owned()
             } else {
-                format!("{} (e.g. {})", self.missing_count, self.missing.join(", "))
+                format!(
+                    "{} (e.g. {})",
+                    self.missing_count,
+                    self.missing_why.join("; ")
+                )
             },
         );
         line("live at the end", self.live_at_end.to_string());
@@ -210,6 +217,7 @@ mod tests {
         let bad = ChaosReport {
             missing_count: 2,
             missing: vec!["c1".into(), "c9".into()],
+            missing_why: vec!["c1 by n0 at 1.0 s; then: ".into()],
             crashed: vec!["n3: exited with signal 6".into()],
             ..good.clone()
         };
