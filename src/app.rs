@@ -14,6 +14,7 @@ use tracing::Instrument;
 use crate::cli::{Config, Role};
 use crate::core::event::ChatEvent;
 use crate::net::NetError;
+use crate::store::{Store, StoreError};
 use crate::{core, identity, logging, net, ui};
 
 /// User commands waiting for the event loop.
@@ -30,6 +31,9 @@ pub enum RunError {
     /// The network failed.
     #[error(transparent)]
     Net(#[from] NetError),
+    /// The history database cannot be used (exit code 1: its message says what to do).
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 impl RunError {
@@ -74,6 +78,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     notices: logging::Notices,
 ) -> Result<(), RunError> {
+    if config.export {
+        return export(&config);
+    }
     // Held until the node stops: its lock keeps a second process off the same key.
     let identity = match &config.identity {
         Some(path) => Some(identity::load_locked(path, !config.identity_given)?),
@@ -84,10 +91,13 @@ pub async fn run(
         None => Keypair::generate_ed25519(),
     };
     let json = config.json;
-    let hub_config = |keypair, listen| net::hub::HubConfig {
-        keypair,
-        listen,
-        history: config.history,
+    let hub_config = |keypair, listen| -> Result<net::hub::HubConfig, RunError> {
+        Ok(net::hub::HubConfig {
+            keypair,
+            listen,
+            history: config.history,
+            store: open_store(&config, true)?,
+        })
     };
     match config.role.clone() {
         Role::Hub => {
@@ -98,7 +108,7 @@ pub async fn run(
             };
             let (ev_tx, ev_rx) = mpsc::channel(EVENTS_CAP);
             let span = tracing::info_span!("hub", peer = %keypair.public().to_peer_id());
-            let hub = net::hub::Hub::new(hub_config(keypair, config.listen.clone()), ev_tx)?;
+            let hub = net::hub::Hub::new(hub_config(keypair, config.listen.clone())?, ev_tx)?;
             let ui = tokio::spawn(ui::run_log(format, ev_rx));
             let result = hub.run(shutdown).instrument(span).await;
             if let Err(e) = ui.await {
@@ -122,7 +132,7 @@ pub async fn run(
         Role::HubAndParticipant(user) => {
             let (ev_tx, mut ev_rx) = mpsc::channel(EVENTS_CAP);
             let span = tracing::info_span!("hub", peer = %keypair.public().to_peer_id());
-            let hub = net::hub::Hub::new(hub_config(keypair, config.listen.clone()), ev_tx)?;
+            let hub = net::hub::Hub::new(hub_config(keypair, config.listen.clone())?, ev_tx)?;
             let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
             let hub_task = tokio::spawn(
                 hub.run(async {
@@ -175,6 +185,68 @@ pub async fn run(
             result
         }
     }
+}
+
+/// The history database of this run, if it keeps one: `None` with `--no-store`, or when the
+/// default database is in use by another process (a second node of the same name on this
+/// machine: it says so and runs without). Any other failure stops the node (exit code 1),
+/// and so does a database in use under an explicit `--data-dir`.
+fn open_store(config: &Config, hub: bool) -> Result<Option<Store>, RunError> {
+    let Some(path) = config.store_path(hub) else {
+        return Ok(None);
+    };
+    match Store::open(&path) {
+        Ok(s) => Ok(Some(s)),
+        Err(StoreError::Locked { .. }) if !config.store_given => {
+            tracing::warn!(
+                "another chitty-node uses {} on this machine; this one keeps no history on disk",
+                path.display()
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `--export`: the room's stored history, one JSON object per line in total order, as
+/// `--json` shows events (with `"stored": true`); events that no longer verify are left out
+/// with a warning.
+fn export(config: &Config) -> Result<(), RunError> {
+    use std::io::Write;
+    let hub = matches!(config.role, Role::Hub | Role::HubAndParticipant(_));
+    let Some(path) = config.store_path(hub) else {
+        return Err(StoreError::Missing {
+            path: std::path::PathBuf::from("(no data directory: give --data-dir)"),
+        }
+        .into());
+    };
+    let store = Store::open_read_only(&path)?;
+    let topic = config.room.topic();
+    let mut out = std::io::stdout().lock();
+    let mut bad = 0usize;
+    for bytes in store.all(&topic)? {
+        match crate::wire::decode_event(&bytes) {
+            Ok(e) if e.topic == topic => {
+                let mut view = e.event.view(false);
+                view.stored = true;
+                let lines = ui::render::render(
+                    &ChatEvent::Chat(view),
+                    ui::render::Format::Json,
+                    chrono::Local::now(),
+                );
+                if writeln!(out, "{}", lines.join("\n")).is_err() {
+                    // A closed pipe (`| head`): nothing more to say.
+                    return Ok(());
+                }
+            }
+            _ => bad += 1,
+        }
+    }
+    if bad > 0 {
+        tracing::warn!(bad, "stored events that do not verify were left out");
+    }
+    let _ = out.flush();
+    Ok(())
 }
 
 /// Resolves when the node is asked to leave from outside: Ctrl-C (SIGINT), SIGTERM or SIGHUP (the
@@ -246,7 +318,9 @@ async fn run_node(
     };
     let (ev_tx, ev_rx) = mpsc::channel(EVENTS_CAP);
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMANDS_CAP);
+    let store = open_store(config, false)?;
     let node = net::NodeConfig {
+        store,
         keypair,
         user,
         room: config.room.clone(),

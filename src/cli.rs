@@ -31,11 +31,26 @@ pub struct Args {
     pub relay: bool,
 
     /// Keep this node's key in PATH (created, owner-only, on first use), so its peer id survives
-    /// restarts. Default for a hub: $XDG_DATA_HOME/chitty-node/relay.key (or
-    /// ~/.local/share/chitty-node/relay.key); for a participant:
-    /// .../chitty-node/identities/NAME.key, so a name stays the same peer.
+    /// restarts. Default for a hub: DIR/relay.key; for a participant: DIR/identities/NAME.key,
+    /// so a name stays the same peer (DIR is --data-dir).
     #[arg(long, value_name = "PATH")]
     pub identity: Option<PathBuf>,
+
+    /// Keep keys and history under DIR. Default: $XDG_DATA_HOME/chitty-node (or
+    /// ~/.local/share/chitty-node). History is in DIR/history/NAME.db for a participant and
+    /// DIR/relay.db for a hub (SQLite).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Keep no history on disk: this run's conversation lives in memory only.
+    #[arg(long)]
+    pub no_store: bool,
+
+    /// Print the stored history of the room (--room, or the default room) as one JSON object
+    /// per line, in order, and exit. With --username NAME, NAME's history; with --relay, the
+    /// hub's.
+    #[arg(long)]
+    pub export: bool,
 
     /// Chat in room NAME (gossipsub topic chitty-chat/NAME) instead of the default room.
     #[arg(long, value_name = "NAME")]
@@ -65,7 +80,7 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = crate::core::limit::DEFAULT_RATE)]
     pub max_rate: u32,
 
-    /// How many events the transcript keeps for /history.
+    /// How many events of a room are kept, for /history and on disk (the oldest are pruned).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_HISTORY)]
     pub history: usize,
 
@@ -88,6 +103,15 @@ pub struct Config {
     /// Whether that place was given (`--identity`): then its directory must exist. (The
     /// default place's directories are created.)
     pub identity_given: bool,
+    /// The data directory (`--data-dir`, or the default one if it could be worked out).
+    pub data: Option<PathBuf>,
+    /// `--no-store`: no history on disk.
+    pub no_store: bool,
+    /// Whether the data directory was given (`--data-dir`): then a database in use by another
+    /// process is an error, not a reason to run without one.
+    pub store_given: bool,
+    /// `--export`: print the stored history and exit.
+    pub export: bool,
     /// Our room.
     pub room: RoomName,
     /// Listen addresses (never empty).
@@ -108,6 +132,21 @@ pub struct Config {
     pub verbose: u8,
     /// How long to wait for a first hello before joining alone.
     pub join_grace: Duration,
+}
+
+impl Config {
+    /// The history database of the hub (`hub`) or of the participant, unless `--no-store` or
+    /// no data directory.
+    pub fn store_path(&self, hub: bool) -> Option<PathBuf> {
+        let data = self.data.as_ref().filter(|_| !self.no_store)?;
+        match (&self.role, hub) {
+            (_, true) => Some(crate::store::hub_path(data)),
+            (Role::Participant(u) | Role::HubAndParticipant(u), false) => {
+                Some(crate::store::participant_path(data, u.as_str()))
+            }
+            (Role::Hub, false) => None,
+        }
+    }
 }
 
 /// What this node is.
@@ -145,6 +184,9 @@ pub enum ConfigError {
     /// `--max-rate 0` would drop everything.
     #[error("--max-rate must be at least 1")]
     Rate,
+    /// `--export` reads the store that `--no-store` turns off.
+    #[error("--export prints the stored history: it cannot go with --no-store")]
+    ExportNoStore,
     /// `--history 0` would keep nothing.
     #[error("--history must be at least 1")]
     History,
@@ -217,14 +259,31 @@ impl TryFrom<Args> for Config {
             (true, None) => Role::Hub,
         };
         let identity_given = a.identity.is_some();
-        let identity = match (&role, a.identity) {
-            (_, Some(p)) => Some(p),
-            (Role::Hub | Role::HubAndParticipant(_), None) => {
-                Some(crate::identity::default_relay_path()?)
-            }
-            // A participant's key follows its name; without a data directory, a new key per run.
-            (Role::Participant(u), None) => crate::identity::default_user_path(u.as_str()).ok(),
+        let store_given = a.data_dir.is_some();
+        // Without a home directory and without --data-dir, a participant runs with a new key
+        // and no store; a hub needs one.
+        let data = match a.data_dir {
+            Some(d) => Some(d),
+            None => crate::identity::data_dir().ok(),
         };
+        let identity = match (&role, a.identity, &data) {
+            (_, Some(p), _) => Some(p),
+            (Role::Hub | Role::HubAndParticipant(_), None, Some(d)) => {
+                Some(crate::identity::default_relay_path(d))
+            }
+            (Role::Hub | Role::HubAndParticipant(_), None, None) => {
+                return Err(crate::identity::IdentityError::NoHome.into());
+            }
+            // A participant's key follows its name.
+            (Role::Participant(u), None, Some(d)) => {
+                Some(crate::identity::default_user_path(d, u.as_str()))
+            }
+            (Role::Participant(_), None, None) => None,
+        };
+        if a.export && a.no_store {
+            return Err(ConfigError::ExportNoStore);
+        }
+
         let room = match a.room {
             Some(r) => RoomName::new(r).map_err(ConfigError::Room)?,
             None => RoomName::lobby(),
@@ -257,6 +316,10 @@ impl TryFrom<Args> for Config {
             role,
             identity,
             identity_given,
+            data,
+            no_store: a.no_store,
+            store_given,
+            export: a.export,
             room,
             listen,
             connect,

@@ -51,7 +51,7 @@ pub enum IdentityError {
 }
 
 /// The data directory: `$XDG_DATA_HOME/chitty-node`, or `$HOME/.local/share/chitty-node`.
-fn data_dir() -> Result<PathBuf, IdentityError> {
+pub fn data_dir() -> Result<PathBuf, IdentityError> {
     let base = match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
         Some(d) => PathBuf::from(d),
         None => {
@@ -64,16 +64,21 @@ fn data_dir() -> Result<PathBuf, IdentityError> {
     Ok(base.join("chitty-node"))
 }
 
-/// Where the hub keeps its key unless `--identity` says otherwise:
-/// `<data dir>/relay.key`.
-pub fn default_relay_path() -> Result<PathBuf, IdentityError> {
-    Ok(data_dir()?.join("relay.key"))
+/// Where the hub keeps its key unless `--identity` says otherwise: `<data dir>/relay.key`.
+pub fn default_relay_path(data: &Path) -> PathBuf {
+    data.join("relay.key")
 }
 
 /// Where a participant keeps its key unless `--identity` says otherwise:
-/// `<data dir>/identities/<username>.key`, the name with every byte outside `A-Za-z0-9_-`
-/// written as `%XX`, so that no name can reach outside the directory.
-pub fn default_user_path(username: &str) -> Result<PathBuf, IdentityError> {
+/// `<data dir>/identities/<username>.key`, the name spelled by [`file_stem`].
+pub fn default_user_path(data: &Path, username: &str) -> PathBuf {
+    data.join("identities")
+        .join(format!("{}.key", file_stem(username)))
+}
+
+/// A username as part of a file name: every byte outside `A-Za-z0-9_-` written as `%XX`, so
+/// that no name can reach outside its directory.
+pub fn file_stem(username: &str) -> String {
     let mut file = String::new();
     for b in username.bytes() {
         if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
@@ -82,7 +87,7 @@ pub fn default_user_path(username: &str) -> Result<PathBuf, IdentityError> {
             file.push_str(&format!("%{b:02X}"));
         }
     }
-    Ok(data_dir()?.join("identities").join(format!("{file}.key")))
+    file
 }
 
 /// A key and the lock that says this process uses it.
@@ -176,7 +181,7 @@ mod tests {
 
     #[test]
     fn user_key_names_cannot_escape_the_directory() {
-        let p = default_user_path("../../etc/é").unwrap_or_else(|_| PathBuf::from("x"));
+        let p = default_user_path(Path::new("/data"), "../../etc/é");
         let name = p.file_name().unwrap().to_str().unwrap().to_owned();
         assert_eq!(name, "%2E%2E%2F%2E%2E%2Fetc%2F%C3%A9.key");
         assert_eq!(p.parent().unwrap().file_name().unwrap(), "identities");

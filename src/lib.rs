@@ -17,7 +17,8 @@
 //!
 //! Beside them: [`app`], the wiring of one process's tasks and channels ([`run`]); [`wire`], the
 //! versioned CBOR encoding (the only `serde_cbor` user); [`cli`], the arguments; [`identity`],
-//! persistent keys; and [`logging`], the tracing set-up.
+//! persistent keys; [`store`], the history on disk (SQLite, behind the actors); and
+//! [`logging`], the tracing set-up.
 //!
 //! Not here: the benchmark is the `chitty-bench` binary's own (`src/bin/chitty-bench/`), and the
 //! network-namespace lab of the tests and the bench is the `chitty-lab` crate
@@ -29,6 +30,7 @@ pub mod core;
 pub mod identity;
 pub mod logging;
 pub mod net;
+pub mod store;
 pub mod ui;
 pub mod wire;
 

@@ -711,17 +711,20 @@ fn history_keys(history: &[Value]) -> Vec<(u64, String, String)> {
 }
 
 /// Restarting under one's own name is the most ordinary thing a user does: the restarted node
-/// takes back its earlier run's events (they come back by sync, signed with its own key), holds
-/// the same transcript as the room, and says nothing about them.
-#[test]
-fn a_restart_under_the_same_name_holds_the_whole_transcript_again() {
-    let data = std::env::temp_dir().join(format!("chitty-restart-{}", std::process::id()));
+/// takes back its earlier run's events, from its store (shown marked as stored) or, with
+/// `--no-store`, by sync (signed with its own key), holds the same transcript as the room, and
+/// says nothing about them.
+fn restart_under_the_same_name(store: bool) {
+    let data = std::env::temp_dir().join(format!("chitty-restart-{}-{store}", std::process::id()));
     let (mut a, addr) = first("pat", &[]);
     let start = || {
         let mut c = std::process::Command::new(common::bin());
         c.args(["--json", "--username", "quinn"])
             .args(args(&["--connect", &addr]))
             .env("XDG_DATA_HOME", &data);
+        if !store {
+            c.arg("--no-store");
+        }
         Node::start("quinn", c)
     };
     let mut b = start();
@@ -733,10 +736,14 @@ fn a_restart_under_the_same_name_holds_the_whole_transcript_again() {
     drop(b);
 
     let mut b = start();
-    let own = b.wait_for("the earlier run's line, caught up", |v| {
+    let own = b.wait_for("the earlier run's line, back", |v| {
         v["type"] == "message" && v["text"] == "said before the restart"
     });
-    assert_eq!(own["sync"], true, "{own}");
+    if store {
+        assert_eq!(own["stored"], true, "{own}");
+    } else {
+        assert_eq!(own["sync"], true, "{own}");
+    }
     b.wait_count("both of quinn's joins", 2, |v| {
         v["type"] == "join" && v["user"] == "quinn"
     });
@@ -750,6 +757,16 @@ fn a_restart_under_the_same_name_holds_the_whole_transcript_again() {
     let err = b.stderr_text();
     assert!(!err.contains("refused"), "nothing to warn about: {err}");
     let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn a_restart_under_the_same_name_holds_the_whole_transcript_again() {
+    restart_under_the_same_name(true);
+}
+
+#[test]
+fn a_restart_without_a_store_gets_the_whole_transcript_back_by_sync() {
+    restart_under_the_same_name(false);
 }
 
 /// A child process killed when the test ends, whether it passes or fails.

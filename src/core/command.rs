@@ -12,6 +12,8 @@ pub enum UserCommand {
     Who,
     /// Show the transcript in total order: all of it, or its last N events.
     History(Option<usize>),
+    /// `/search WORDS`: stored messages of the room with every word, newest first.
+    Search(Vec<String>),
     /// Show whom we are connected to (the network layer answers).
     Peers,
     /// Show our addresses again (the network layer answers).

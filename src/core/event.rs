@@ -237,6 +237,13 @@ pub enum ChatEvent {
     Who(Vec<ParticipantView>),
     /// The answer to `/history`: the transcript in total order.
     History(Vec<EventView>),
+    /// The answer to `/search`: stored messages with all the words, newest first.
+    Search {
+        /// The words, as typed.
+        query: String,
+        /// What was found.
+        found: Vec<EventView>,
+    },
     /// Something the user should know that is not an error (queued messages, for instance).
     Notice(String),
     /// A connection to a peer opened or closed (shown by the hub's log).

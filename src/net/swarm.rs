@@ -41,6 +41,9 @@ pub enum NetError {
     #[error("no address left to listen on: {0}")]
     ListenersClosed(String),
     /// The ui stopped listening for events.
+    /// The history database could not be read.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     #[error("the output channel closed")]
     OutputClosed,
 }

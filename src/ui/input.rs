@@ -42,6 +42,10 @@ pub const HELP: &[(&str, &str)] = &[
         "print the transcript in total (Lamport) order, or its last N events",
     ),
     (
+        "/search WORDS",
+        "find stored messages of this room with every word, newest first",
+    ),
+    (
         "/peers",
         "list whom you are connected to, and whether you reach a hub",
     ),
@@ -83,6 +87,15 @@ pub fn parse_line(line: &str) -> Parsed {
                         }
                     };
                     return Parsed::Command(UserCommand::History(last));
+                }
+                "search" => {
+                    let words: Vec<String> = words.map(str::to_owned).collect();
+                    if words.is_empty() {
+                        return Parsed::Invalid(
+                            "/search takes the words to look for: /search WORDS".to_owned(),
+                        );
+                    }
+                    return Parsed::Command(UserCommand::Search(words));
                 }
                 "peers" => Parsed::Command(UserCommand::Peers),
                 "addr" => Parsed::Command(UserCommand::Addresses),

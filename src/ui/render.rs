@@ -254,6 +254,23 @@ fn render_human(event: &ChatEvent) -> Vec<Line> {
                 names.join(", ")
             )]
         }
+        ChatEvent::Search { query, found } => {
+            let head = if found.is_empty() {
+                format!("System: no stored message matches \"{query}\"")
+            } else {
+                format!(
+                    "System: {} stored message(s) match \"{query}\", newest first:",
+                    found.len()
+                )
+            };
+            let mut lines = vec![now_line(head)];
+            lines.extend(
+                found
+                    .iter()
+                    .map(|v| (Some(v.time), format!("  {}", human_event(v)))),
+            );
+            return lines;
+        }
         ChatEvent::History(events) => {
             let mut lines = vec![now_line(format!(
                 "System: history, {} event(s) in Lamport order:",
@@ -442,6 +459,18 @@ fn render_json(event: &ChatEvent) -> Vec<Value> {
         ChatEvent::History(events) => {
             let mut out: Vec<Value> = events.iter().map(|v| json_event(v, "history")).collect();
             out.push(json!({"type": "history_end", "count": events.len()}));
+            out
+        }
+        ChatEvent::Search { query, found } => {
+            let mut out: Vec<Value> = found
+                .iter()
+                .map(|v| {
+                    let mut o = json_event(v, "search");
+                    o["query"] = json!(query);
+                    o
+                })
+                .collect();
+            out.push(json!({"type": "search_end", "query": query, "count": found.len()}));
             out
         }
         ChatEvent::Notice(t) => vec![json!({"type": "notice", "text": t})],

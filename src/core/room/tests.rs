@@ -246,8 +246,11 @@ fn restored_history_is_shown_marked_and_not_stored_again() {
     drain(&mut a);
     let stored: Vec<SignedEvent> = a.transcript().iter().cloned().collect();
     let mut b = room("b");
-    b.restore(stored, 20);
-    let (_, shown) = drain(&mut b);
+    let shown = b.restore(stored, 20);
+    assert!(
+        drain(&mut b).1.is_empty(),
+        "shown by the caller, when it is ready"
+    );
     let views = chats(&shown);
     assert_eq!(views.len(), 20);
     assert!(views.iter().all(|v| v.stored && !v.sync));

@@ -63,8 +63,10 @@ pub const DUPLICATE_GRACE: Duration = Duration::from_secs(2);
 pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What the node needs to run.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct NodeConfig {
+    /// The history database, if this node keeps one (docs/ARCHITECTURE.md, "The store").
+    pub store: Option<crate::store::Store>,
     /// Our identity.
     pub keypair: Keypair,
     /// Our username.
@@ -154,7 +156,16 @@ pub struct EventLoop {
     resolutions: (mpsc::Sender<Resolution>, mpsc::Receiver<Resolution>),
     /// Live events dropped over their author's rate, until sync has had its chance.
     drops: DropWatch,
+    /// The store's thread, if we keep history on disk.
+    store: Option<crate::store::Writer>,
+    /// The end of our stored history, shown right after `ready`.
+    stored: Vec<ChatEvent>,
 }
+
+/// How many stored lines of earlier runs a node shows at start: about a screenful.
+pub const STORED_SHOWN: usize = 20;
+/// The most results `/search` shows.
+pub const SEARCH_RESULTS: usize = 50;
 
 /// The system's wall-clock time, for the events the room may sign now (the core never reads a
 /// clock).
@@ -177,7 +188,7 @@ impl EventLoop {
         let mut swarm = build_swarm(&config.keypair, config.mdns, false)?;
         let me = *swarm.local_peer_id();
         let tcp_listeners = super::swarm::listen_all(&mut swarm, &config.listen)?;
-        let room = Room::new(RoomConfig {
+        let mut room = Room::new(RoomConfig {
             keypair: config.keypair.clone(),
             user: config.user.clone(),
             room: config.room.clone(),
@@ -189,6 +200,36 @@ impl EventLoop {
                 .unwrap_or(0),
             max_rate: config.max_rate,
         });
+        // Our earlier history, read back before anything happens: shown right after `ready`,
+        // marked as stored, and sync then asks peers only for what it lacks.
+        let mut stored = Vec::new();
+        let store = match config.store {
+            Some(store) => {
+                let read = store.tail(room.topic(), config.history);
+                let events = match read {
+                    Ok(envelopes) => {
+                        let mut bad = 0usize;
+                        let events: Vec<_> = envelopes
+                            .iter()
+                            .filter_map(|b| {
+                                let e = wire::decode_event(b).ok();
+                                bad += usize::from(e.is_none());
+                                e
+                            })
+                            .collect();
+                        if bad > 0 {
+                            tracing::warn!(bad, "stored events that do not verify were skipped");
+                        }
+                        events
+                    }
+                    Err(e) => return Err(NetError::Store(e)),
+                };
+                info!(events = events.len(), "history read from the store");
+                stored = room.restore(events, STORED_SHOWN);
+                Some(crate::store::Writer::spawn(store, config.history))
+            }
+            None => None,
+        };
         let topic = gossipsub::IdentTopic::new(room.topic());
         let (params, thresholds) = super::behaviour::score_params();
         let gossip = &mut swarm.behaviour_mut().gossipsub;
@@ -232,6 +273,8 @@ impl EventLoop {
             stall: Stall::default(),
             resolutions: mpsc::channel(RESOLUTIONS_CAP),
             drops: DropWatch::default(),
+            store,
+            stored,
         })
     }
 
@@ -362,6 +405,7 @@ impl EventLoop {
         match cmd {
             // Leaving is more than the room's leave: the hubs are told too.
             UserCommand::Quit => self.quit(),
+            UserCommand::Search(words) => self.search(words).await?,
             UserCommand::Peers => {
                 let mut links: Vec<LinkView> = self
                     .links
@@ -410,12 +454,47 @@ impl EventLoop {
             listen,
         })
         .await?;
+        for event in std::mem::take(&mut self.stored) {
+            self.emit(event).await?;
+        }
         if !self.started {
             self.started = true;
             let expect_peers = self.mdns || self.dialer.has_targets();
             self.room.start(Instant::now(), wall_now(), expect_peers);
             self.started_at = Instant::now();
         }
+        Ok(())
+    }
+
+    /// `/search`: asked of the store's thread; the answer goes to the ui when it comes, so the
+    /// loop never waits for the disk.
+    async fn search(&mut self, words: Vec<String>) -> Result<(), NetError> {
+        let Some(store) = &mut self.store else {
+            return self
+                .emit(ChatEvent::Error(
+                    "no history is stored in this run (--no-store, or the database is in use by another node); nothing to search"
+                        .to_owned(),
+                ))
+                .await;
+        };
+        let query = words.join(" ");
+        let answer = store.search(self.room.topic(), words, SEARCH_RESULTS);
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            let event = match answer.await {
+                Ok(Ok(found)) => ChatEvent::Search {
+                    query,
+                    found: found
+                        .iter()
+                        .filter_map(|b| wire::decode_event(b).ok())
+                        .map(|e| e.event.view(false))
+                        .collect(),
+                },
+                Ok(Err(why)) => ChatEvent::Error(format!("search failed: {why}")),
+                Err(_) => ChatEvent::Error("search failed: the history database closed".into()),
+            };
+            let _ = events.send(event).await;
+        });
         Ok(())
     }
 
@@ -427,6 +506,10 @@ impl EventLoop {
             outputs.push(out);
         }
         outputs.sort_by_key(|o| !matches!(o, Output::Publish(_)));
+        // What the room took is handed to the store's thread; it writes off this path.
+        if let Some(store) = &mut self.store {
+            store.append(&self.room.drain_kept());
+        }
         for out in outputs {
             match out {
                 Output::Show(ev) => {

@@ -48,7 +48,7 @@ pub const MAX_ROOMS: usize = 64;
 pub const ROOMS_PER_PEER: usize = 8;
 
 /// What the hub needs to run.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct HubConfig {
     /// Its persistent identity.
     pub keypair: Keypair,
@@ -56,6 +56,9 @@ pub struct HubConfig {
     pub listen: Vec<Multiaddr>,
     /// Events kept per room.
     pub history: usize,
+    /// The archive on disk, if the hub keeps one: every room served is read back from it when
+    /// first opened, and what the hub takes is written to it.
+    pub store: Option<crate::store::Store>,
 }
 
 /// The hub's event loop.
@@ -96,7 +99,7 @@ impl Hub {
             me: *swarm.local_peer_id(),
             swarm,
             events,
-            rooms: Rooms::new(config.history),
+            rooms: Rooms::new(config.history).with_store(config.store)?,
             listening: Vec::new(),
             ready_pending: false,
             ready_done: false,
@@ -115,6 +118,7 @@ impl Hub {
         let mut shutdown = std::pin::pin!(shutdown);
         let mut stop_at: Option<Instant> = None;
         loop {
+            self.rooms.store_new();
             if stop_at.is_some_and(|t| Instant::now() >= t) {
                 info!("hub stopped");
                 return self.emit(ChatEvent::Stopped).await;

@@ -13,6 +13,8 @@ use crate::core::event::{BASE_TOPIC, RoomName};
 use crate::core::ledger::{Keeper, Ledger};
 use crate::core::limit::DEFAULT_RATE;
 use crate::core::verdict::{Rejection, Verdict};
+use crate::net::NetError;
+use crate::store::{Store, Writer};
 use crate::wire;
 
 /// Whether `topic` names a ChittyChat room (`chitty-chat` or `chitty-chat/NAME`).
@@ -32,6 +34,9 @@ pub(super) struct Rooms {
     map: HashMap<String, Ledger>,
     /// Events kept per room.
     history: usize,
+    /// The archive on disk: a reader for a room's history when it is opened, and the thread
+    /// that writes what the rooms take.
+    store: Option<(Store, Writer)>,
 }
 
 impl Rooms {
@@ -40,6 +45,25 @@ impl Rooms {
         Self {
             map: HashMap::new(),
             history,
+            store: None,
+        }
+    }
+
+    /// Keeps the rooms in `store` (none: in memory only).
+    pub(super) fn with_store(mut self, store: Option<Store>) -> Result<Self, NetError> {
+        if let Some(store) = store {
+            let reader = Store::open_read_only(store.path())?;
+            self.store = Some((reader, Writer::spawn(store, self.history)));
+        }
+        Ok(self)
+    }
+
+    /// Hands what every room took since the last call to the store's thread.
+    pub(super) fn store_new(&mut self) {
+        if let Some((_, writer)) = &mut self.store {
+            for ledger in self.map.values_mut() {
+                writer.append(&ledger.drain_kept());
+            }
         }
     }
 
@@ -98,12 +122,31 @@ impl Rooms {
             info!(topic, "serving a new room");
             // The same per-author rate as participants, so that a flood does not fill the
             // history or pass through the hub.
-            let ledger = Ledger::new(
+            let mut ledger = Ledger::new(
                 topic.to_owned(),
                 Keeper::Archive,
                 self.history,
                 DEFAULT_RATE,
             );
+            if let Some((reader, _)) = &self.store {
+                // The room's archive from earlier runs, checked as any history is.
+                match reader.tail(topic, self.history) {
+                    Ok(stored) => {
+                        let events: Vec<_> = stored
+                            .iter()
+                            .filter_map(|b| wire::decode_event(b).ok())
+                            .collect();
+                        let page = ledger.restore(events);
+                        info!(
+                            topic,
+                            events = page.taken.len(),
+                            "room history read from the store"
+                        );
+                    }
+                    Err(e) => warn!(topic, error = %e, "cannot read the room's stored history"),
+                }
+                ledger.keep_new();
+            }
             self.map.insert(topic.to_owned(), ledger);
         }
         self.map.get_mut(topic)

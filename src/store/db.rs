@@ -1,0 +1,523 @@
+//! The database itself: schema, migrations, reads and writes. Synchronous; the participant's
+//! and hub's actors use it through [`super::Writer`] for writes.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, params};
+
+use crate::core::event::{Body, SignedEvent};
+
+/// The schema this build writes. Older databases are migrated on open; a newer one is refused.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Each migration takes the database from version `i` to `i + 1`.
+const MIGRATIONS: [&str; 1] = [
+    // 1: rooms, their events (the signed envelope as received), and a full-text index of the
+    // messages' text (external content: the text is kept once, in `events`).
+    "CREATE TABLE rooms (
+         id INTEGER PRIMARY KEY,
+         topic TEXT NOT NULL UNIQUE
+     );
+     CREATE TABLE events (
+         id INTEGER PRIMARY KEY,
+         room INTEGER NOT NULL REFERENCES rooms (id),
+         lamport INTEGER NOT NULL,
+         author BLOB NOT NULL,
+         seq INTEGER NOT NULL,
+         text TEXT,
+         envelope BLOB NOT NULL,
+         UNIQUE (room, author, seq)
+     );
+     CREATE INDEX events_order ON events (room, lamport, author, seq);
+     CREATE VIRTUAL TABLE texts USING fts5 (text, content = 'events', content_rowid = 'id');
+     CREATE TRIGGER events_indexed AFTER INSERT ON events WHEN new.text IS NOT NULL BEGIN
+         INSERT INTO texts (rowid, text) VALUES (new.id, new.text);
+     END;
+     CREATE TRIGGER events_unindexed AFTER DELETE ON events WHEN old.text IS NOT NULL BEGIN
+         INSERT INTO texts (texts, rowid, text) VALUES ('delete', old.id, old.text);
+     END;",
+];
+
+/// Why the store cannot be used. Each says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process holds the database.
+    #[error(
+        "history database {path} is in use by another chitty-node; stop that one, or give another --data-dir"
+    )]
+    Locked {
+        /// The database.
+        path: PathBuf,
+    },
+    /// Not a database, or a damaged one.
+    #[error(
+        "history database {path} is damaged ({why}); move it away (peers give the history back on the next start) or run with --no-store"
+    )]
+    Damaged {
+        /// The database.
+        path: PathBuf,
+        /// What SQLite said.
+        why: String,
+    },
+    /// Written by a newer chitty-node.
+    #[error(
+        "history database {path} has schema version {found}, newer than this chitty-node knows ({SCHEMA_VERSION}); use the newer chitty-node, or give another --data-dir"
+    )]
+    Newer {
+        /// The database.
+        path: PathBuf,
+        /// Its version.
+        found: i64,
+    },
+    /// The disk is full.
+    #[error("history database {path}: the disk is full; free some space, or run with --no-store")]
+    Full {
+        /// The database.
+        path: PathBuf,
+    },
+    /// It, or its directory, cannot be written.
+    #[error(
+        "history database {path} cannot be written ({why}); check the permissions of it and its directory, give another --data-dir, or run with --no-store"
+    )]
+    ReadOnly {
+        /// The database.
+        path: PathBuf,
+        /// What went wrong.
+        why: String,
+    },
+    /// No such database (`--export` of a name or hub that never stored anything).
+    #[error(
+        "no history database at {path}: nothing was stored there (check --data-dir, --username)"
+    )]
+    Missing {
+        /// The database.
+        path: PathBuf,
+    },
+    /// Anything else SQLite or the file system said.
+    #[error("history database {path}: {why}")]
+    Other {
+        /// The database.
+        path: PathBuf,
+        /// What went wrong.
+        why: String,
+    },
+}
+
+impl StoreError {
+    /// Reads an error of SQLite or of the file system into what the user can act on.
+    fn of(path: &Path, e: impl Into<Cause>) -> Self {
+        let path = path.to_owned();
+        match e.into() {
+            Cause::Sql(e) => {
+                let why = e.to_string();
+                match e.sqlite_error_code() {
+                    Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                        StoreError::Locked { path }
+                    }
+                    Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
+                        StoreError::Damaged { path, why }
+                    }
+                    Some(ErrorCode::DiskFull) => StoreError::Full { path },
+                    Some(
+                        ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::PermissionDenied,
+                    ) => StoreError::ReadOnly { path, why },
+                    _ => StoreError::Other { path, why },
+                }
+            }
+            Cause::Io(e) => match e.raw_os_error() {
+                Some(libc::ENOSPC) => StoreError::Full { path },
+                Some(libc::EACCES | libc::EROFS | libc::EPERM) => StoreError::ReadOnly {
+                    path,
+                    why: e.to_string(),
+                },
+                _ => StoreError::Other {
+                    path,
+                    why: e.to_string(),
+                },
+            },
+        }
+    }
+}
+
+/// An error of either kind.
+enum Cause {
+    Sql(rusqlite::Error),
+    Io(std::io::Error),
+}
+
+impl From<rusqlite::Error> for Cause {
+    fn from(e: rusqlite::Error) -> Self {
+        Cause::Sql(e)
+    }
+}
+
+impl From<std::io::Error> for Cause {
+    fn from(e: std::io::Error) -> Self {
+        Cause::Io(e)
+    }
+}
+
+/// One event as stored: its room, its place in the total order, its text (for search) and
+/// the envelope as received.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// The room's topic.
+    pub topic: String,
+    /// The author's stamp.
+    pub lamport: u64,
+    /// The author's peer id bytes.
+    pub author: Vec<u8>,
+    /// The author's sequence number.
+    pub seq: u64,
+    /// A message's text.
+    pub text: Option<String>,
+    /// The signed envelope.
+    pub envelope: Vec<u8>,
+}
+
+impl Stored {
+    /// What is stored of `event`.
+    pub fn of(event: &SignedEvent) -> Self {
+        Stored {
+            topic: event.topic.clone(),
+            lamport: event.event.lamport,
+            author: event.event.author.to_bytes(),
+            seq: event.event.seq,
+            text: match &event.event.body {
+                Body::Message(t) => Some(t.as_str().to_owned()),
+                _ => None,
+            },
+            envelope: event.bytes.to_vec(),
+        }
+    }
+}
+
+/// SQLite stores signed 64-bit integers: stamps are below 2^62, sequence numbers are kept bit
+/// for bit (the order among one author's events of one stamp does not matter to the store).
+fn int(v: u64) -> i64 {
+    v as i64
+}
+
+/// An open database, and the lock that keeps every other process off it.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    /// An exclusive lock on `PATH.lock`, held while the store is open. (Not on the database
+    /// file itself: SQLite's own POSIX locks on it would be dropped when any other descriptor
+    /// of it closed.)
+    _lock: Option<fs::File>,
+}
+
+impl Store {
+    /// Opens (creating it and its directory if need be) the database at `path` for reading and
+    /// writing, after taking its lock; migrates an older schema.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let err = |e: Cause| StoreError::of(path, e);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let mut b = fs::DirBuilder::new();
+            b.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+            b.create(dir).map_err(|e| err(e.into()))?;
+        }
+        let lock_path = lock_path(path);
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| err(e.into()))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked {
+                    path: path.to_owned(),
+                });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(err(e.into())),
+        }
+        let conn = Connection::open(path).map_err(|e| err(e.into()))?;
+        let mut store = Store {
+            conn,
+            path: path.to_owned(),
+            _lock: Some(lock),
+        };
+        store.prepare().map_err(|e| err(e.into()))?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Opens an existing database for reading only (`--export`), beside a running node.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Missing {
+                path: path.to_owned(),
+            });
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| StoreError::of(path, e))?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(|e| StoreError::of(path, e))?;
+        let store = Store {
+            conn,
+            path: path.to_owned(),
+            _lock: None,
+        };
+        let found = store.version()?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::Newer {
+                path: path.to_owned(),
+                found,
+            });
+        }
+        if found < SCHEMA_VERSION {
+            return Err(StoreError::Other {
+                path: path.to_owned(),
+                why: format!(
+                    "schema version {found}: start a chitty-node on it once to bring it up to date"
+                ),
+            });
+        }
+        Ok(store)
+    }
+
+    /// The database's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// WAL (readers beside the writer; a crash never leaves a half-written transaction) and
+    /// `synchronous = NORMAL` (a commit is in the WAL file when it returns, so `kill -9` loses
+    /// nothing committed; a power cut may lose the last commits, never the database's
+    /// consistency, and sync brings the events back).
+    fn prepare(&mut self) -> Result<(), rusqlite::Error> {
+        self.conn.busy_timeout(Duration::from_secs(1))?;
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(%mode, path = %self.path.display(), "the history database is not in WAL mode");
+        }
+        self.conn.execute_batch(
+            "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA trusted_schema = OFF;",
+        )?;
+        // A damaged file often opens fine and fails on the first real read.
+        let check: String = self
+            .conn
+            .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))?;
+        if check != "ok" {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                Some(check),
+            ));
+        }
+        Ok(())
+    }
+
+    fn version(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| StoreError::of(&self.path, e))
+    }
+
+    /// Brings the schema up to [`SCHEMA_VERSION`], one migration per transaction.
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let found = self.version()?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::Newer {
+                path: self.path.clone(),
+                found,
+            });
+        }
+        for (from, sql) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
+            let to = from as i64 + 1;
+            let tx = self
+                .conn
+                .transaction()
+                .map_err(|e| StoreError::of(&self.path, e))?;
+            tx.execute_batch(sql)
+                .and_then(|()| tx.pragma_update(None, "user_version", to))
+                .and_then(|()| tx.commit())
+                .map_err(|e| StoreError::of(&self.path, e))?;
+            tracing::info!(path = %self.path.display(), version = to, "history database schema");
+        }
+        Ok(())
+    }
+
+    /// The room's id, made if new.
+    fn room_id(&self, topic: &str) -> Result<i64, rusqlite::Error> {
+        self.conn.execute(
+            "INSERT INTO rooms (topic) VALUES (?1) ON CONFLICT (topic) DO NOTHING",
+            params![topic],
+        )?;
+        self.conn.query_row(
+            "SELECT id FROM rooms WHERE topic = ?1",
+            params![topic],
+            |r| r.get(0),
+        )
+    }
+
+    /// Writes `events` in one transaction; an event already stored is skipped. Returns how
+    /// many were new per room.
+    pub fn append(&mut self, events: &[Stored]) -> Result<usize, StoreError> {
+        let path = self.path.clone();
+        let err = |e| StoreError::of(&path, e);
+        let tx = self.conn.transaction().map_err(err)?;
+        let mut new = 0;
+        {
+            let mut ids: Vec<(String, i64)> = Vec::new();
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO events (room, lamport, author, seq, text, envelope)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(err)?;
+            for e in events {
+                let room = match ids.iter().find(|(t, _)| *t == e.topic) {
+                    Some((_, id)) => *id,
+                    None => {
+                        tx.execute(
+                            "INSERT INTO rooms (topic) VALUES (?1) ON CONFLICT (topic) DO NOTHING",
+                            params![e.topic],
+                        )
+                        .map_err(err)?;
+                        let id: i64 = tx
+                            .query_row(
+                                "SELECT id FROM rooms WHERE topic = ?1",
+                                params![e.topic],
+                                |r| r.get(0),
+                            )
+                            .map_err(err)?;
+                        ids.push((e.topic.clone(), id));
+                        id
+                    }
+                };
+                new += insert
+                    .execute(params![
+                        room,
+                        int(e.lamport),
+                        e.author,
+                        int(e.seq),
+                        e.text,
+                        e.envelope
+                    ])
+                    .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)?;
+        Ok(new)
+    }
+
+    /// How many events of the room are stored.
+    pub fn count(&self, topic: &str) -> Result<u64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM events JOIN rooms ON rooms.id = events.room
+                 WHERE rooms.topic = ?1",
+                params![topic],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n.max(0) as u64)
+            .map_err(|e| StoreError::of(&self.path, e))
+    }
+
+    /// Deletes all but the newest `keep` events of the room; returns how many went.
+    pub fn prune(&mut self, topic: &str, keep: usize) -> Result<usize, StoreError> {
+        let path = self.path.clone();
+        let err = |e| StoreError::of(&path, e);
+        let room = self.room_id(topic).map_err(err)?;
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        self.conn
+            .execute(
+                "DELETE FROM events WHERE id IN (
+                     SELECT id FROM events WHERE room = ?1
+                     ORDER BY lamport DESC, author DESC, seq DESC LIMIT -1 OFFSET ?2)",
+                params![room, keep],
+            )
+            .map_err(err)
+    }
+
+    /// The newest `limit` envelopes of the room, oldest first.
+    pub fn tail(&self, topic: &str, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.query(
+            "SELECT envelope FROM (
+                 SELECT envelope, lamport, author, seq FROM events
+                 JOIN rooms ON rooms.id = events.room
+                 WHERE rooms.topic = ?1
+                 ORDER BY lamport DESC, author DESC, seq DESC LIMIT ?2)
+             ORDER BY lamport, author, seq",
+            params![topic, limit],
+        )
+    }
+
+    /// Every envelope of the room in total order (`--export`).
+    pub fn all(&self, topic: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.query(
+            "SELECT envelope FROM events JOIN rooms ON rooms.id = events.room
+             WHERE rooms.topic = ?1 ORDER BY lamport, author, seq",
+            params![topic],
+        )
+    }
+
+    /// The rooms stored, by topic.
+    pub fn rooms(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT topic FROM rooms ORDER BY topic")
+            .map_err(|e| StoreError::of(&self.path, e))?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(|e| StoreError::of(&self.path, e))?;
+        rows.collect::<Result<Vec<String>, _>>()
+            .map_err(|e| StoreError::of(&self.path, e))
+    }
+
+    /// Messages of the room containing every one of `words` (whole words, any case), newest
+    /// first, at most `limit`.
+    pub fn search(
+        &self,
+        topic: &str,
+        words: &[String],
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        // Each word a quoted FTS5 string: nothing the user types is query syntax.
+        let query = words
+            .iter()
+            .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.query(
+            "SELECT events.envelope FROM texts
+             JOIN events ON events.id = texts.rowid
+             JOIN rooms ON rooms.id = events.room
+             WHERE texts MATCH ?1 AND rooms.topic = ?2
+             ORDER BY events.lamport DESC, events.author DESC, events.seq DESC LIMIT ?3",
+            params![query, topic, limit],
+        )
+    }
+
+    fn query(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Vec<u8>>, StoreError> {
+        let err = |e| StoreError::of(&self.path, e);
+        let mut stmt = self.conn.prepare_cached(sql).map_err(err)?;
+        let rows = stmt.query_map(params, |r| r.get(0)).map_err(err)?;
+        rows.collect::<Result<Vec<Vec<u8>>, _>>().map_err(err)
+    }
+}
+
+/// The lock file beside the database.
+fn lock_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".lock");
+    PathBuf::from(p)
+}
+
+#[cfg(test)]
+mod tests;
