@@ -222,9 +222,27 @@ fn export(config: &Config) -> Result<(), RunError> {
     };
     let store = Store::open_read_only(&path)?;
     let topic = config.room.topic();
+    let events = store.all(&topic)?;
+    if events.is_empty() {
+        let rooms = store.rooms()?;
+        if !rooms.contains(&topic) {
+            return Err(StoreError::Other {
+                path,
+                why: format!(
+                    "nothing is stored for room {topic}; rooms stored: {}",
+                    if rooms.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        rooms.join(", ")
+                    }
+                ),
+            }
+            .into());
+        }
+    }
     let mut out = std::io::stdout().lock();
     let mut bad = 0usize;
-    for bytes in store.all(&topic)? {
+    for bytes in events {
         match crate::wire::decode_event(&bytes) {
             Ok(e) if e.topic == topic => {
                 let mut view = e.event.view(false);

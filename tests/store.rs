@@ -204,6 +204,15 @@ fn search_and_export_give_the_stored_lines() {
     let stamps: Vec<u64> = lines.iter().filter_map(|v| v["lamport"].as_u64()).collect();
     assert!(stamps.windows(2).all(|w| w[0] < w[1]), "{stamps:?}");
 
+    // A room with nothing stored: said so, with the rooms there are, exit 1.
+    let out = Command::new(common::bin())
+        .args(["--username", "alice", "--export", "--room", "elsewhere"])
+        .args(["--data-dir", da.s()])
+        .output()
+        .expect("--export runs");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("rooms stored: chitty-chat"), "{err}");
     // Nothing stored under another name: said so, exit 1.
     let out = Command::new(common::bin())
         .args(["--username", "nobody", "--export", "--data-dir", da.s()])
@@ -305,4 +314,86 @@ fn a_database_in_use_is_never_written_by_two_processes() {
     let end = first.wait_for("the first still stores", |v| v["type"] == "search_end");
     assert_eq!(end["count"], 1, "{end}");
     let _ = Path::new(shared.s());
+}
+
+/// Runs `sh -c script` in a mount namespace of its own (so a tmpfs mounted there is seen by
+/// nobody else), with `input` on stdin; `None` (and the reason printed) where that needs
+/// what this machine lacks (root, `unshare`).
+fn in_own_mounts(script: &str, input: &str) -> Option<std::process::Output> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: mounting a small disk needs root");
+        return None;
+    }
+    if Command::new("unshare").arg("--version").output().is_err() {
+        eprintln!("skipped: no unshare(1)");
+        return None;
+    }
+    let mut child = Command::new("unshare")
+        .args(["-m", "sh", "-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("unshare runs");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    Some(child.wait_with_output().expect("it ends"))
+}
+
+/// A disk that fills up while the node runs: a warning that says so, every line still shown,
+/// no panic, a normal exit. A disk already full, or mounted read-only, at start: exit 1 with
+/// what to do.
+#[test]
+fn a_full_or_read_only_disk_is_said_clearly_and_loses_no_line() {
+    let dir = Dir::new("small-disk");
+    let disk = dir.0.join("disk");
+    std::fs::create_dir_all(&disk).expect("mkdir");
+    let key = dir.0.join("key");
+    let bin = common::bin();
+    let run = |mount: &str, fill: bool| {
+        format!(
+            "mount -t tmpfs -o {mount} tmpfs {d} && {pad} exec {bin} --json --username filler --no-mdns --identity {k} --data-dir {d}",
+            d = disk.display(),
+            k = key.display(),
+            pad = if fill {
+                format!(
+                    "dd if=/dev/zero of={}/pad bs=1k count=64 2>/dev/null;",
+                    disk.display()
+                )
+            } else {
+                String::new()
+            },
+        )
+    };
+    // Fills up as it goes: 160 KiB, 1000 lines of 100 characters (alone in the room, a node
+    // queues up to 1024).
+    let lines: String = (0..1000)
+        .map(|i| format!("{i:04} {}\n", "many words ".repeat(9)))
+        .collect();
+    let Some(out) = in_own_mounts(&run("size=160k", false), &lines) else {
+        return;
+    };
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{out:?}");
+    assert!(err.contains("the disk is full"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let shown = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("\"type\":\"message\""))
+        .count();
+    assert_eq!(shown, 1000, "every line shown");
+    // Full before the start; mounted read-only.
+    for (script, says) in [
+        (run("size=64k", true), "the disk is full"),
+        (run("ro", false), "cannot be written"),
+    ] {
+        let out = in_own_mounts(&script, "/quit\n").expect("could run above");
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says) && err.contains("--no-store"), "{err}");
+    }
 }

@@ -38,6 +38,18 @@ impl Liar {
         };
         self.key.sign_event(e, "chitty-chat")
     }
+
+    /// Announces bob (`subject`) lost, stamped `lamport`, now.
+    fn lost_about_bob(&mut self, lamport: u64, subject: PeerId) -> SignedEvent {
+        self.sign(
+            lamport,
+            WALL.unix_millis(),
+            Body::Lost {
+                subject,
+                user: Username::new("bob").unwrap(),
+            },
+        )
+    }
 }
 
 /// `room` hears from `peer` every second from `from` for [`ALIVE_STEADY`]; returns when that
@@ -108,14 +120,7 @@ fn a_false_lost_is_recorded_not_shown_and_blamed_on_the_announcer() {
     let (mut alice, bob, mut carol) = (rooms.remove(0), rooms.remove(0), rooms.remove(0));
     let mut liar = Liar::new();
     let now = hear_steadily(&mut alice, bob.me(), start);
-    let lost = liar.sign(
-        alice.clock() + 1,
-        WALL.unix_millis(),
-        Body::Lost {
-            subject: bob.me(),
-            user: Username::new("bob").unwrap(),
-        },
-    );
+    let lost = liar.lost_about_bob(alice.clock() + 1, bob.me());
     let verdict = alice.admit(Ok::<_, &str>(lost.clone()), false, now, WALL);
     assert!(matches!(verdict, Verdict::Accept(_)), "{verdict:?}");
     let (published, shown, offences) = drain_all(&mut alice);
@@ -137,14 +142,7 @@ fn a_false_lost_is_recorded_not_shown_and_blamed_on_the_announcer() {
     let later = now + ALIVE_WITHIN;
     let _ = start;
     let mut liar2 = Liar::new();
-    let lost2 = liar2.sign(
-        alice.clock() + 1,
-        WALL.unix_millis(),
-        Body::Lost {
-            subject: bob.me(),
-            user: Username::new("bob").unwrap(),
-        },
-    );
+    let lost2 = liar2.lost_about_bob(alice.clock() + 1, bob.me());
     alice.admit(Ok::<_, &str>(lost2), false, later, WALL);
     let (_, shown, offences) = drain_all(&mut alice);
     assert_eq!(chats(&shown).len(), 1);
@@ -181,14 +179,7 @@ fn a_lost_about_someone_just_back_is_not_shown_and_not_blamed() {
     let t = hear_steadily(&mut alice, bob.me(), start);
     let back = t + Duration::from_secs(6);
     alice.heard_from(bob.me(), back);
-    let lost = announcer.sign(
-        alice.clock() + 1,
-        WALL.unix_millis(),
-        Body::Lost {
-            subject: bob.me(),
-            user: Username::new("bob").unwrap(),
-        },
-    );
+    let lost = announcer.lost_about_bob(alice.clock() + 1, bob.me());
     let at = back + Duration::from_secs(1);
     alice.heard_from(bob.me(), at);
     alice.admit(Ok::<_, &str>(lost.clone()), false, at, WALL);
@@ -201,14 +192,7 @@ fn a_lost_about_someone_just_back_is_not_shown_and_not_blamed() {
     alice.peer_back(&bob.me());
     let again = at + Duration::from_millis(1500);
     alice.heard_from(bob.me(), again);
-    let lost = announcer.sign(
-        alice.clock() + 1,
-        WALL.unix_millis(),
-        Body::Lost {
-            subject: bob.me(),
-            user: Username::new("bob").unwrap(),
-        },
-    );
+    let lost = announcer.lost_about_bob(alice.clock() + 1, bob.me());
     alice.admit(Ok::<_, &str>(lost), false, again, WALL);
     let (_, _, offences) = drain_all(&mut alice);
     assert!(offences.is_empty(), "{offences:?}");
@@ -228,16 +212,7 @@ fn a_lost_about_someone_still_talking_is_held_back_and_refuted_by_his_next_event
     let bob_id = bob.me();
     // carol reaches bob only through others.
     carol.peer_unreachable(&bob_id);
-    let mut lost_about_bob = |clock: u64| {
-        liar.sign(
-            clock + 1,
-            WALL.unix_millis(),
-            Body::Lost {
-                subject: bob_id,
-                user: Username::new("bob").unwrap(),
-            },
-        )
-    };
+    let mut lost_about_bob = |clock: u64| liar.lost_about_bob(clock + 1, bob_id);
     bob.handle_command(say("one"), now, WALL);
     let (one, _) = drain(&mut bob);
     carol.admit(Ok::<_, &str>(one[0].clone()), false, now, WALL);
@@ -341,14 +316,7 @@ fn the_victim_of_false_losts_joins_again_at_most_once_per_announcer_per_minute()
     assert!(bob.is_present(&bob.me()));
     // An announcer we are not connected to: perhaps we were the silent one.
     let mut far = Liar::new();
-    let lost = far.sign(
-        bob.clock() + 1,
-        WALL.unix_millis(),
-        Body::Lost {
-            subject: bob.me(),
-            user: Username::new("bob").unwrap(),
-        },
-    );
+    let lost = far.lost_about_bob(bob.clock() + 1, bob.me());
     bob.admit(Ok::<_, &str>(lost), false, now + REJOIN_EVERY, WALL);
     let (published, _, offences) = drain_all(&mut bob);
     assert!(offences.is_empty(), "{offences:?}");
