@@ -14,7 +14,7 @@ use crate::core::event::SignedEvent;
 
 /// How long the thread gathers events before it writes them in one transaction: an event taken
 /// is on disk within about this (plus the commit), and a busy room costs one commit per period.
-pub const WRITE_BATCH_DELAY: Duration = Duration::from_millis(50);
+pub const WRITE_BATCH_DELAY: Duration = Duration::from_millis(100);
 /// Batches waiting for the thread; beyond, a batch is not stored (a peer gives it back after
 /// the next start) and a warning says so.
 const QUEUE: usize = 1024;
@@ -143,8 +143,10 @@ impl Drop for Writer {
     }
 }
 
-/// The thread: batches, writes, prunes, answers.
+/// The thread: batches, writes, prunes, answers. It runs at a lower priority (nice 10) than
+/// the rest of the node, so that on a busy machine writing history yields to delivering it.
 fn run(mut store: Store, keep: usize, rx: mpsc::Receiver<Job>) {
+    lower_priority();
     let mut counts: HashMap<String, u64> = HashMap::new();
     let mut failing = false;
     while let Ok(job) = rx.recv() {
@@ -227,4 +229,20 @@ fn write(
         counts.insert(topic.to_owned(), n);
     }
     Ok(())
+}
+
+/// Lowers this thread's scheduling priority (Linux: `setpriority` on a thread id applies to
+/// that thread alone). Failing is harmless: the thread then runs at the node's priority.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid and setpriority have no memory-safety preconditions.
+        let rc = unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10)
+        };
+        if rc != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "store thread keeps the node's priority");
+        }
+    }
 }

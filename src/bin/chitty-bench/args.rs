@@ -34,6 +34,9 @@ pub struct Args {
     /// Keep each node's stderr in DIR/n0.err, ... (set RUST_LOG for more than warnings).
     #[arg(long, value_name = "DIR")]
     pub stderr_dir: Option<std::path::PathBuf>,
+    /// Run the nodes with --no-store (no history on disk), to compare with the default.
+    #[arg(long)]
+    pub no_store: bool,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,

@@ -83,13 +83,17 @@ impl Cluster {
         let bin = cfg.node_bin.to_string_lossy().into_owned();
         // The bench measures the transport, not the flood policy: no per-author limit.
         let common = |i: usize| {
-            vec![
+            let mut args = vec![
                 "--json".to_owned(),
                 "--username".to_owned(),
                 name(i),
                 "--max-rate".to_owned(),
                 "1000000".to_owned(),
-            ]
+            ];
+            if cfg.no_store {
+                args.push("--no-store".to_owned());
+            }
+            args
         };
         let err_file = |i: usize| {
             cfg.stderr_dir

@@ -36,6 +36,8 @@ pub struct BenchConfig {
     /// Where each node's stderr goes (`n0.err`, ...), with `RUST_LOG` passed on; discarded if
     /// `None`.
     pub stderr_dir: Option<PathBuf>,
+    /// Nodes keep no history on disk (`--no-store`).
+    pub no_store: bool,
 }
 
 /// Which measurements to make. Startup, memory, CPU at rest and the floor come with every one.

@@ -215,6 +215,7 @@ fn main() -> ExitCode {
         missed: a.missed,
         timeout: Duration::from_secs(a.timeout.max(1)),
         stderr_dir: a.stderr_dir.clone(),
+        no_store: a.no_store,
     };
     clean_up_on_signal();
     eprintln!(
