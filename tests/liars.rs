@@ -99,27 +99,9 @@ fn given_hellos_claiming_2_pow_62_minus_1_to_everyone_when_bob_talks_then_everyo
 /// stamped from 1,000,000) is learned from those events, so a newcomer's join sorts after them.
 #[test]
 fn given_a_room_whose_clock_is_far_on_when_a_newcomer_joins_then_its_join_sorts_after_the_past() {
-    let (mut old, addr) = Liar::listening("elder");
-    let base = 1_000_000;
-    let now = now_ms();
-    let mut past = vec![old.me.join(base, now - 3000)];
-    for i in 1..=3 {
-        past.push(
-            old.me
-                .message(base + i, now - 3000 + i, &format!("old news {i}")),
-        );
-    }
-    old.send(Cmd::Serve(past));
-    let entry = old.me.entry(base, 1);
-    old.send(Cmd::SetHello(HelloMsg::new(base + 3, vec![entry])));
-    old.drain();
-    let mut a = honest("alice", &["--connect", &addr]);
-    for i in 1..=3 {
-        assert_eq!(a.wait_message("elder", &format!("old news {i}")), base + i);
-    }
-    let join = a.wait_join("alice");
+    let join = newcomer_after_a_past_at(1_000_000);
     assert!(
-        join > base + 3,
+        join > 1_000_000 + 3,
         "alice's join {join} sorts after the room's past"
     );
 }
@@ -871,26 +853,11 @@ fn given_history_stamped_2_pow_30_ahead_served_by_its_author_then_none_is_shown(
 #[test]
 fn given_a_newcomer_and_a_room_whose_clock_is_at_2_pow_30_then_it_takes_the_history_and_joins_after_it()
  {
-    let (mut old, addr) = Liar::listening("elder");
-    let base = 1 << 30;
-    let now = now_ms();
-    let mut past = vec![old.me.join(base, now - 3000)];
-    for i in 1..=3 {
-        past.push(
-            old.me
-                .message(base + i, now - 3000 + i, &format!("old news {i}")),
-        );
-    }
-    old.send(Cmd::Serve(past));
-    let entry = old.me.entry(base, 1);
-    old.send(Cmd::SetHello(HelloMsg::new(base + 3, vec![entry])));
-    old.drain();
-    let mut a = honest("alice", &["--connect", &addr]);
-    for i in 1..=3 {
-        assert_eq!(a.wait_message("elder", &format!("old news {i}")), base + i);
-    }
-    let join = a.wait_join("alice");
-    assert!(join > base + 3, "alice's join {join} sorts after the past");
+    let join = newcomer_after_a_past_at(1 << 30);
+    assert!(
+        join > (1 << 30) + 3,
+        "alice's join {join} sorts after the past"
+    );
 }
 
 /// The hub applies the offence and ban rules to events too: a client sending six messages of
@@ -991,4 +958,27 @@ fn given_a_sync_request_of_another_version_then_it_gets_no_answer_and_the_next_i
     });
     assert!(events >= 2, "alice's and bob's joins at least: {events}");
     assert!(!liar.closed_by(alice, 0), "not cut off for it");
+}
+
+/// An elder serves a past of a join and three messages stamped from `base` on; a newcomer,
+/// alice, shows them with their stamps and joins. Returns the stamp of alice's join.
+fn newcomer_after_a_past_at(base: u64) -> u64 {
+    let (mut old, addr) = Liar::listening("elder");
+    let now = now_ms();
+    let mut past = vec![old.me.join(base, now - 3000)];
+    for i in 1..=3 {
+        past.push(
+            old.me
+                .message(base + i, now - 3000 + i, &format!("old news {i}")),
+        );
+    }
+    old.send(Cmd::Serve(past));
+    let entry = old.me.entry(base, 1);
+    old.send(Cmd::SetHello(HelloMsg::new(base + 3, vec![entry])));
+    old.drain();
+    let mut a = honest("alice", &["--connect", &addr]);
+    for i in 1..=3 {
+        assert_eq!(a.wait_message("elder", &format!("old news {i}")), base + i);
+    }
+    a.wait_join("alice")
 }

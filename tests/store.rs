@@ -42,6 +42,17 @@ fn node(name: &str, dir: &Dir, extra: &[&str]) -> Node {
     Node::spawn(name, &args)
 }
 
+/// Runs alice under `--data-dir dir` with nothing on stdin, to her end.
+fn run_alice(dir: &Path) -> std::process::Output {
+    Command::new(common::bin())
+        .args(["--json", "--username", "alice", "--data-dir"])
+        .arg(dir)
+        .args(LOOPBACK)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("chitty-node runs")
+}
+
 /// What two screens' `/history` must agree on.
 fn essence(h: &[Value]) -> Vec<(u64, String, String, String)> {
     h.iter()
@@ -260,12 +271,7 @@ fn a_damaged_database_stops_the_node_with_what_to_do() {
     std::fs::create_dir_all(db.parent().expect("a parent")).expect("mkdir");
     let junk = vec![0x42u8; 4096];
     std::fs::write(&db, &junk).expect("write");
-    let out = Command::new(common::bin())
-        .args(["--json", "--username", "alice", "--data-dir", da.s()])
-        .args(LOOPBACK)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("chitty-node runs");
+    let out = run_alice(da.0.as_path());
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -298,13 +304,7 @@ fn a_database_in_use_is_never_written_by_two_processes() {
     second.wait_for("the second has nothing to search", |v| v["type"] == "error");
 
     let explicit = shared.0.join("chitty-node");
-    let out = Command::new(common::bin())
-        .args(["--json", "--username", "alice", "--data-dir"])
-        .arg(&explicit)
-        .args(LOOPBACK)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("chitty-node runs");
+    let out = run_alice(&explicit);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("in use"), "{err}");
@@ -314,7 +314,6 @@ fn a_database_in_use_is_never_written_by_two_processes() {
     first.send("/search stored");
     let end = first.wait_for("the first still stores", |v| v["type"] == "search_end");
     assert_eq!(end["count"], 1, "{end}");
-    let _ = Path::new(shared.s());
 }
 
 /// Runs `sh -c script` in a mount namespace of its own (so a tmpfs mounted there is seen by
