@@ -513,6 +513,17 @@ impl Room {
     ) -> Verdict {
         // Our own presence follows what others were told (so that we join again); anyone
         // else's stays as we see it.
+        // A join of someone this screen shows joined (never shown gone): it rejoined after a
+        // `lost` about it that we judged false, or came back before anyone told us it left.
+        // Taken, not shown again.
+        let joined_already = decoded.as_ref().ok().is_some_and(|e| {
+            matches!(e.event.body, Body::Join)
+                && self
+                    .ledger
+                    .roster()
+                    .get(&e.event.author)
+                    .is_some_and(|p| p.present && p.from_event && !p.left && !p.lost)
+        });
         let (connected, heard) = (&self.connected, &self.heard);
         let alive = |p: &PeerId| {
             connected.contains(p)
@@ -537,6 +548,9 @@ impl Room {
                     // in a moment.
                     self.took_quietly(event, now);
                     self.doubtful.push((now + ALIVE_WITHIN, event.clone()));
+                }
+                Body::Join if joined_already && self.phase == Phase::Joined => {
+                    tracing::debug!(author = %event.author, "a join of someone shown here all along: not shown again");
                 }
                 _ => self.took(event, false, now, wall),
             }

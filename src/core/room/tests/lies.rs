@@ -558,3 +558,36 @@ fn a_replayed_old_event_is_not_charged_to_its_author() {
         Verdict::Accept(_)
     ));
 }
+
+/// alice judged a `lost` about bob false (she hears him); bob, who took it about himself,
+/// joins again. alice never showed him leave, so she does not show him join a second time; a
+/// screen that did show him leave shows the join.
+#[test]
+fn a_rejoin_after_a_false_lost_is_not_shown_where_the_lost_was_not() {
+    let start = Instant::now();
+    let mut rooms = trio();
+    let (mut alice, mut bob, mut carol) = (rooms.remove(0), rooms.remove(0), rooms.remove(0));
+    let mut liar = Liar::new();
+    let now = hear_steadily(&mut alice, bob.me(), start);
+    let lost = liar.lost_about_bob(alice.clock() + 1, bob.me());
+    alice.admit(Ok::<_, &str>(lost.clone()), false, now, WALL);
+    assert!(chats(&drain_all(&mut alice).1).is_empty());
+    // carol, with no connection to bob, holds it back, and shows it once the moment passed.
+    carol.peer_unreachable(&bob.me());
+    carol.admit(Ok::<_, &str>(lost.clone()), false, now, WALL);
+    carol.handle_timeout(now + ALIVE_WITHIN, WALL);
+    assert_eq!(chats(&drain_all(&mut carol).1).len(), 1, "the lost, shown");
+    deliver(std::slice::from_ref(&lost), &mut bob);
+    let (rejoin, _) = drain(&mut bob);
+    assert_eq!(rejoin[0].event.body, Body::Join);
+    let later = now + ALIVE_WITHIN;
+    alice.admit(Ok::<_, &str>(rejoin[0].clone()), false, later, WALL);
+    assert!(
+        chats(&drain_all(&mut alice).1).is_empty(),
+        "alice never showed bob leave"
+    );
+    carol.admit(Ok::<_, &str>(rejoin[0].clone()), false, later, WALL);
+    let shown = chats(&drain_all(&mut carol).1);
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    assert_eq!(shown[0].kind, EventKind::Join);
+}
