@@ -345,19 +345,6 @@ impl Store {
         Ok(())
     }
 
-    /// The room's id, made if new.
-    fn room_id(&self, topic: &str) -> Result<i64, rusqlite::Error> {
-        self.conn.execute(
-            "INSERT INTO rooms (topic) VALUES (?1) ON CONFLICT (topic) DO NOTHING",
-            params![topic],
-        )?;
-        self.conn.query_row(
-            "SELECT id FROM rooms WHERE topic = ?1",
-            params![topic],
-            |r| r.get(0),
-        )
-    }
-
     /// Writes `events` in one transaction; an event already stored is skipped. Returns how
     /// many were new per room.
     pub fn append(&mut self, events: &[Stored]) -> Result<usize, StoreError> {
@@ -366,7 +353,7 @@ impl Store {
         let tx = self.conn.transaction().map_err(err)?;
         let mut new = 0;
         {
-            let mut ids: Vec<(String, i64)> = Vec::new();
+            let mut ids: Vec<(&str, i64)> = Vec::new();
             let mut insert = tx
                 .prepare_cached(
                     "INSERT OR IGNORE INTO events (room, lamport, author, seq, text, envelope)
@@ -377,19 +364,8 @@ impl Store {
                 let room = match ids.iter().find(|(t, _)| *t == e.topic) {
                     Some((_, id)) => *id,
                     None => {
-                        tx.execute(
-                            "INSERT INTO rooms (topic) VALUES (?1) ON CONFLICT (topic) DO NOTHING",
-                            params![e.topic],
-                        )
-                        .map_err(err)?;
-                        let id: i64 = tx
-                            .query_row(
-                                "SELECT id FROM rooms WHERE topic = ?1",
-                                params![e.topic],
-                                |r| r.get(0),
-                            )
-                            .map_err(err)?;
-                        ids.push((e.topic.clone(), id));
+                        let id = room_id(&tx, &e.topic).map_err(err)?;
+                        ids.push((&e.topic, id));
                         id
                     }
                 };
@@ -426,7 +402,7 @@ impl Store {
     pub fn prune(&mut self, topic: &str, keep: usize) -> Result<usize, StoreError> {
         let path = self.path.clone();
         let err = |e| StoreError::of(&path, e);
-        let room = self.room_id(topic).map_err(err)?;
+        let room = room_id(&self.conn, topic).map_err(err)?;
         let keep = i64::try_from(keep).unwrap_or(i64::MAX);
         self.conn
             .execute(
@@ -436,6 +412,25 @@ impl Store {
                 params![room, keep],
             )
             .map_err(err)
+    }
+
+    /// The newest `limit` events of the room, oldest first, decoded and verified again (a row
+    /// that no longer verifies is skipped, with a warning): what a node or a hub reads back
+    /// at start.
+    pub fn tail_events(&self, topic: &str, limit: usize) -> Result<Vec<SignedEvent>, StoreError> {
+        let envelopes = self.tail(topic, limit)?;
+        let events: Vec<SignedEvent> = envelopes
+            .iter()
+            .filter_map(|b| crate::wire::decode_event(b).ok())
+            .collect();
+        if events.len() < envelopes.len() {
+            tracing::warn!(
+                bad = envelopes.len() - events.len(),
+                topic,
+                "stored events that do not verify were skipped"
+            );
+        }
+        Ok(events)
     }
 
     /// The newest `limit` envelopes of the room, oldest first.
@@ -505,6 +500,19 @@ impl Store {
         let rows = stmt.query_map(params, |r| r.get(0)).map_err(err)?;
         rows.collect::<Result<Vec<Vec<u8>>, _>>().map_err(err)
     }
+}
+
+/// The id of the room `topic` (on a connection or in a transaction), made if new.
+fn room_id(conn: &Connection, topic: &str) -> Result<i64, rusqlite::Error> {
+    conn.execute(
+        "INSERT INTO rooms (topic) VALUES (?1) ON CONFLICT (topic) DO NOTHING",
+        params![topic],
+    )?;
+    conn.query_row(
+        "SELECT id FROM rooms WHERE topic = ?1",
+        params![topic],
+        |r| r.get(0),
+    )
 }
 
 /// The lock file beside the database.

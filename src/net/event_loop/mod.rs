@@ -205,25 +205,7 @@ impl EventLoop {
         let mut stored = Vec::new();
         let store = match config.store {
             Some(store) => {
-                let read = store.tail(room.topic(), config.history);
-                let events = match read {
-                    Ok(envelopes) => {
-                        let mut bad = 0usize;
-                        let events: Vec<_> = envelopes
-                            .iter()
-                            .filter_map(|b| {
-                                let e = wire::decode_event(b).ok();
-                                bad += usize::from(e.is_none());
-                                e
-                            })
-                            .collect();
-                        if bad > 0 {
-                            tracing::warn!(bad, "stored events that do not verify were skipped");
-                        }
-                        events
-                    }
-                    Err(e) => return Err(NetError::Store(e)),
-                };
+                let events = store.tail_events(room.topic(), config.history)?;
                 info!(events = events.len(), "history read from the store");
                 stored = room.restore(events, STORED_SHOWN);
                 Some(crate::store::Writer::spawn(store, config.history))

@@ -130,12 +130,8 @@ impl Rooms {
             );
             if let Some((reader, _)) = &self.store {
                 // The room's archive from earlier runs, checked as any history is.
-                match reader.tail(topic, self.history) {
-                    Ok(stored) => {
-                        let events: Vec<_> = stored
-                            .iter()
-                            .filter_map(|b| wire::decode_event(b).ok())
-                            .collect();
+                match reader.tail_events(topic, self.history) {
+                    Ok(events) => {
                         let page = ledger.restore(events);
                         info!(
                             topic,
