@@ -397,3 +397,76 @@ fn a_full_or_read_only_disk_is_said_clearly_and_loses_no_line() {
         assert!(err.contains(says) && err.contains("--no-store"), "{err}");
     }
 }
+
+/// A room's archive of `n` events, written straight into the database at `path` as a hub or a
+/// node would have stored them: a join and messages from each of three authors, a tenth of a
+/// second apart (within any rate), ending `now`.
+fn fill(path: &Path, n: u64) {
+    use chitty_node::core::event::{Body, Event, Text, Username};
+    use chitty_node::core::sign::Signer;
+    use chitty_node::core::time::WallTime;
+    use chitty_node::store::{Store, Stored};
+    use libp2p::identity::Keypair;
+    let keys: Vec<Keypair> = (0..3).map(|_| Keypair::generate_ed25519()).collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_millis() as u64;
+    let mut store = Store::open(path).expect("a new database");
+    let mut batch = Vec::new();
+    for i in 0..n {
+        let k = (i % 3) as usize;
+        let e = Event {
+            author: keys[k].public().to_peer_id(),
+            seq: i / 3 + 1,
+            lamport: i + 1,
+            time: WallTime::from_unix_millis(now - (n - i) * 100).expect("a time"),
+            user: Username::new(format!("old{k}")).expect("a name"),
+            body: if i < 3 {
+                Body::Join
+            } else {
+                Body::Message(Text::new(format!("old line {i}")).expect("a text"))
+            },
+        };
+        batch.push(Stored::of(&keys[k].sign_event(e, "chitty-chat")));
+    }
+    store.append(&batch).expect("written");
+}
+
+/// A history larger than memory holds (the store answers for the rest): a hub started on an
+/// archive of 3,000 events serves all of it to a newcomer, in pages read from its database,
+/// and the newcomer's `/history`, stored on its own disk, holds all of it after a restart.
+#[test]
+fn a_history_larger_than_memory_is_served_and_shown_from_the_store() {
+    const N: u64 = 3000;
+    let (dh, dc) = (Dir::new("big-h"), Dir::new("big-c"));
+    fill(&chitty_node::store::hub_path(&dh.0), N);
+    let mut cmd = Command::new(common::bin());
+    cmd.args(["--json", "--relay", "--listen", "/ip4/127.0.0.1/tcp/0"])
+        .args(["--data-dir", dh.s()]);
+    let mut h = Node::start("hub", cmd);
+    let addr = h.loopback_addr();
+    let mut c = node("carol", &dc, &["--connect", &addr]);
+    c.wait_for("carol catches up to the archive's oldest line", |v| {
+        v["text"] == "old line 3" && v["sync"] == true
+    });
+    c.wait_for("and to its newest", |v| {
+        v["text"] == format!("old line {}", N - 1).as_str()
+    });
+    c.wait_join("carol");
+    let old = |h: &[Value]| {
+        h.iter()
+            .filter(|v| v["user"].as_str().is_some_and(|u| u.starts_with("old")))
+            .count() as u64
+    };
+    assert_eq!(old(&c.history()), N, "every archived event, once");
+    c.send("/quit");
+    c.wait_exit();
+    drop(c);
+    let mut c = node("carol", &dc, &[]);
+    c.wait_for("carol's stored tail", |v| v["stored"] == true);
+    let h = c.history();
+    assert_eq!(old(&h), N, "all of it, from memory and the store");
+    let stamps: Vec<u64> = h.iter().filter_map(|v| v["lamport"].as_u64()).collect();
+    assert!(stamps.windows(2).all(|w| w[0] <= w[1]), "in order");
+}

@@ -14,7 +14,7 @@ use super::hello::Hello;
 use super::limit::RateLimiter;
 use super::roster::{Presence, Roster};
 use super::sync::{SyncRequest, SyncResponse};
-use super::transcript::Transcript;
+use super::transcript::{ColdQuery, Holding, Transcript};
 use super::verdict::{Rejection, Verdict};
 
 /// A received stamp may be at most this far ahead of the local clock.
@@ -97,9 +97,11 @@ impl Ledger {
     }
 
     /// From now on, every event newly taken (ours, live, learned by sync) is also held for the
-    /// owner to store: see [`Ledger::drain_kept`].
+    /// owner to store (see [`Ledger::drain_kept`]), and memory holds only the newest events:
+    /// the store answers for the rest.
     pub fn keep_new(&mut self) {
         self.kept.get_or_insert_with(Vec::new);
+        self.transcript.spill_to_store();
     }
 
     /// The events taken since the last drain, in the order they were taken.
@@ -286,8 +288,21 @@ impl Ledger {
         self.take_events(from, events, true)
     }
 
+    /// Takes what our own store holds: its newest `events` (oldest first) into memory, as one
+    /// page without the per-author bound (they were within it when taken, perhaps under another
+    /// `--max-rate`), and what it `holds` of the rest; from then on, every event newly taken is
+    /// held for the store ([`Ledger::keep_new`]).
+    pub fn restore_stored(&mut self, events: Vec<SignedEvent>, holds: &[Holding]) -> Page {
+        let page = self.restore(events);
+        self.keep_new();
+        for h in holds {
+            self.transcript.hold_stored(h);
+        }
+        page
+    }
+
     /// Takes events read back from our own store, oldest first, as one page, without the
-    /// per-author bound (they were within it when taken, perhaps under another `--max-rate`).
+    /// per-author bound.
     pub fn restore(&mut self, events: Vec<SignedEvent>) -> Page {
         // Served by nobody: whatever is refused is held against no one.
         let mut page = self.take_events(PeerId::random(), events, false);
@@ -445,9 +460,14 @@ impl Ledger {
         self.transcript.sync_request(&self.topic)
     }
 
-    /// The oldest page of what a peer lacks (nothing for another room's request).
-    pub fn handle_sync_request(&self, req: &SyncRequest) -> SyncResponse {
-        self.transcript.answer(&self.topic, req)
+    /// The oldest page of what a peer lacks (nothing for another room's request); `cold`
+    /// reads what memory no longer holds from the store.
+    pub fn handle_sync_request(
+        &self,
+        req: &SyncRequest,
+        cold: impl FnOnce(&ColdQuery) -> Vec<SignedEvent>,
+    ) -> SyncResponse {
+        self.transcript.answer(&self.topic, req, cold)
     }
 }
 

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, params};
 
-use crate::core::event::{Body, SignedEvent};
+use crate::core::event::{Body, OrderKey, SignedEvent};
+use crate::core::transcript::{ColdQuery, Holding};
 
 /// The schema this build writes. Older databases are migrated on open; a newer one is refused.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -263,6 +264,7 @@ impl Store {
         )
         .map_err(|e| StoreError::of(path, e))?;
         conn.busy_timeout(Duration::from_secs(5))
+            .and_then(|()| conn.execute_batch("PRAGMA cache_size = -512;"))
             .map_err(|e| StoreError::of(path, e))?;
         let store = Store {
             conn,
@@ -418,19 +420,156 @@ impl Store {
     /// that no longer verifies is skipped, with a warning): what a node or a hub reads back
     /// at start.
     pub fn tail_events(&self, topic: &str, limit: usize) -> Result<Vec<SignedEvent>, StoreError> {
-        let envelopes = self.tail(topic, limit)?;
-        let events: Vec<SignedEvent> = envelopes
-            .iter()
-            .filter_map(|b| crate::wire::decode_event(b).ok())
-            .collect();
-        if events.len() < envelopes.len() {
-            tracing::warn!(
-                bad = envelopes.len() - events.len(),
-                topic,
-                "stored events that do not verify were skipped"
-            );
+        self.before(topic, None, limit)
+    }
+
+    /// The newest `limit` events of the room before `below` in total order (all, without),
+    /// oldest first, decoded and verified again.
+    pub fn before(
+        &self,
+        topic: &str,
+        below: Option<&OrderKey>,
+        limit: usize,
+    ) -> Result<Vec<SignedEvent>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let (l, a, s) = key_params(below);
+        let envelopes = self.query(
+            "SELECT envelope FROM (
+                 SELECT envelope, lamport, author, seq FROM events
+                 JOIN rooms ON rooms.id = events.room
+                 WHERE rooms.topic = ?1
+                   AND (?2 IS NULL OR (lamport, author, seq) < (?2, ?3, ?4))
+                 ORDER BY lamport DESC, author DESC, seq DESC LIMIT ?5)
+             ORDER BY lamport, author, seq",
+            params![topic, l, a, s, limit],
+        )?;
+        Ok(verified(topic, &envelopes))
+    }
+
+    /// What the store holds of each author's events in the room: runs of numbers, how many,
+    /// the times of the first and last. One scan of an index (no envelope is read but two
+    /// per author).
+    pub fn holdings(&self, topic: &str) -> Result<Vec<Holding>, StoreError> {
+        let err = |e| StoreError::of(&self.path, e);
+        // Per author (its id bytes): runs of numbers, and how many.
+        type Runs = (Vec<u8>, Vec<(u64, u64)>, usize);
+        let mut out: Vec<Runs> = Vec::new();
+        {
+            let mut stmt = self
+                .conn
+                .prepare_cached(
+                    "SELECT author, seq FROM events JOIN rooms ON rooms.id = events.room
+                     WHERE rooms.topic = ?1 ORDER BY author, seq",
+                )
+                .map_err(err)?;
+            let mut rows = stmt.query(params![topic]).map_err(err)?;
+            while let Some(row) = rows.next().map_err(err)? {
+                let author: Vec<u8> = row.get(0).map_err(err)?;
+                let seq = row.get::<_, i64>(1).map_err(err)? as u64;
+                match out.last_mut() {
+                    Some((a, runs, n)) if *a == author => {
+                        *n += 1;
+                        match runs.last_mut() {
+                            Some(r) if r.1.checked_add(1) == Some(seq) => r.1 = seq,
+                            _ => runs.push((seq, seq)),
+                        }
+                    }
+                    _ => out.push((author, vec![(seq, seq)], 1)),
+                }
+            }
         }
-        Ok(events)
+        let mut holds = Vec::with_capacity(out.len());
+        for (author, runs, count) in out {
+            let Ok(peer) = libp2p::PeerId::from_bytes(&author) else {
+                continue;
+            };
+            let first = runs.first().map_or(0, |r| r.0);
+            let last = runs.last().map_or(0, |r| r.1);
+            let time = |seq: u64| -> Result<Option<u64>, StoreError> {
+                let found = self.query(
+                    "SELECT envelope FROM events JOIN rooms ON rooms.id = events.room
+                     WHERE rooms.topic = ?1 AND author = ?2 AND seq = ?3",
+                    params![topic, author, int(seq)],
+                )?;
+                Ok(found
+                    .first()
+                    .and_then(|b| crate::wire::decode_event(b).ok())
+                    .map(|e| e.event.time.unix_millis()))
+            };
+            // An envelope that no longer verifies leaves the span open (no bound from it).
+            let (t0, t1) = (
+                time(first)?.unwrap_or(0),
+                time(last)?.unwrap_or(u64::MAX / 2),
+            );
+            holds.push(Holding {
+                author: peer,
+                runs,
+                count,
+                times: (t0.min(t1), t0.max(t1)),
+            });
+        }
+        Ok(holds)
+    }
+
+    /// What a sync answer asks of events memory no longer holds (see [`ColdQuery`]): those
+    /// numbered within its runs, after its `low` and before its `below`, oldest first, at most
+    /// its `limit`, verified again.
+    pub fn cold(&self, topic: &str, q: &ColdQuery) -> Result<Vec<SignedEvent>, StoreError> {
+        let err = |e| StoreError::of(&self.path, e);
+        let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+        let (ll, la, ls) = key_params(q.low.as_ref());
+        let (bl, ba, bs) = key_params(q.below.as_ref());
+        let mut found: Vec<(OrderKey, Vec<u8>)> = Vec::new();
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT lamport, seq, envelope FROM events JOIN rooms ON rooms.id = events.room
+                 WHERE rooms.topic = ?1 AND author = ?2 AND seq BETWEEN ?3 AND ?4
+                   AND (?5 IS NULL OR (lamport, author, seq) > (?5, ?6, ?7))
+                   AND (?8 IS NULL OR (lamport, author, seq) < (?8, ?9, ?10))
+                 ORDER BY lamport, seq LIMIT ?11",
+            )
+            .map_err(err)?;
+        for (author, a, b) in &q.runs {
+            let author = author.to_bytes();
+            let rows = stmt
+                .query_map(
+                    params![
+                        topic,
+                        author,
+                        int(*a),
+                        int(*b),
+                        ll,
+                        la,
+                        ls,
+                        bl,
+                        ba,
+                        bs,
+                        limit
+                    ],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)? as u64,
+                            r.get::<_, i64>(1)? as u64,
+                            r.get::<_, Vec<u8>>(2)?,
+                        ))
+                    },
+                )
+                .map_err(err)?;
+            for row in rows {
+                let (lamport, seq, envelope) = row.map_err(err)?;
+                found.push((OrderKey::new(lamport, author.clone(), seq), envelope));
+            }
+            // Only the oldest `limit` of all runs are wanted: keep no more than that.
+            if found.len() > 2 * q.limit {
+                found.sort_by(|x, y| x.0.cmp(&y.0));
+                found.truncate(q.limit);
+            }
+        }
+        found.sort_by(|x, y| x.0.cmp(&y.0));
+        found.truncate(q.limit);
+        let envelopes: Vec<Vec<u8>> = found.into_iter().map(|(_, e)| e).collect();
+        Ok(verified(topic, &envelopes))
     }
 
     /// The newest `limit` envelopes of the room, oldest first.
@@ -513,6 +652,34 @@ fn room_id(conn: &Connection, topic: &str) -> Result<i64, rusqlite::Error> {
         params![topic],
         |r| r.get(0),
     )
+}
+
+/// A key as three parameters (all NULL for none).
+fn key_params(key: Option<&OrderKey>) -> (Option<i64>, Option<Vec<u8>>, Option<i64>) {
+    match key {
+        Some(k) => (
+            Some(int(k.lamport())),
+            Some(k.author().to_vec()),
+            Some(int(k.seq())),
+        ),
+        None => (None, None, None),
+    }
+}
+
+/// The envelopes that still decode and verify; a warning counts those that do not.
+fn verified(topic: &str, envelopes: &[Vec<u8>]) -> Vec<SignedEvent> {
+    let events: Vec<SignedEvent> = envelopes
+        .iter()
+        .filter_map(|b| crate::wire::decode_event(b).ok())
+        .collect();
+    if events.len() < envelopes.len() {
+        tracing::warn!(
+            bad = envelopes.len() - events.len(),
+            topic,
+            "stored events that do not verify were skipped"
+        );
+    }
+    events
 }
 
 /// The lock file beside the database.

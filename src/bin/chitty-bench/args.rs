@@ -50,10 +50,14 @@ pub struct Args {
     /// schedule). Default: from the clock.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// What to measure: startup, latency, throughput, recovery, all (these four) or chaos
-    /// (namespaces: joins, quits, kill -9, freezes and partitions while everyone talks).
+    /// What to measure: startup, latency, throughput, recovery, all (these four), chaos
+    /// (namespaces: joins, quits, kill -9, freezes and partitions while everyone talks) or
+    /// store (history on disk: write cost, start-up and memory with --events stored).
     #[arg(long, default_value = "latency")]
     pub scenario: String,
+    /// How many events the store scenario writes to the database it starts a node on.
+    #[arg(long, default_value_t = 100_000)]
+    pub events: u64,
     /// (Internal, for the floor in namespaces) serve one TCP echo, printing the port.
     #[arg(long, hide = true)]
     pub echo_server: bool,

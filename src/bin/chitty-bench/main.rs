@@ -33,6 +33,7 @@ mod recovery;
 mod report;
 mod run;
 mod stats;
+mod store;
 mod svg;
 
 use std::net::TcpListener;
@@ -74,6 +75,28 @@ fn clean_up_on_signal() {
 
 /// The chaos scenario: in namespaces always; exit code 1 if it did not pass (the report is
 /// printed either way, with the seed that replays it).
+/// `--scenario store`: the store's write cost and start-up on a large history.
+fn run_store(a: &Args) -> ExitCode {
+    let Ok(node_bin) = std::env::current_exe().map(|p| p.with_file_name("chitty-node")) else {
+        eprintln!("chitty-bench: cannot find chitty-node");
+        return ExitCode::FAILURE;
+    };
+    match store::run(&node_bin, a.events, Duration::from_secs(a.timeout)) {
+        Ok(v) => {
+            if a.json {
+                println!("{v}");
+            } else {
+                store::print_table(&v);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("chitty-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn run_chaos(a: &Args, rate: f64) -> ExitCode {
     if let Some(why) = Lab::unavailable() {
         eprintln!(
@@ -180,9 +203,10 @@ fn main() -> ExitCode {
         "recovery" => Scenario::Recovery,
         "all" => Scenario::All,
         "chaos" => return run_chaos(&a, rate),
+        "store" => return run_store(&a),
         other => {
             eprintln!(
-                "chitty-bench: unknown --scenario {other:?} (startup, latency, throughput, recovery, all, chaos)"
+                "chitty-bench: unknown --scenario {other:?} (startup, latency, throughput, recovery, all, chaos, store)"
             );
             return ExitCode::from(2);
         }

@@ -65,11 +65,14 @@ fn an_archive_keeps_validated_history_and_knows_who_is_present() {
     ));
     a.accept(signed(&k, 3, 3, Body::Leave)).unwrap();
     assert!(a.hello().participants.is_empty());
-    let all = a.handle_sync_request(&SyncRequest {
-        topic: TOPIC.into(),
-        low: None,
-        have: vec![],
-    });
+    let all = a.handle_sync_request(
+        &SyncRequest {
+            topic: TOPIC.into(),
+            low: None,
+            have: vec![],
+        },
+        |_| Vec::new(),
+    );
     assert_eq!(all.events.len(), 3);
     // Served as signed: each event with the time its author said it.
     for e in &all.events {

@@ -26,7 +26,7 @@ use super::sign::Signer;
 use super::status::Status;
 use super::sync::{SyncRequest, SyncResponse};
 use super::time::WallTime;
-use super::transcript::Transcript;
+use super::transcript::{ColdQuery, Holding, Transcript};
 use super::verdict::{Rejection, Verdict};
 
 /// How long a node that expects peers waits to catch up with a participant before it joins alone.
@@ -193,14 +193,18 @@ impl Room {
     /// newest `show` of them, marked as stored, for the caller to show when it is ready. Then
     /// every event newly taken is also held for the store ([`Room::drain_kept`]); these are
     /// not, being stored already.
-    pub fn restore(&mut self, events: Vec<SignedEvent>, show: usize) -> Vec<ChatEvent> {
-        let page = self.ledger.restore(events);
+    pub fn restore(
+        &mut self,
+        events: Vec<SignedEvent>,
+        holds: &[Holding],
+        show: usize,
+    ) -> Vec<ChatEvent> {
+        let page = self.ledger.restore_stored(events, holds);
         for (_, reason) in &page.refused {
             tracing::debug!(%reason, "a stored event not taken");
         }
         let skip = page.taken.len().saturating_sub(show);
-        let shown = page
-            .taken
+        page.taken
             .iter()
             .skip(skip)
             .map(|event| {
@@ -208,9 +212,7 @@ impl Room {
                 view.stored = true;
                 ChatEvent::Chat(view)
             })
-            .collect();
-        self.ledger.keep_new();
-        shown
+            .collect()
     }
 
     /// The events newly taken (ours, live, by sync) since the last call, for the store; only
@@ -363,14 +365,24 @@ impl Room {
         Ok(())
     }
 
+    /// The oldest event in memory, when older ones are held in the store only.
+    pub fn cold_below(&self) -> Option<Option<OrderKey>> {
+        self.transcript().cold_below().map(|k| k.cloned())
+    }
+
     /// What we have, for a peer to send us what we lack.
     pub fn sync_request(&self) -> SyncRequest {
         self.ledger.sync_request()
     }
 
-    /// Answers a peer's sync request with the oldest page of what it lacks.
-    pub fn handle_sync_request(&self, req: &SyncRequest) -> SyncResponse {
-        self.ledger.handle_sync_request(req)
+    /// Answers a peer's sync request with the oldest page of what it lacks; `cold` reads what
+    /// memory no longer holds from the store.
+    pub fn handle_sync_request(
+        &self,
+        req: &SyncRequest,
+        cold: impl FnOnce(&ColdQuery) -> Vec<SignedEvent>,
+    ) -> SyncResponse {
+        self.ledger.handle_sync_request(req, cold)
     }
 
     /// Takes a page of history from `from`: each event is merged and shown like a live one, marked

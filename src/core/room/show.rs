@@ -2,7 +2,7 @@
 //! `/history` and refusals.
 
 use super::{Output, Room};
-use crate::core::event::{Body, ChatEvent, Event, EventView, ParticipantView};
+use crate::core::event::{Body, ChatEvent, Event, EventView, ParticipantView, SignedEvent};
 
 impl Room {
     /// The ui's view of `event`, marking names that several participants use.
@@ -31,10 +31,17 @@ impl Room {
     }
 
     pub(super) fn show_history(&mut self, last: Option<usize>) {
-        let skip = last.map_or(0, |n| self.transcript().len().saturating_sub(n));
-        let events = self
-            .transcript()
+        self.show_history_with(Vec::new(), last);
+    }
+
+    /// `/history [N]`: the newest N events (all kept, without N), `older` (read from the store,
+    /// oldest first, all before what memory holds) then memory's.
+    pub fn show_history_with(&mut self, older: Vec<SignedEvent>, last: Option<usize>) {
+        let all = older.len() + self.transcript().len();
+        let skip = last.map_or(0, |n| all.saturating_sub(n));
+        let events = older
             .iter()
+            .chain(self.transcript().iter())
             .skip(skip)
             .map(|e| self.view(&e.event, false))
             .collect();

@@ -57,8 +57,13 @@ impl EventLoop {
                     request, channel, ..
                 } => {
                     let (room, me, waiting) = (&self.room, self.me, &self.outbox);
+                    let store = self.store.as_ref();
                     let page = || {
-                        let mut resp = room.handle_sync_request(&request);
+                        // What memory no longer holds is read from the store, here: a few
+                        // indexed reads of at most one page.
+                        let mut resp = room.handle_sync_request(&request, |q| {
+                            store.map(|s| s.cold(room.topic(), q)).unwrap_or_default()
+                        });
                         // Our own events still waiting for their turn go out live, paced: sync
                         // must not hand them over first (the asker gets them then, or next
                         // round).

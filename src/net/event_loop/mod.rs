@@ -157,7 +157,7 @@ pub struct EventLoop {
     /// Live events dropped over their author's rate, until sync has had its chance.
     drops: DropWatch,
     /// The store's thread, if we keep history on disk.
-    store: Option<crate::store::Writer>,
+    store: Option<crate::store::Kept>,
     /// The end of our stored history, shown right after `ready`.
     stored: Vec<ChatEvent>,
 }
@@ -205,10 +205,15 @@ impl EventLoop {
         let mut stored = Vec::new();
         let store = match config.store {
             Some(store) => {
-                let events = store.tail_events(room.topic(), config.history)?;
-                info!(events = events.len(), "history read from the store");
-                stored = room.restore(events, STORED_SHOWN);
-                Some(crate::store::Writer::spawn(store, config.history))
+                let kept = crate::store::Kept::open(store, config.history)?;
+                let (events, holds) = kept.read_back(room.topic())?;
+                info!(
+                    events = events.len(),
+                    authors = holds.len(),
+                    "history read from the store"
+                );
+                stored = room.restore(events, &holds, STORED_SHOWN);
+                Some(kept)
             }
             None => None,
         };
@@ -413,9 +418,34 @@ impl EventLoop {
                 })
                 .await?;
             }
+            // What memory no longer holds comes from the store, before the room shows it.
+            UserCommand::History(last) if self.room.cold_below().is_some() => {
+                let older = self.stored_before(last);
+                self.room.show_history_with(older, last);
+            }
             cmd => self.room.handle_command(cmd, Instant::now(), wall_now()),
         }
         Ok(())
+    }
+
+    /// For `/history [N]`: the stored events older than memory holds, as many as the command
+    /// wants beyond memory (all kept, without N), read on this thread (one indexed read).
+    fn stored_before(&self, last: Option<usize>) -> Vec<SignedEvent> {
+        let (Some(store), Some(below)) = (&self.store, self.room.cold_below()) else {
+            return Vec::new();
+        };
+        let want = last.map_or(usize::MAX, |n| {
+            n.saturating_sub(self.room.transcript().len())
+        });
+        if want == 0 {
+            return Vec::new();
+        }
+        store
+            .before(self.room.topic(), below.as_ref(), want)
+            .unwrap_or_else(|e| {
+                warn!(error = %e, "stored history cannot be read");
+                Vec::new()
+            })
     }
 
     async fn emit(&self, event: ChatEvent) -> Result<(), NetError> {
@@ -460,7 +490,9 @@ impl EventLoop {
                 .await;
         };
         let query = words.join(" ");
-        let answer = store.search(self.room.topic(), words, SEARCH_RESULTS);
+        let answer = store
+            .writer()
+            .search(self.room.topic(), words, SEARCH_RESULTS);
         let events = self.events.clone();
         tokio::spawn(async move {
             let event = match answer.await {
@@ -490,7 +522,7 @@ impl EventLoop {
         outputs.sort_by_key(|o| !matches!(o, Output::Publish(_)));
         // What the room took is handed to the store's thread; it writes off this path.
         if let Some(store) = &mut self.store {
-            store.append(&self.room.drain_kept());
+            store.writer().append(&self.room.drain_kept());
         }
         for out in outputs {
             match out {

@@ -451,13 +451,7 @@ impl Hub {
                     request, channel, ..
                 } => {
                     let rooms = &self.rooms;
-                    let page = || match rooms.get(&request.topic) {
-                        Some(ledger) => ledger.handle_sync_request(&request),
-                        None => crate::core::sync::SyncResponse {
-                            events: Vec::new(),
-                            more: false,
-                        },
-                    };
+                    let page = || rooms.answer(&request);
                     super::serve_history(&mut self.swarm, &mut self.guard, peer, channel, page);
                 }
                 request_response::Message::Response {

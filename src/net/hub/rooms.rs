@@ -12,9 +12,10 @@ use super::MAX_ROOMS;
 use crate::core::event::{BASE_TOPIC, RoomName};
 use crate::core::ledger::{Keeper, Ledger};
 use crate::core::limit::DEFAULT_RATE;
+use crate::core::sync::{SyncRequest, SyncResponse};
 use crate::core::verdict::{Rejection, Verdict};
 use crate::net::NetError;
-use crate::store::{Store, Writer};
+use crate::store::{Kept, Store};
 use crate::wire;
 
 /// Whether `topic` names a ChittyChat room (`chitty-chat` or `chitty-chat/NAME`).
@@ -34,9 +35,9 @@ pub(super) struct Rooms {
     map: HashMap<String, Ledger>,
     /// Events kept per room.
     history: usize,
-    /// The archive on disk: a reader for a room's history when it is opened, and the thread
-    /// that writes what the rooms take.
-    store: Option<(Store, Writer)>,
+    /// The archive on disk: read when a room is opened and when a peer lacks what memory no
+    /// longer holds; written by its thread with what the rooms take.
+    store: Option<Kept>,
 }
 
 impl Rooms {
@@ -52,18 +53,34 @@ impl Rooms {
     /// Keeps the rooms in `store` (none: in memory only).
     pub(super) fn with_store(mut self, store: Option<Store>) -> Result<Self, NetError> {
         if let Some(store) = store {
-            let reader = Store::open_read_only(store.path())?;
-            self.store = Some((reader, Writer::spawn(store, self.history)));
+            self.store = Some(Kept::open(store, self.history)?);
         }
         Ok(self)
     }
 
     /// Hands what every room took since the last call to the store's thread.
     pub(super) fn store_new(&mut self) {
-        if let Some((_, writer)) = &mut self.store {
+        if let Some(store) = &mut self.store {
             for ledger in self.map.values_mut() {
-                writer.append(&ledger.drain_kept());
+                store.writer().append(&ledger.drain_kept());
             }
+        }
+    }
+
+    /// The oldest page of what a peer lacks of the room it asks about (nothing for a room not
+    /// served), memory's and the store's.
+    pub(super) fn answer(&self, request: &SyncRequest) -> SyncResponse {
+        match self.map.get(&request.topic) {
+            Some(ledger) => ledger.handle_sync_request(request, |q| {
+                self.store
+                    .as_ref()
+                    .map(|s| s.cold(&request.topic, q))
+                    .unwrap_or_default()
+            }),
+            None => SyncResponse {
+                events: Vec::new(),
+                more: false,
+            },
         }
     }
 
@@ -128,20 +145,23 @@ impl Rooms {
                 self.history,
                 DEFAULT_RATE,
             );
-            if let Some((reader, _)) = &self.store {
-                // The room's archive from earlier runs, checked as any history is.
-                match reader.tail_events(topic, self.history) {
-                    Ok(events) => {
-                        let page = ledger.restore(events);
+            if let Some(store) = &self.store {
+                // The room's archive from earlier runs, checked as any history is: its newest
+                // events in memory, what is held of the rest from the store's index.
+                match store.read_back(topic) {
+                    Ok((events, holds)) => {
+                        let page = ledger.restore_stored(events, &holds);
                         info!(
                             topic,
                             events = page.taken.len(),
                             "room history read from the store"
                         );
                     }
-                    Err(e) => warn!(topic, error = %e, "cannot read the room's stored history"),
+                    Err(e) => {
+                        warn!(topic, error = %e, "cannot read the room's stored history");
+                        ledger.keep_new();
+                    }
                 }
-                ledger.keep_new();
             }
             self.map.insert(topic.to_owned(), ledger);
         }

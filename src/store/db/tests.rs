@@ -250,3 +250,64 @@ fn a_directory_that_cannot_hold_the_database_gives_a_clear_error() {
     let e = Store::open(&dir.db()).unwrap_err();
     assert!(e.to_string().contains("history database"), "{e}");
 }
+
+/// What is held per author comes from the index as runs, with the times of its first and last
+/// event; a sync answer's query reads exactly the lacking runs, within its bounds, in order.
+#[test]
+fn holdings_and_cold_reads_answer_from_the_index() {
+    let dir = Dir::new("cold");
+    let (ka, kb) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+    let mut s = Store::open(&dir.db()).unwrap();
+    // a: 1..=5 and 8..=9; b: 1..=3. Stamps interleave.
+    let mut evs: Vec<Stored> = [1, 2, 3, 4, 5, 8, 9]
+        .iter()
+        .map(|&q| say(&ka, q, q * 2, "a"))
+        .collect();
+    evs.extend((1..=3).map(|q| say(&kb, q, q * 2 + 1, "b")));
+    s.append(&evs).unwrap();
+    let mut holds = s.holdings("chitty-chat").unwrap();
+    holds.sort_by_key(|h| h.count);
+    let (hb, ha) = (&holds[0], &holds[1]);
+    assert_eq!(ha.author, ka.public().to_peer_id());
+    assert_eq!((ha.runs.clone(), ha.count), (vec![(1, 5), (8, 9)], 7));
+    assert_eq!(ha.times, (1_700_000_000_001, 1_700_000_000_009));
+    assert_eq!((hb.runs.clone(), hb.count), (vec![(1, 3)], 3));
+    assert!(s.holdings("chitty-chat/other").unwrap().is_empty());
+
+    let a = ka.public().to_peer_id();
+    let b = kb.public().to_peer_id();
+    let key = |l: u64, k: &Keypair, q: u64| OrderKey::new(l, k.public().to_peer_id().to_bytes(), q);
+    let q = ColdQuery {
+        low: Some(key(2, &ka, 1)),
+        below: Some(key(16, &ka, 8)),
+        runs: vec![(a, 1, 9), (b, 2, 3)],
+        limit: 10,
+    };
+    let got: Vec<(u64, u64)> = s
+        .cold("chitty-chat", &q)
+        .unwrap()
+        .iter()
+        .map(|e| (e.event.lamport, e.event.seq))
+        .collect();
+    // After a's stamp 2, before its stamp 16: a 2..=5 (stamps 4..10) and b 2..=3 (5, 7).
+    assert_eq!(got, vec![(4, 2), (5, 2), (6, 3), (7, 3), (8, 4), (10, 5)]);
+    let first_two = s
+        .cold(
+            "chitty-chat",
+            &ColdQuery {
+                limit: 2,
+                ..q.clone()
+            },
+        )
+        .unwrap();
+    assert_eq!(first_two.len(), 2);
+    assert_eq!(first_two[1].event.lamport, 5);
+    // The newest two before a's stamp 16, oldest first.
+    let before: Vec<u64> = s
+        .before("chitty-chat", q.below.as_ref(), 2)
+        .unwrap()
+        .iter()
+        .map(|e| e.event.lamport)
+        .collect();
+    assert_eq!(before, vec![8, 10]);
+}

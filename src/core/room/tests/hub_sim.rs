@@ -12,7 +12,7 @@ use crate::core::verdict::Verdict;
 /// The clients' sync with the hub: the client asks until it has everything.
 fn client_from_hub(hub: &Ledger, hub_id: PeerId, to: &mut Room) {
     loop {
-        let resp = hub.handle_sync_request(&to.sync_request());
+        let resp = hub.handle_sync_request(&to.sync_request(), |_| Vec::new());
         if !to.handle_sync_response(hub_id, resp, Instant::now(), WALL) {
             break;
         }
@@ -22,7 +22,7 @@ fn client_from_hub(hub: &Ledger, hub_id: PeerId, to: &mut Room) {
 /// The hub's sync with a client, as `net::hub` pages it: on while pages teach it something.
 fn hub_from_client(from: &Room, hub: &mut Ledger) {
     loop {
-        let resp = from.handle_sync_request(&hub.sync_request());
+        let resp = from.handle_sync_request(&hub.sync_request(), |_| Vec::new());
         let more = resp.more;
         let new = resp
             .events
