@@ -11,10 +11,10 @@ use crate::core::event::{Body, OrderKey, SignedEvent};
 use crate::core::transcript::{ColdQuery, Holding};
 
 /// The schema this build writes. Older databases are migrated on open; a newer one is refused.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Each migration takes the database from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 1] = [
+const MIGRATIONS: [&str; 2] = [
     // 1: rooms, their events (the signed envelope as received), and a full-text index of the
     // messages' text (external content: the text is kept once, in `events`).
     "CREATE TABLE rooms (
@@ -39,6 +39,9 @@ const MIGRATIONS: [&str; 1] = [
      CREATE TRIGGER events_unindexed AFTER DELETE ON events WHEN old.text IS NOT NULL BEGIN
          INSERT INTO texts (texts, rowid, text) VALUES ('delete', old.id, old.text);
      END;",
+    // 2: the full-text index is written once per batch (`Store::append`), not by a trigger per
+    // row: a third of the cost per event (docs/PERFORMANCE.md, "History on disk").
+    "DROP TRIGGER events_indexed;",
 ];
 
 /// Why the store cannot be used. Each says what to do.
@@ -348,12 +351,17 @@ impl Store {
     }
 
     /// Writes `events` in one transaction; an event already stored is skipped. Returns how
-    /// many were new per room.
+    /// many were new. The messages among them are added to the full-text index in one
+    /// statement at the end (rows are numbered upwards: the new ones are above the highest
+    /// number before).
     pub fn append(&mut self, events: &[Stored]) -> Result<usize, StoreError> {
         let path = self.path.clone();
         let err = |e| StoreError::of(&path, e);
         let tx = self.conn.transaction().map_err(err)?;
         let mut new = 0;
+        let before: i64 = tx
+            .query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0))
+            .map_err(err)?;
         {
             let mut ids: Vec<(&str, i64)> = Vec::new();
             let mut insert = tx
@@ -382,6 +390,14 @@ impl Store {
                     ])
                     .map_err(err)?;
             }
+        }
+        if new > 0 {
+            tx.execute(
+                "INSERT INTO texts (rowid, text)
+                 SELECT id, text FROM events WHERE id > ?1 AND text IS NOT NULL",
+                params![before],
+            )
+            .map_err(err)?;
         }
         tx.commit().map_err(err)?;
         Ok(new)

@@ -3,9 +3,9 @@
 //! answers searches. The actor never waits for it: handing events over is a `try_send`.
 
 use std::collections::HashMap;
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, SyncSender, TryRecvError, TrySendError};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 
@@ -152,20 +152,28 @@ fn run(mut store: Store, keep: usize, rx: mpsc::Receiver<Job>) {
     while let Ok(job) = rx.recv() {
         let mut batch = Vec::new();
         let mut searches = Vec::new();
-        match job {
-            Job::Append(b) => {
-                batch = b;
-                let until = Instant::now() + WRITE_BATCH_DELAY;
-                loop {
-                    let left = until.saturating_duration_since(Instant::now());
-                    match rx.recv_timeout(left) {
-                        Ok(Job::Append(b)) => batch.extend(b),
-                        Ok(s) => searches.push(s),
-                        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+        let mut closed = false;
+        let mut take = |job: Job| match job {
+            Job::Append(b) => batch.extend(b),
+            s => searches.push(s),
+        };
+        let appending = matches!(job, Job::Append(_));
+        take(job);
+        if appending {
+            // Asleep, not waiting on the channel: what the actor hands over meanwhile costs
+            // it no wake-up of this thread (one per event, on a busy machine, cost more than
+            // the writing). Then everything that came is taken at once.
+            std::thread::sleep(WRITE_BATCH_DELAY);
+            loop {
+                match rx.try_recv() {
+                    Ok(job) => take(job),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        closed = true;
+                        break;
                     }
                 }
             }
-            s => searches.push(s),
         }
         if !batch.is_empty() {
             match write(&mut store, &batch, keep, &mut counts) {
@@ -197,6 +205,9 @@ fn run(mut store: Store, keep: usize, rx: mpsc::Receiver<Job>) {
                     .map_err(|e| e.to_string());
                 let _ = reply.send(found);
             }
+        }
+        if closed {
+            break;
         }
     }
 }

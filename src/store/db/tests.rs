@@ -230,7 +230,7 @@ fn a_newer_schema_is_refused_and_the_first_is_opened_as_it_is() {
         )
         .unwrap();
     }
-    let s = Store::open(&dir.db()).unwrap();
+    let mut s = Store::open(&dir.db()).unwrap();
     assert_eq!(s.version().unwrap(), SCHEMA_VERSION);
     assert_eq!(s.all("chitty-chat").unwrap(), vec![ev.envelope]);
     assert_eq!(
@@ -238,6 +238,17 @@ fn a_newer_schema_is_refused_and_the_first_is_opened_as_it_is() {
             .unwrap()
             .len(),
         1
+    );
+    // Written by this version: indexed too, once.
+    s.append(&[say(&key, 2, 2, "after the schema changed")])
+        .unwrap();
+    s.append(&[say(&key, 2, 2, "after the schema changed")])
+        .unwrap();
+    assert_eq!(
+        s.search("chitty-chat", &["schema".into()], 5)
+            .unwrap()
+            .len(),
+        2
     );
 }
 
