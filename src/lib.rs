@@ -30,6 +30,7 @@ pub mod core;
 pub mod identity;
 pub mod logging;
 pub mod net;
+pub mod private;
 pub mod store;
 pub mod ui;
 pub mod wire;

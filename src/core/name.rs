@@ -254,6 +254,11 @@ impl RoomName {
         Ok(Self(Some(s)))
     }
 
+    /// The name, unless this is the default room.
+    pub fn name(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+
     /// The gossipsub topic this room uses; it is also what the hello exchange compares.
     pub fn topic(&self) -> String {
         match &self.0 {
