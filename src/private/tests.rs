@@ -193,3 +193,19 @@ fn bad_tickets_are_refused_with_what_to_do() {
         assert!(e.to_string().contains("ticket"));
     }
 }
+
+/// The ticket of docs/PROTOCOL.md section 14's vector: the vector secret, name `plans`, one
+/// address.
+#[test]
+fn the_ticket_vector_of_protocol_md() {
+    let t = Ticket {
+        secret: vector_secret(),
+        name: Some(crate::core::event::RoomName::new("plans").unwrap()),
+        addrs: vec!["/ip4/10.0.0.2/tcp/4001".parse().unwrap()],
+    };
+    assert_eq!(t.encode(), VECTOR_TICKET);
+    assert_eq!(Ticket::decode(VECTOR_TICKET), Ok(t));
+}
+
+const VECTOR_TICKET: &str =
+    "chitty1qyqqzqsrqszsvpcgpy9qkrqdpc83qygjzv2p29shrqv35xcur50p7ptsd3skuucppqzq5qqqqgrqlgg5ykfcm";
