@@ -18,6 +18,7 @@ use crate::core::hello::{Hello, Participant};
 use crate::core::sign::Signer;
 use crate::core::sync::{AuthorHave, MAX_RANGES, SyncRequest, SyncResponse};
 use crate::core::time::{MAX_WALL_MILLIS, WallTime};
+use crate::private::{Header, NONCE_LEN, OpenError, RoomKeys, TAG_LEN, is_private_topic};
 
 /// The protocol version this node speaks; events, hellos and sync messages of any other version
 /// are refused. Version 2 added the author's wall-clock `time` to events.
@@ -63,6 +64,9 @@ pub enum WireError {
     /// The signature does not verify against the author's key.
     #[error("bad signature by {0}")]
     Signature(PeerId),
+    /// A private room's event that does not open with the room's key.
+    #[error("{0}")]
+    Sealed(#[from] OpenError),
     /// Well-formed CBOR whose content breaks a rule.
     #[error("invalid {field}: {why}")]
     Invalid {
@@ -107,6 +111,7 @@ enum Kind {
     Join,
     Message,
     Leave,
+    Sealed,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -130,6 +135,29 @@ struct WireBody {
     lamport: u64,
     /// Milliseconds since the Unix epoch, by the author's clock.
     time: u64,
+    /// Absent only in a sealed body: the name is sealed with the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_bytes")]
+    subject: Option<Vec<u8>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    subject_user: Option<String>,
+    /// A private room's event: `nonce || ciphertext || tag` of a [`WireContent`]
+    /// (docs/PROTOCOL.md section 14).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_bytes")]
+    sealed: Option<Vec<u8>>,
+}
+
+/// What a sealed body holds, once opened: what a plain body says besides its header, in the
+/// same canonical form.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireContent {
+    kind: Kind,
     user: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     text: Option<String>,
@@ -139,6 +167,58 @@ struct WireBody {
     subject: Option<Vec<u8>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     subject_user: Option<String>,
+}
+
+/// What a body says besides its header: kind, text, reason, subject, subject's name.
+type Said = (
+    Kind,
+    Option<String>,
+    Option<String>,
+    Option<Vec<u8>>,
+    Option<String>,
+);
+
+fn said(body: &Body) -> Said {
+    match body {
+        Body::Join => (Kind::Join, None, None, None, None),
+        Body::Message(t) => (Kind::Message, Some(t.as_str().to_owned()), None, None, None),
+        Body::Leave => (Kind::Leave, None, Some("quit".to_owned()), None, None),
+        Body::Lost { subject, user } => (
+            Kind::Leave,
+            None,
+            Some("lost".to_owned()),
+            Some(subject.to_bytes()),
+            Some(user.as_str().to_owned()),
+        ),
+        // Never signed as such: a node without the key only forwards sealed events.
+        Body::Sealed => (Kind::Sealed, None, None, None, None),
+    }
+}
+
+/// The body a kind and its fields make, checked.
+fn body_of((kind, text, reason, subject, subject_user): Said) -> Result<Body, WireError> {
+    Ok(
+        match (kind, text, reason.as_deref(), subject, subject_user) {
+            (Kind::Join, None, None, None, None) => Body::Join,
+            (Kind::Message, Some(text), None, None, None) => {
+                Body::Message(Text::new(text).map_err(|e| invalid("text", e))?)
+            }
+            (Kind::Leave, None, Some("quit"), None, None) => Body::Leave,
+            (Kind::Leave, None, Some("lost"), Some(subject), Some(subject_user)) => Body::Lost {
+                subject: peer("subject", &subject)?,
+                user: Username::new(subject_user).map_err(|e| invalid("subject_user", e))?,
+            },
+            (Kind::Leave, None, Some(other), None, None) if other != "lost" => {
+                return Err(invalid("reason", format!("unknown reason {other:?}")));
+            }
+            (kind, ..) => {
+                return Err(invalid(
+                    "kind",
+                    format!("{kind:?} with fields that do not belong to it"),
+                ));
+            }
+        },
+    )
 }
 
 /// `Option<Vec<u8>>` as an optional CBOR byte string.
@@ -243,33 +323,68 @@ impl Signer for Keypair {
     }
 }
 
-/// Encodes and signs one of our events for the room `topic`. `key` must be the author's key.
+/// Encodes and signs one of our events for the public room `topic`. `key` must be the
+/// author's key.
 pub fn sign_event(event: Event, topic: &str, key: &Keypair) -> SignedEvent {
-    let (kind, text, reason, subject, subject_user) = match &event.body {
-        Body::Join => (Kind::Join, None, None, None, None),
-        Body::Message(t) => (Kind::Message, Some(t.as_str().to_owned()), None, None, None),
-        Body::Leave => (Kind::Leave, None, Some("quit".to_owned()), None, None),
-        Body::Lost { subject, user } => (
-            Kind::Leave,
-            None,
-            Some("lost".to_owned()),
-            Some(subject.to_bytes()),
-            Some(user.as_str().to_owned()),
-        ),
-    };
-    let body = to_vec(&WireBody {
+    let (kind, text, reason, subject, subject_user) = said(&event.body);
+    let body = WireBody {
         topic: topic.to_owned(),
         kind,
         author: event.author.to_bytes(),
         seq: event.seq,
         lamport: event.lamport,
         time: event.time.unix_millis(),
+        user: Some(event.user.as_str().to_owned()),
+        text,
+        reason,
+        subject,
+        subject_user,
+        sealed: None,
+    };
+    sign_body(event, topic, &body, key)
+}
+
+/// Encodes, seals and signs one of our events for the private room `room`: what it says
+/// (kind, name, text, ...) is sealed under the room's key, bound to the clear header
+/// (docs/PROTOCOL.md section 14). The returned event is the plain one, for our transcript.
+pub fn seal_event(event: Event, room: &RoomKeys, key: &Keypair) -> SignedEvent {
+    let (kind, text, reason, subject, subject_user) = said(&event.body);
+    let content = to_vec(&WireContent {
+        kind,
         user: event.user.as_str().to_owned(),
         text,
         reason,
         subject,
         subject_user,
     });
+    let author = event.author.to_bytes();
+    let header = Header {
+        topic: room.topic(),
+        author: &author,
+        seq: event.seq,
+        lamport: event.lamport,
+        time: event.time.unix_millis(),
+    };
+    let sealed = room.seal(&header, &content);
+    let body = WireBody {
+        topic: room.topic().to_owned(),
+        kind: Kind::Sealed,
+        author,
+        seq: event.seq,
+        lamport: event.lamport,
+        time: event.time.unix_millis(),
+        user: None,
+        text: None,
+        reason: None,
+        subject: None,
+        subject_user: None,
+        sealed: Some(sealed),
+    };
+    sign_body(event, room.topic(), &body, key)
+}
+
+fn sign_body(event: Event, topic: &str, body: &WireBody, key: &Keypair) -> SignedEvent {
+    let body = to_vec(body);
     // Signing with an ed25519 key cannot fail (only RSA signing can).
     let sig = key
         .sign(&signed_message(&body))
@@ -284,6 +399,46 @@ pub fn sign_event(event: Event, topic: &str, key: &Keypair) -> SignedEvent {
         topic: topic.to_owned(),
         bytes: Arc::from(bytes),
     }
+}
+
+/// Opens a private room's event decoded by [`decode_event`] with the room's key: the event
+/// then says who wrote what, as a plain one does; its bytes stay the sealed envelope (what is
+/// forwarded, served and stored). An event that is not sealed is returned as it is. An error
+/// is the author's fault: it signed what does not open, or opens to something invalid.
+pub fn open_event(signed: SignedEvent, room: &RoomKeys) -> Result<SignedEvent, WireError> {
+    if !matches!(signed.event.body, Body::Sealed) {
+        return Ok(signed);
+    }
+    // The bytes were checked by `decode_event`; read the sealed field again.
+    let env: WireEnvelope = serde_cbor::from_slice(&signed.bytes)?;
+    let w: WireBody = serde_cbor::from_slice(&env.body)?;
+    let sealed = w.sealed.ok_or_else(|| invalid("sealed", "missing"))?;
+    let header = Header {
+        topic: &w.topic,
+        author: &w.author,
+        seq: w.seq,
+        lamport: w.lamport,
+        time: w.time,
+    };
+    let plain = room.open(&header, &sealed)?;
+    let c: WireContent = serde_cbor::from_slice(&plain)?;
+    if to_vec(&c) != plain {
+        return Err(invalid("sealed", "content not in canonical form"));
+    }
+    if c.kind == Kind::Sealed {
+        return Err(invalid("sealed", "sealed inside sealed"));
+    }
+    let user = Username::new(c.user).map_err(|e| invalid("user", e))?;
+    let body = body_of((c.kind, c.text, c.reason, c.subject, c.subject_user))?;
+    Ok(SignedEvent {
+        event: Event {
+            user,
+            body,
+            ..signed.event
+        },
+        topic: signed.topic,
+        bytes: signed.bytes,
+    })
 }
 
 /// Decodes a signed event from a peer, verifies the author's signature and validates it.
@@ -314,7 +469,6 @@ pub fn decode_event(bytes: &[u8]) -> Result<SignedEvent, WireError> {
     if w.topic.len() > MAX_TOPIC_BYTES {
         return Err(invalid("topic", "too long"));
     }
-    let user = Username::new(w.user).map_err(|e| invalid("user", e))?;
     if w.seq == 0 {
         return Err(invalid("seq", "sequence numbers start at 1"));
     }
@@ -327,31 +481,37 @@ pub fn decode_event(bytes: &[u8]) -> Result<SignedEvent, WireError> {
             ),
         )
     })?;
-    let body = match (
-        w.kind,
-        w.text,
-        w.reason.as_deref(),
-        w.subject,
-        w.subject_user,
-    ) {
-        (Kind::Join, None, None, None, None) => Body::Join,
-        (Kind::Message, Some(text), None, None, None) => {
-            Body::Message(Text::new(text).map_err(|e| invalid("text", e))?)
+    // A private room carries sealed events only, a public room none: either way round, the
+    // author signed what its room cannot hold.
+    let private = is_private_topic(&w.topic);
+    let (user, body) = match (w.kind, w.user, w.sealed) {
+        (Kind::Sealed, None, Some(sealed))
+            if private
+                && w.text.is_none()
+                && w.reason.is_none()
+                && w.subject.is_none()
+                && w.subject_user.is_none() =>
+        {
+            if sealed.len() < NONCE_LEN + TAG_LEN {
+                return Err(invalid("sealed", "shorter than a nonce and a tag"));
+            }
+            (Username::sealed(), Body::Sealed)
         }
-        (Kind::Leave, None, Some("quit"), None, None) => Body::Leave,
-        (Kind::Leave, None, Some("lost"), Some(subject), Some(subject_user)) => Body::Lost {
-            subject: peer("subject", &subject)?,
-            user: Username::new(subject_user).map_err(|e| invalid("subject_user", e))?,
-        },
-        (Kind::Leave, None, Some(other), None, None) if other != "lost" => {
-            return Err(invalid("reason", format!("unknown reason {other:?}")));
-        }
-        (kind, ..) => {
+        (Kind::Sealed, ..) => {
             return Err(invalid(
                 "kind",
-                format!("{kind:?} with fields that do not belong to it"),
+                "a sealed event outside a private room, or with fields that do not belong to it",
             ));
         }
+        (_, Some(_), _) if private => {
+            return Err(invalid("kind", "a plain event in a private room"));
+        }
+        (kind, Some(user), None) => (
+            Username::new(user).map_err(|e| invalid("user", e))?,
+            body_of((kind, w.text, w.reason, w.subject, w.subject_user))?,
+        ),
+        (_, None, _) => return Err(invalid("user", "missing")),
+        (_, Some(_), Some(_)) => return Err(invalid("sealed", "in a plain event")),
     };
     Ok(SignedEvent {
         event: Event {
@@ -943,5 +1103,112 @@ mod tests {
             let s = sign_event(e, "chitty-chat", &key);
             prop_assert_eq!(decode_event(&s.bytes).unwrap(), s);
         }
+    }
+
+    /// A private room's event: a node without the key (a hub) decodes it as sealed (author,
+    /// seq, stamp and time only, the name `#sealed`); a member opens it back into the event
+    /// its author wrote, whose bytes stay the sealed envelope; nothing said is in the clear.
+    #[test]
+    fn sealed_events_round_trip_and_say_nothing_in_the_clear() {
+        let room = crate::private::RoomSecret::generate().keys();
+        let mut event = example_message();
+        event.body = Body::Message(Text::new("the plans for friday").unwrap());
+        let signed = seal_event(event.clone(), &room, &example_key());
+        assert_eq!(signed.event, event, "our transcript holds the plain event");
+        for needle in [&b"friday"[..], b"client1", b"message"] {
+            assert!(
+                !signed.bytes.windows(needle.len()).any(|w| w == needle),
+                "{:?} in the clear",
+                String::from_utf8_lossy(needle)
+            );
+        }
+        let blind = decode_event(&signed.bytes).unwrap();
+        assert_eq!(blind.event.body, Body::Sealed);
+        assert_eq!(blind.event.user, Username::sealed());
+        assert_eq!((blind.event.seq, blind.event.lamport), (2, 5));
+        assert_eq!(blind.topic, room.topic());
+        let opened = open_event(blind.clone(), &room).unwrap();
+        assert_eq!(opened.event, event);
+        assert_eq!(opened.bytes, signed.bytes);
+        // Every kind of event seals and opens.
+        let subject = Keypair::generate_ed25519().public().to_peer_id();
+        for body in [
+            Body::Join,
+            Body::Leave,
+            Body::Lost {
+                subject,
+                user: Username::new("bob").unwrap(),
+            },
+        ] {
+            let e = Event {
+                body,
+                ..example_message()
+            };
+            let s = seal_event(e.clone(), &room, &example_key());
+            assert_eq!(
+                open_event(decode_event(&s.bytes).unwrap(), &room)
+                    .unwrap()
+                    .event,
+                e
+            );
+        }
+        // Another room's key does not open it: the author's fault, said as such.
+        let other = crate::private::RoomSecret::generate().keys();
+        assert!(matches!(
+            open_event(blind, &other),
+            Err(WireError::Sealed(crate::private::OpenError::Forged))
+        ));
+    }
+
+    /// A sealed event is refused in a public room, a plain one in a private room, and a sealed
+    /// body too short to hold a nonce and a tag, or with clear fields beside it.
+    #[test]
+    fn sealed_and_plain_events_stay_in_their_own_kind_of_room() {
+        let room = crate::private::RoomSecret::generate().keys();
+        let plain_in_private = sign_event(example_message(), room.topic(), &example_key());
+        assert!(matches!(
+            decode_event(&plain_in_private.bytes),
+            Err(WireError::Invalid { field: "kind", .. })
+        ));
+        let sealed = seal_event(example_message(), &room, &example_key());
+        let reseal = |edit: &dyn Fn(&mut WireBody)| {
+            let env: WireEnvelope = serde_cbor::from_slice(&sealed.bytes).unwrap();
+            let mut w: WireBody = serde_cbor::from_slice(&env.body).unwrap();
+            edit(&mut w);
+            let body = to_vec(&w);
+            let sig = example_key().sign(&signed_message(&body)).unwrap();
+            to_vec(&WireEnvelope {
+                v: PROTOCOL_VERSION,
+                body,
+                sig,
+            })
+        };
+        for (what, bytes) in [
+            (
+                "in a public room",
+                reseal(&|w| w.topic = "chitty-chat".into()),
+            ),
+            (
+                "with a name beside",
+                reseal(&|w| w.user = Some("client1".into())),
+            ),
+            (
+                "with a text beside",
+                reseal(&|w| w.text = Some("hi".into())),
+            ),
+            ("too short", reseal(&|w| w.sealed = Some(vec![0; 39]))),
+        ] {
+            assert!(
+                matches!(decode_event(&bytes), Err(WireError::Invalid { .. })),
+                "{what}"
+            );
+        }
+        // Signed, decodable, but moved to another stamp: it no longer opens.
+        let moved = reseal(&|w| w.lamport += 1);
+        let blind = decode_event(&moved).unwrap();
+        assert!(matches!(
+            open_event(blind, &room),
+            Err(WireError::Sealed(crate::private::OpenError::Forged))
+        ));
     }
 }

@@ -44,6 +44,10 @@ pub enum Body {
         /// Its username.
         user: Username,
     },
+    /// An event of a private room, as a node without the room's key holds it (a hub): what
+    /// it says is sealed in its envelope (docs/PROTOCOL.md section 14); its user is
+    /// [`Username::sealed`].
+    Sealed,
 }
 
 /// An event with its signed encoding, exactly as its author produced it: what is published,
@@ -137,6 +141,7 @@ impl Event {
             Body::Message(t) => (EventKind::Message, Some(t.as_str().to_owned()), None),
             Body::Leave => (EventKind::Leave, None, Some(LeaveReason::Quit)),
             Body::Lost { .. } => (EventKind::Leave, None, Some(LeaveReason::Lost)),
+            Body::Sealed => (EventKind::Sealed, None, None),
         };
         let (peer, user) = self.participant();
         EventView {
@@ -164,6 +169,8 @@ pub enum EventKind {
     Message,
     /// A participant left.
     Leave,
+    /// An event of a private room this node cannot read (a hub's log).
+    Sealed,
 }
 
 impl EventKind {
@@ -173,6 +180,7 @@ impl EventKind {
             EventKind::Join => "join",
             EventKind::Message => "message",
             EventKind::Leave => "leave",
+            EventKind::Sealed => "sealed",
         }
     }
 }

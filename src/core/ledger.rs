@@ -385,6 +385,10 @@ impl Ledger {
     /// Order-independent: what events arrive in which order changes nothing
     /// ([`Presence::settle`]).
     fn update_presence(&mut self, event: &Event) {
+        // A sealed event says nothing a node without the room's key could read: no presence.
+        if matches!(event.body, Body::Sealed) {
+            return;
+        }
         let (who, user) = event.participant();
         let key = event.order_key();
         let mut p = self.roster.get(&who).cloned().unwrap_or_else(|| Presence {
@@ -404,6 +408,7 @@ impl Ledger {
                     p.said = Some(key);
                 }
             }
+            Body::Sealed => {}
             Body::Join | Body::Leave | Body::Lost { .. } => {
                 if !p.from_event || key >= p.key {
                     p.user = user.clone();

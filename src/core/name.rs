@@ -194,6 +194,15 @@ impl Username {
         &self.name
     }
 
+    /// What stands for the author's name in an event of a private room this node cannot read
+    /// (a hub's): `#sealed`, which no username can be (`#` is refused), so never imitated.
+    pub fn sealed() -> Self {
+        Self {
+            name: "#sealed".to_owned(),
+            skeleton: None,
+        }
+    }
+
     /// The name's TR39 skeleton: what it looks like, whatever script its letters come from.
     pub fn skeleton(&self) -> &str {
         self.skeleton.as_deref().unwrap_or(&self.name)

@@ -102,6 +102,10 @@ fn human_line(v: &EventView) -> String {
             user,
             v.text.as_deref().unwrap_or_default()
         ),
+        EventKind::Sealed => format!(
+            "[{}] System: a sealed event of a private room by {}",
+            v.lamport, v.peer
+        ),
     }
 }
 
@@ -188,6 +192,10 @@ fn render_hub(event: &ChatEvent) -> Vec<Line> {
                         v.user
                     ))]
                 }
+                EventKind::Sealed => vec![said(format!(
+                    "[{}] a sealed event of a private room by {}",
+                    v.lamport, v.peer
+                ))],
                 EventKind::Message => {
                     let line = said(format!(
                         "[{}] {}: {}{caught_up}",

@@ -650,7 +650,7 @@ impl Room {
                     self.lost.remove(subject);
                 }
             }
-            Body::Join | Body::Message(_) => {}
+            Body::Join | Body::Message(_) | Body::Sealed => {}
         }
         let declared_lost =
             matches!(&event.body, Body::Lost { subject, .. } if *subject == self.me);
