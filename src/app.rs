@@ -348,6 +348,7 @@ async fn run_node(
         history: config.history,
         join_grace: config.join_grace,
         max_rate: config.max_rate,
+        private: config.private.clone(),
     };
     let span =
         tracing::info_span!("node", user = %node.user, peer = %node.keypair.public().to_peer_id());

@@ -52,9 +52,20 @@ pub struct Args {
     #[arg(long)]
     pub export: bool,
 
-    /// Chat in room NAME (gossipsub topic chitty-chat/NAME) instead of the default room.
+    /// Chat in room NAME (gossipsub topic chitty-chat/NAME) instead of the default room. With
+    /// --private, the new room's display name.
     #[arg(long, value_name = "NAME")]
     pub room: Option<String>,
+
+    /// Make a new private room, end-to-end encrypted, and print an invite ticket (chitty1...)
+    /// for the people you want in it: whoever holds the ticket can read and write the room.
+    #[arg(long, conflicts_with_all = ["join", "relay", "export"])]
+    pub private: bool,
+
+    /// Join the private room of this invite ticket (chitty1...), as printed by whoever made the
+    /// room or by /invite; its addresses are dialled like --connect ones.
+    #[arg(long, value_name = "TICKET", conflicts_with_all = ["room", "relay", "export"])]
+    pub join: Option<String>,
 
     /// Listen on this multiaddr (repeatable). Default: all interfaces, a random TCP port
     /// (/ip4/0.0.0.0/tcp/0).
@@ -112,8 +123,10 @@ pub struct Config {
     pub store_given: bool,
     /// `--export`: print the stored history and exit.
     pub export: bool,
-    /// Our room.
+    /// Our room (a private room's display name).
     pub room: RoomName,
+    /// A private room (`--private`, `--join`): its secret and keys.
+    pub private: Option<crate::private::PrivateRoom>,
     /// Listen addresses (never empty).
     pub listen: Vec<Multiaddr>,
     /// Peers to keep connected to.
@@ -190,6 +203,9 @@ pub enum ConfigError {
     /// `--history 0` would keep nothing.
     #[error("--history must be at least 1")]
     History,
+    /// `--join` was given something that is not a ticket.
+    #[error("--join: {0}")]
+    Ticket(#[from] crate::private::ticket::TicketError),
     /// A `--connect` address names no transport we can dial.
     #[error(
         "--connect {0}: expected HOST:PORT (192.0.2.7:4001, [::1]:4001, host.example:4001) or a multiaddr (/ip4/192.0.2.7/tcp/4001, /dns4/host.example/tcp/4001), optionally followed by /p2p/ID"
@@ -284,9 +300,23 @@ impl TryFrom<Args> for Config {
             return Err(ConfigError::ExportNoStore);
         }
 
-        let room = match a.room {
+        let mut room = match a.room {
             Some(r) => RoomName::new(r).map_err(ConfigError::Room)?,
             None => RoomName::lobby(),
+        };
+        let mut ticket_addrs = Vec::new();
+        let private = if a.private {
+            Some(crate::private::PrivateRoom::make())
+        } else if let Some(t) = &a.join {
+            let ticket = crate::private::ticket::Ticket::decode(t)?;
+            if let Some(name) = ticket.name {
+                room = name;
+            }
+            // Relayed addresses are reached through the hub's, which a ticket carries too.
+            ticket_addrs = ticket.addrs.into_iter().filter(dialable).collect();
+            Some(crate::private::PrivateRoom::join(ticket.secret))
+        } else {
+            None
         };
         if a.history == 0 {
             return Err(ConfigError::History);
@@ -294,11 +324,16 @@ impl TryFrom<Args> for Config {
         if a.max_rate == 0 {
             return Err(ConfigError::Rate);
         }
-        let connect = a
+        let mut connect = a
             .connect
             .iter()
             .map(|c| parse_connect(c))
             .collect::<Result<Vec<_>, _>>()?;
+        for addr in ticket_addrs {
+            if !connect.contains(&addr) {
+                connect.push(addr);
+            }
+        }
         let port = match role {
             Role::Hub | Role::HubAndParticipant(_) => crate::net::hub::DEFAULT_HUB_PORT,
             Role::Participant(_) => 0,
@@ -321,6 +356,7 @@ impl TryFrom<Args> for Config {
             store_given,
             export: a.export,
             room,
+            private,
             listen,
             connect,
             mdns: !a.no_mdns,

@@ -321,6 +321,10 @@ impl Signer for Keypair {
     fn sign_event(&self, event: Event, topic: &str) -> SignedEvent {
         sign_event(event, topic, self)
     }
+
+    fn seal_event(&self, event: Event, room: &RoomKeys) -> SignedEvent {
+        seal_event(event, room, self)
+    }
 }
 
 /// Encodes and signs one of our events for the public room `topic`. `key` must be the

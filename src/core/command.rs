@@ -18,6 +18,8 @@ pub enum UserCommand {
     Peers,
     /// Show our addresses again (the network layer answers).
     Addresses,
+    /// `/invite`: a fresh ticket for our private room (the network layer answers).
+    Invite,
     /// Leave the room.
     Quit,
 }

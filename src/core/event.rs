@@ -284,6 +284,9 @@ pub enum ChatEvent {
     },
     /// The answer to `/peers`: whom we are connected to.
     Links(Vec<LinkView>),
+    /// A private room's invite ticket (at start, and for `/invite`): a bearer secret, shown
+    /// only to our user, never logged.
+    Ticket(String),
     /// The answer to `/addr`: our peer id and the addresses others can dial.
     Addresses {
         /// Our base58 peer id.

@@ -9,7 +9,7 @@ use std::time::Instant;
 use libp2p::PeerId;
 
 use super::clock::LamportClock;
-use super::event::{Body, Event, SignedEvent};
+use super::event::{Body, Event, SignedEvent, Username};
 use super::hello::Hello;
 use super::limit::RateLimiter;
 use super::roster::{Presence, Roster};
@@ -433,10 +433,19 @@ impl Ledger {
     /// Our hello for this room: the clock, who is present, and whether we keep history for
     /// others (a hub).
     pub fn hello(&self) -> Hello {
+        let mut participants = self.roster.participants();
+        if crate::private::is_private_topic(&self.topic) {
+            // A hello is not sealed: in a private room it names nobody (anyone who connects
+            // reads it); only who is here, by peer id, which every event shows anyway.
+            let member = Username::new("member").expect("a valid username");
+            for p in &mut participants {
+                p.user = member.clone();
+            }
+        }
         Hello {
             topic: self.topic.clone(),
             lamport: self.clock.now(),
-            participants: self.roster.participants(),
+            participants,
             archive: self.keeper == Keeper::Archive,
         }
     }

@@ -5,6 +5,7 @@
 use libp2p::PeerId;
 
 use super::event::{Event, SignedEvent};
+use crate::private::RoomKeys;
 
 /// Signs our events.
 pub trait Signer {
@@ -12,4 +13,6 @@ pub trait Signer {
     fn peer_id(&self) -> PeerId;
     /// Encodes `event` for room `topic` and signs it.
     fn sign_event(&self, event: Event, topic: &str) -> SignedEvent;
+    /// Encodes `event` for the private room `room`, seals what it says and signs it.
+    fn seal_event(&self, event: Event, room: &RoomKeys) -> SignedEvent;
 }

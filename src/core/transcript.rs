@@ -226,6 +226,11 @@ impl Transcript {
                 .is_some_and(|w| OrderKey::new(lamport, author.to_bytes(), seq) <= *w)
     }
 
+    /// Whether event `seq` of `author` is held (memory or store), whatever its stamp.
+    pub fn holds(&self, author: &PeerId, seq: u64) -> bool {
+        self.held.get(author).is_some_and(|h| h.seqs.contains(seq))
+    }
+
     /// Stores `event`; returns false (and stores nothing) when it is already known.
     /// When memory is full, the oldest event in total order leaves it: forgotten, or, with a
     /// store, still held there.

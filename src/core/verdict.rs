@@ -41,6 +41,10 @@ pub enum Rejection {
         /// Its sequence number.
         seq: u64,
     },
+    /// A private room's event that does not open with the room's key, or opens to something
+    /// invalid: its author signed it so (a forwarder without the key could not tell).
+    #[error("sealed event: {0}")]
+    Unsealed(String),
     /// The stamp is more than 2^24 ahead of our clock: no honest node gets that far ahead of a
     /// node it shares a room with without events we lack, and those come first by sync (oldest
     /// first). Live, it is dropped and the forwarder asked for history; by sync, refused.
@@ -92,6 +96,7 @@ impl Rejection {
             Self::StampAhead { .. }
                 | Self::StampWild { .. }
                 | Self::ForeignOwn { .. }
+                | Self::Unsealed(_)
                 | Self::CutOff(_)
                 | Self::BeyondRate { .. }
         )
@@ -108,6 +113,7 @@ impl Rejection {
             Self::BeyondRate { .. } => "history beyond its rate",
             Self::FalseLost { .. } => "false lost announcement",
             Self::ForeignOwn { .. } => "our key used elsewhere",
+            Self::Unsealed(_) => "sealed event that does not open",
             Self::OtherRoom(_) => "another room",
             Self::CutOff(_) => "cut off",
         }
@@ -193,6 +199,11 @@ impl Verdict {
                 ..
             } => None,
             Self::Unfit { author, .. } if *author == forwarder => Some(forwarder),
+            // Signed by its author, and no forwarder without the key could tell.
+            Self::Unfit {
+                author,
+                reason: Rejection::Unsealed(_),
+            } => Some(*author),
             _ => None,
         }
     }

@@ -75,6 +75,38 @@ impl RoomSecret {
     }
 }
 
+/// A private room as a node runs it: its secret (for tickets) and what is derived from it.
+#[derive(Debug, Clone)]
+pub struct PrivateRoom {
+    /// The secret.
+    pub secret: RoomSecret,
+    /// Its topic and content key.
+    pub keys: RoomKeys,
+    /// Whether this run made it (`--private`): its ticket is shown at start.
+    pub made: bool,
+}
+
+impl PrivateRoom {
+    /// A new room, made by this run.
+    pub fn make() -> Self {
+        let secret = RoomSecret::generate();
+        Self {
+            keys: secret.keys(),
+            secret,
+            made: true,
+        }
+    }
+
+    /// The room of `secret`, joined (from a ticket).
+    pub fn join(secret: RoomSecret) -> Self {
+        Self {
+            keys: secret.keys(),
+            secret,
+            made: false,
+        }
+    }
+}
+
 /// Whether `topic` is a private room's.
 pub fn is_private_topic(topic: &str) -> bool {
     topic.strip_prefix(TOPIC_PREFIX).is_some_and(|id| {

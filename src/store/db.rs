@@ -189,8 +189,11 @@ impl Stored {
             lamport: event.event.lamport,
             author: event.event.author.to_bytes(),
             seq: event.event.seq,
+            // A private room's text stays sealed on disk too: not indexed, not searchable.
             text: match &event.event.body {
-                Body::Message(t) => Some(t.as_str().to_owned()),
+                Body::Message(t) if !crate::private::is_private_topic(&event.topic) => {
+                    Some(t.as_str().to_owned())
+                }
                 _ => None,
             },
             envelope: event.bytes.to_vec(),

@@ -46,6 +46,10 @@ pub const HELP: &[(&str, &str)] = &[
         "find stored messages of this room with every word, newest first",
     ),
     (
+        "/invite",
+        "print a ticket that lets someone into this private room (share it only with them)",
+    ),
+    (
         "/peers",
         "list whom you are connected to, and whether you reach a hub",
     ),
@@ -99,6 +103,7 @@ pub fn parse_line(line: &str) -> Parsed {
                 }
                 "peers" => Parsed::Command(UserCommand::Peers),
                 "addr" => Parsed::Command(UserCommand::Addresses),
+                "invite" => Parsed::Command(UserCommand::Invite),
                 "help" => Parsed::Help,
                 _ => {
                     return Parsed::Invalid(format!(

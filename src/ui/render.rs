@@ -237,8 +237,13 @@ fn render_human(event: &ChatEvent) -> Vec<Line> {
             topic,
             listen,
         } => {
+            let room = if crate::private::is_private_topic(topic) {
+                "a private room".to_owned()
+            } else {
+                format!("room {topic}")
+            };
             let mut lines = vec![format!(
-                "System: {user} is peer {peer} in room {topic}; others can --connect to:"
+                "System: {user} is peer {peer} in {room}; others can --connect to:"
             )];
             lines.extend(listen.iter().map(|a| format!("System:   {a}")));
             lines
@@ -331,6 +336,11 @@ fn render_human(event: &ChatEvent) -> Vec<Line> {
             lines.extend(links.iter().map(|l| format!("System:   {}", link_line(l))));
             lines
         }
+        ChatEvent::Ticket(ticket) => vec![
+            "System: invite others to this private room with this ticket (chitty-node --username NAME --join TICKET).".to_owned(),
+            "System: whoever holds it can read and write the room: share it only with them, privately.".to_owned(),
+            format!("System:   {ticket}"),
+        ],
         ChatEvent::Addresses { peer, listen } => {
             let mut lines = vec![format!(
                 "System: you are peer {peer}; others can --connect to:"
@@ -452,6 +462,7 @@ fn render_json(event: &ChatEvent) -> Vec<Value> {
             if !user.is_empty() {
                 o["user"] = json!(user);
                 o["topic"] = json!(topic);
+                o["private"] = json!(crate::private::is_private_topic(topic));
             }
             o["listen"] = json!(listen);
             vec![o]
@@ -525,6 +536,7 @@ fn render_json(event: &ChatEvent) -> Vec<Value> {
         ChatEvent::Addresses { peer, listen } => {
             vec![json!({"type": "addresses", "peer": peer, "listen": listen})]
         }
+        ChatEvent::Ticket(ticket) => vec![json!({"type": "ticket", "ticket": ticket})],
         ChatEvent::Dropped {
             user,
             peer,

@@ -28,6 +28,7 @@ use super::sync::{SyncRequest, SyncResponse};
 use super::time::WallTime;
 use super::transcript::{ColdQuery, Holding, Transcript};
 use super::verdict::{Rejection, Verdict};
+use crate::private::RoomKeys;
 
 /// How long a node that expects peers waits to catch up with a participant before it joins alone.
 pub const JOIN_GRACE: Duration = Duration::from_millis(1500);
@@ -76,6 +77,17 @@ pub enum Output {
     },
 }
 
+/// A `lost` announcement held back until its subject shows it wrong, or the moment passes.
+#[derive(Debug)]
+struct Doubt {
+    /// When it is shown, if nothing newer came from its subject.
+    due: Instant,
+    /// The announcement.
+    lost: Event,
+    /// Whether its subject had said something live within [`ALIVE_WITHIN`] before it came.
+    talking: bool,
+}
+
 /// Room settings.
 #[derive(Debug, Clone)]
 pub struct RoomConfig {
@@ -83,8 +95,10 @@ pub struct RoomConfig {
     pub keypair: Keypair,
     /// Our username.
     pub user: Username,
-    /// Our room.
+    /// Our room (a private room's display name, if it has one).
     pub room: RoomName,
+    /// A private room's keys: its topic, and the key that seals what we say.
+    pub private: Option<RoomKeys>,
     /// How many events the transcript keeps.
     pub history: usize,
     /// How long to wait to catch up with a participant before joining alone.
@@ -133,7 +147,10 @@ pub struct Room {
     /// Live `lost` announcements about a participant we have no connection to (so no sign of
     /// its life of our own), shown only if it says nothing newer within [`ALIVE_WITHIN`] (then
     /// it is gone); if it does, they were false.
-    doubtful: Vec<(Instant, Event)>,
+    doubtful: Vec<Doubt>,
+    /// When each author's newest live event was taken, kept for [`ALIVE_WITHIN`]: whether a
+    /// `lost` about it came while it was still talking.
+    spoke: HashMap<PeerId, Instant>,
     /// Events learned while waiting to join, shown in total order just before the join.
     held: Vec<(OrderKey, Event, bool)>,
     outputs: VecDeque<Output>,
@@ -152,7 +169,14 @@ impl Room {
         };
         Self {
             me,
-            ledger: Ledger::new(cfg.room.topic(), keeper, cfg.history, cfg.max_rate),
+            ledger: Ledger::new(
+                cfg.private
+                    .as_ref()
+                    .map_or_else(|| cfg.room.topic(), |k| k.topic().to_owned()),
+                keeper,
+                cfg.history,
+                cfg.max_rate,
+            ),
             cfg,
             seq,
             phase: Phase::Created,
@@ -165,6 +189,7 @@ impl Room {
             rejoined: HashMap::new(),
             rejoin_at: None,
             doubtful: Vec::new(),
+            spoke: HashMap::new(),
             held: Vec::new(),
             outputs: VecDeque::new(),
             told_foreign_own: false,
@@ -284,7 +309,7 @@ impl Room {
         join.into_iter()
             .chain(self.lost.values().copied())
             .chain(self.rejoin_at)
-            .chain(self.doubtful.iter().map(|d| d.0))
+            .chain(self.doubtful.iter().map(|d| d.due))
             .min()
     }
 
@@ -327,9 +352,11 @@ impl Room {
         // Nothing newer from its subject: the announcement was true, and is shown now.
         let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.doubtful)
             .into_iter()
-            .partition(|d| d.0 <= now);
+            .partition(|d| d.due <= now);
         self.doubtful = later;
-        for (_, lost) in due {
+        self.spoke
+            .retain(|_, t| now.saturating_duration_since(*t) < ALIVE_WITHIN);
+        for Doubt { lost, .. } in due {
             let view = self.view(&lost, false);
             self.outputs.push_back(Output::Show(ChatEvent::Chat(view)));
         }
@@ -429,7 +456,10 @@ impl Room {
             UserCommand::Who => self.show_who(),
             UserCommand::History(last) => self.show_history(last),
             // Questions about the network, not the room.
-            UserCommand::Peers | UserCommand::Addresses | UserCommand::Search(_) => {}
+            UserCommand::Peers
+            | UserCommand::Addresses
+            | UserCommand::Invite
+            | UserCommand::Search(_) => {}
             UserCommand::Say(_) | UserCommand::Quit => match self.phase {
                 Phase::Created | Phase::Waiting { .. } => {
                     let quit = cmd == UserCommand::Quit;
@@ -546,6 +576,9 @@ impl Room {
         let verdict = self.ledger.admit(decoded, cut_off, now, alive);
         if let Verdict::Accept(event) = &verdict {
             self.still_talking(event);
+            if !matches!(event.body, Body::Lost { .. }) {
+                self.spoke.insert(event.author, now);
+            }
             match &event.body {
                 Body::Lost { subject, .. } if self.known_alive(subject, now) => {
                     self.false_lost(event, *subject, now, wall)
@@ -559,7 +592,15 @@ impl Room {
                     // transcript as everywhere), shown only if its subject says nothing newer
                     // in a moment.
                     self.took_quietly(event, now);
-                    self.doubtful.push((now + ALIVE_WITHIN, event.clone()));
+                    let talking = self
+                        .spoke
+                        .get(subject)
+                        .is_some_and(|t| now.saturating_duration_since(*t) < ALIVE_WITHIN);
+                    self.doubtful.push(Doubt {
+                        due: now + ALIVE_WITHIN,
+                        lost: event.clone(),
+                        talking,
+                    });
                 }
                 Body::Join if joined_already && self.phase == Phase::Joined => {
                     tracing::debug!(author = %event.author, "a join of someone shown here all along: not shown again");
@@ -573,17 +614,24 @@ impl Room {
     /// A live event of `event.author`'s own: it is alive, and any `lost` announcement about it
     /// held back and stamped before this event was false (blamed on its announcer, never
     /// shown). A join is no such proof: a participant that really vanished and came back
-    /// (restarted under its key) joins again, and the announcement is then shown before it.
+    /// (restarted, or back from a partition) joins again, and the announcement is then shown
+    /// before it; unless the announcement came while it was still talking (a real loss is
+    /// seen only seconds after the last sign of life), when the join answers a `lost` about
+    /// itself: then the announcement is dropped, neither shown nor blamed (the two orders of
+    /// the same events must not make a difference).
     fn still_talking(&mut self, event: &Event) {
         let author = event.author;
         let stamp = event.lamport;
         let rejoined = matches!(event.body, Body::Join);
         let mut false_ones = Vec::new();
         let mut true_ones = Vec::new();
-        self.doubtful.retain(|(_, lost)| {
+        self.doubtful.retain(|d| {
+            let lost = &d.lost;
             let older = matches!(&lost.body, Body::Lost { subject, .. } if *subject == author)
                 && lost.lamport < stamp;
-            if older && rejoined {
+            if older && rejoined && d.talking {
+                tracing::debug!(announcer = %lost.author, subject = %author, "a lost about someone talking, answered by a join: not shown");
+            } else if older && rejoined {
                 true_ones.push(lost.clone());
             } else if older {
                 false_ones.push((lost.author, author));
@@ -734,7 +782,10 @@ impl Room {
             }
             UserCommand::Who => self.show_who(),
             UserCommand::History(last) => self.show_history(last),
-            UserCommand::Peers | UserCommand::Addresses | UserCommand::Search(_) => {}
+            UserCommand::Peers
+            | UserCommand::Addresses
+            | UserCommand::Invite
+            | UserCommand::Search(_) => {}
         }
     }
 
@@ -750,7 +801,10 @@ impl Room {
             user: self.cfg.user.clone(),
             body,
         };
-        let signed = self.cfg.keypair.sign_event(event, self.ledger.topic());
+        let signed = match &self.cfg.private {
+            Some(room) => self.cfg.keypair.seal_event(event, room),
+            None => self.cfg.keypair.sign_event(event, self.ledger.topic()),
+        };
         self.ledger.record_own(signed.clone());
         // Shown first, so that whatever publishing reports (a queued notice) follows the line.
         self.outputs.push_back(Output::Show(ChatEvent::Chat(

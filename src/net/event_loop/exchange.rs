@@ -92,6 +92,24 @@ impl EventLoop {
                         let reason = Rejection::Malformed(first.to_string());
                         self.offence(peer, &reason, Instant::now()).await?;
                     }
+                    // A private room's events are opened; what does not open is its author's
+                    // fault (one offence per author and page), not the server's.
+                    let mut resp = resp;
+                    if self.private.is_some() {
+                        let mut opened = Vec::with_capacity(resp.events.len());
+                        let mut blamed: Vec<PeerId> = Vec::new();
+                        for e in std::mem::take(&mut resp.events) {
+                            match self.unseal(e) {
+                                Ok(o) => opened.push(o),
+                                Err(Unsealed { author, reason }) if !blamed.contains(&author) => {
+                                    blamed.push(author);
+                                    self.offence(author, &reason, Instant::now()).await?;
+                                }
+                                Err(_) => {}
+                            }
+                        }
+                        resp.events = opened;
+                    }
                     debug!(%peer, events = resp.events.len(), more = resp.more, "history received");
                     // Taken even if we did not ask (every event is checked like a live one), but
                     // only an exchange we started goes on to the next page.

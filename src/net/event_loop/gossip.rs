@@ -2,7 +2,6 @@
 //! gossipsub, and the offences that get a peer cut off.
 
 use super::*;
-use crate::core::verdict::Rejection;
 
 impl EventLoop {
     pub(super) async fn handle_gossip(&mut self, event: gossipsub::Event) -> Result<(), NetError> {
@@ -14,13 +13,23 @@ impl EventLoop {
             } => {
                 let now = Instant::now();
                 self.room.heard_from(propagation_source, now);
-                let decoded = wire::decode_event(&message.data);
-                // A cut-off author is ignored whoever relays it.
-                let cut_off = decoded
-                    .as_ref()
-                    .is_ok_and(|e| self.is_banned(&e.event.author));
-                // The core's one admit pipeline: checks, known, rate, then taken and shown.
-                let verdict = self.room.admit(decoded, cut_off, now, wall_now());
+                // A private room's event is opened first: what does not open is its author's.
+                let opened = match wire::decode_event(&message.data) {
+                    Ok(signed) => self.unseal(signed).map(Ok),
+                    Err(e) => Ok(Err(e)),
+                };
+                let verdict = match opened {
+                    Err(Unsealed { author, reason }) => Verdict::refused(Some(author), *reason),
+                    Ok(decoded) => {
+                        // A cut-off author is ignored whoever relays it.
+                        let cut_off = decoded
+                            .as_ref()
+                            .is_ok_and(|e| self.is_banned(&e.event.author));
+                        // The core's one admit pipeline: checks, known, rate, then taken and
+                        // shown.
+                        self.room.admit(decoded, cut_off, now, wall_now())
+                    }
+                };
                 if matches!(verdict, Verdict::Accept(_)) {
                     // Shown before it is forwarded: the ui task is woken before the connection
                     // tasks that forward it, and our user need not wait for those.

@@ -36,7 +36,7 @@ use crate::core::room::{Output, Room, RoomConfig};
 use crate::core::status::{PublishFailure, Status};
 use crate::core::sync::SyncRequest;
 use crate::core::time::WallTime;
-use crate::core::verdict::Verdict;
+use crate::core::verdict::{Rejection, Verdict};
 use crate::wire;
 
 /// A host name's resolution: the `--connect` target it is for, and its addresses (`None`: it
@@ -85,6 +85,8 @@ pub struct NodeConfig {
     pub join_grace: Duration,
     /// Live events accepted per second per author (bursts of twice that).
     pub max_rate: u32,
+    /// A private room: its secret and keys (docs/PROTOCOL.md section 14).
+    pub private: Option<crate::private::PrivateRoom>,
 }
 
 /// What we know of a connected peer's room.
@@ -160,12 +162,46 @@ pub struct EventLoop {
     store: Option<crate::store::Kept>,
     /// The end of our stored history, shown right after `ready`.
     stored: Vec<ChatEvent>,
+    /// A private room's secret and keys: every event received is opened with them, and
+    /// tickets carry the secret.
+    private: Option<crate::private::PrivateRoom>,
+    /// The `--connect` addresses (a hub's, most likely), for tickets.
+    connect: Vec<Multiaddr>,
+    /// A private room's display name, for tickets.
+    room_name: Option<RoomName>,
 }
 
 /// How many stored lines of earlier runs a node shows at start: about a screenful.
 pub const STORED_SHOWN: usize = 20;
 /// The most results `/search` shows.
 pub const SEARCH_RESULTS: usize = 50;
+
+/// A private room's event that does not open: its author, and why.
+struct Unsealed {
+    author: PeerId,
+    reason: Box<Rejection>,
+}
+
+/// Opens what a private room's store gave back; what does not open is skipped with a warning
+/// (our own disk: nobody to blame).
+fn unseal_all(
+    private: Option<&crate::private::PrivateRoom>,
+    events: Vec<SignedEvent>,
+) -> Vec<SignedEvent> {
+    let Some(p) = private else { return events };
+    let n = events.len();
+    let opened: Vec<SignedEvent> = events
+        .into_iter()
+        .filter_map(|e| wire::open_event(e, &p.keys).ok())
+        .collect();
+    if opened.len() < n {
+        warn!(
+            bad = n - opened.len(),
+            "stored events of the private room that do not open were skipped"
+        );
+    }
+    opened
+}
 
 /// The system's wall-clock time, for the events the room may sign now (the core never reads a
 /// clock).
@@ -192,6 +228,7 @@ impl EventLoop {
             keypair: config.keypair.clone(),
             user: config.user.clone(),
             room: config.room.clone(),
+            private: config.private.as_ref().map(|p| p.keys.clone()),
             history: config.history,
             join_grace: config.join_grace,
             first_seq: std::time::SystemTime::now()
@@ -207,6 +244,7 @@ impl EventLoop {
             Some(store) => {
                 let kept = crate::store::Kept::open(store, config.history)?;
                 let (events, holds) = kept.read_back(room.topic())?;
+                let events = unseal_all(config.private.as_ref(), events);
                 info!(
                     events = events.len(),
                     authors = holds.len(),
@@ -262,6 +300,9 @@ impl EventLoop {
             drops: DropWatch::default(),
             store,
             stored,
+            private: config.private,
+            connect: config.connect.clone(),
+            room_name: config.room.name().map(|_| config.room.clone()),
         })
     }
 
@@ -407,6 +448,15 @@ impl EventLoop {
                 links.sort_by(|a, b| (!a.hub, &a.user, &a.peer).cmp(&(!b.hub, &b.user, &b.peer)));
                 self.emit(ChatEvent::Links(links)).await?;
             }
+            UserCommand::Invite => match self.ticket() {
+                Some(t) => self.emit(ChatEvent::Ticket(t)).await?,
+                None => {
+                    self.emit(ChatEvent::Error(
+                        "this room is public: others join it with --room and the same name; /invite is for private rooms (start one with --private)".to_owned(),
+                    ))
+                    .await?
+                }
+            },
             UserCommand::Addresses => {
                 // Our own listeners, then relayed addresses on hubs.
                 let mut addrs = self.listening.clone();
@@ -440,12 +490,48 @@ impl EventLoop {
         if want == 0 {
             return Vec::new();
         }
-        store
+        let events = store
             .before(self.room.topic(), below.as_ref(), want)
             .unwrap_or_else(|e| {
                 warn!(error = %e, "stored history cannot be read");
                 Vec::new()
-            })
+            });
+        unseal_all(self.private.as_ref(), events)
+    }
+
+    /// A private room's event opened with the room's key (a public room's as it is); what
+    /// does not open is its author's fault.
+    fn unseal(&self, signed: SignedEvent) -> Result<SignedEvent, Unsealed> {
+        match &self.private {
+            None => Ok(signed),
+            Some(p) => {
+                let author = signed.event.author;
+                wire::open_event(signed, &p.keys).map_err(|e| Unsealed {
+                    author,
+                    reason: Box::new(Rejection::Unsealed(e.to_string())),
+                })
+            }
+        }
+    }
+
+    /// `/invite`, and at start in a private room: a ticket with the room's secret, its name,
+    /// and where to find us now (our addresses, relayed ones included, and the `--connect`
+    /// ones).
+    fn ticket(&self) -> Option<String> {
+        let p = self.private.as_ref()?;
+        let mut addrs = self.listening.clone();
+        addrs.extend(self.swarm.external_addresses().cloned());
+        let mut addrs: Vec<Multiaddr> = super::swarm::full_addresses(&addrs, self.me)
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect();
+        addrs.extend(self.connect.iter().cloned());
+        let ticket = crate::private::ticket::Ticket {
+            secret: p.secret.clone(),
+            name: self.room_name.clone(),
+            addrs,
+        };
+        Some(ticket.encode())
     }
 
     async fn emit(&self, event: ChatEvent) -> Result<(), NetError> {
@@ -466,6 +552,12 @@ impl EventLoop {
             listen,
         })
         .await?;
+        if !self.started
+            && self.private.as_ref().is_some_and(|p| p.made)
+            && let Some(t) = self.ticket()
+        {
+            self.emit(ChatEvent::Ticket(t)).await?;
+        }
         for event in std::mem::take(&mut self.stored) {
             self.emit(event).await?;
         }
@@ -489,6 +581,13 @@ impl EventLoop {
                 ))
                 .await;
         };
+        if self.private.is_some() {
+            return self
+                .emit(ChatEvent::Error(
+                    "a private room's history is stored sealed, not indexed: /search finds nothing in it".to_owned(),
+                ))
+                .await;
+        }
         let query = words.join(" ");
         let answer = store
             .writer()

@@ -18,8 +18,12 @@ use crate::net::NetError;
 use crate::store::{Kept, Store};
 use crate::wire;
 
-/// Whether `topic` names a ChittyChat room (`chitty-chat` or `chitty-chat/NAME`).
+/// Whether `topic` names a ChittyChat room (`chitty-chat`, `chitty-chat/NAME`, or a private
+/// room's `chitty-private/ID`, served blind).
 fn valid_topic(topic: &str) -> bool {
+    if crate::private::is_private_topic(topic) {
+        return true;
+    }
     match topic.strip_prefix(BASE_TOPIC) {
         Some("") => true,
         Some(rest) => rest

@@ -93,6 +93,7 @@ fn simulate_with_hub(seed: u64) {
                 keypair: seeded_key(&mut rng),
                 user: Username::new(format!("c{i}")).unwrap(),
                 room: RoomName::lobby(),
+                private: None,
                 history,
                 join_grace: JOIN_GRACE,
                 first_seq: 0,

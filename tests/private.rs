@@ -1,0 +1,216 @@
+//! Private rooms through the real binary on loopback: made with `--private`, joined with the
+//! ticket, read by members only; a hub keeps and serves the room blind; a late member catches
+//! up from the hub alone; bad tickets are refused with exit code 2.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::Node;
+
+const LOOPBACK: [&str; 3] = ["--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"];
+
+/// A directory of the test's own, removed when dropped.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        let d = std::env::temp_dir().join(format!("chitty-private-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("a temp dir");
+        Dir(d)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn node(name: &str, extra: &[&str]) -> Node {
+    let mut args: Vec<&str> = LOOPBACK.to_vec();
+    args.extend(extra);
+    Node::spawn(name, &args)
+}
+
+fn ticket_of(n: &mut Node) -> String {
+    let t = n.wait_for("a ticket", |v| v["type"] == "ticket");
+    t["ticket"].as_str().unwrap_or_default().to_owned()
+}
+
+/// Every file under `dir`, read whole.
+fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else if let Ok(bytes) = std::fs::read(&p) {
+            out.push((p, bytes));
+        }
+    }
+    out
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// alice makes a private room and gets a ticket; bob joins with it; they chat with matching
+/// stamps through a hub. eve, in the public room on the same hub and connected to alice, and
+/// the hub itself see nothing of it: no text, no name, no ticket in their output or on the
+/// hub's disk. With alice and bob gone, dave joins with the ticket and catches up from the
+/// hub alone, and reads it.
+#[test]
+fn a_private_room_is_read_by_its_members_only_and_kept_blind_by_the_hub() {
+    let hub_dir = Dir::new("hub");
+    let mut cmd = Command::new(common::bin());
+    cmd.args([
+        "--json",
+        "--relay",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--data-dir",
+    ])
+    .arg(&hub_dir.0);
+    let mut hub = Node::start("hub", cmd);
+    let haddr = hub.loopback_addr();
+    let mut alice = node(
+        "alice",
+        &["--private", "--room", "plans", "--connect", &haddr],
+    );
+    let ready = alice.wait_for("alice ready", |v| v["type"] == "ready");
+    assert_eq!(ready["private"], true, "{ready}");
+    let topic = ready["topic"].as_str().unwrap_or_default().to_owned();
+    assert!(topic.starts_with("chitty-private/"), "{topic}");
+    let aaddr = alice.loopback_addr();
+    let ticket = ticket_of(&mut alice);
+    assert!(ticket.starts_with("chitty1"), "{ticket}");
+    alice.wait_join("alice");
+
+    let mut bob = node("bob", &["--join", &ticket]);
+    bob.wait_join("bob");
+    alice.wait_join("bob");
+    assert!(
+        !bob.seen().iter().any(|v| v["type"] == "ticket"),
+        "a joiner is not shown the ticket unasked"
+    );
+    let mut eve = node("eve", &["--connect", &haddr, "--connect", &aaddr]);
+    eve.wait_join("eve");
+
+    let secret_line = "the password is swordfish";
+    let a_stamp = {
+        alice.send(secret_line);
+        alice.wait_message("alice", secret_line)
+    };
+    assert_eq!(
+        bob.wait_message("alice", secret_line),
+        a_stamp,
+        "one stamp everywhere"
+    );
+    bob.send("meet at the usual place");
+    let b_stamp = bob.wait_message("bob", "meet at the usual place");
+    assert_eq!(
+        alice.wait_message("bob", "meet at the usual place"),
+        b_stamp
+    );
+    bob.send("/invite");
+    let again = ticket_of(&mut bob);
+    assert!(
+        again.starts_with("chitty1") && again != ticket,
+        "a fresh ticket, new addresses"
+    );
+    // The hub has taken both lines (sealed) before anyone leaves.
+    hub.wait_for("the hub takes bob's line", |v| {
+        v["type"] == "sealed" && v["lamport"].as_u64() == Some(b_stamp)
+    });
+
+    for n in [&mut alice, &mut bob] {
+        n.send("/quit");
+        n.wait_exit();
+    }
+    let mut dave = node("dave", &["--join", &ticket]);
+    let caught = dave.wait_for("dave reads the history from the hub alone", |v| {
+        v["text"] == secret_line && v["sync"] == true
+    });
+    assert_eq!(caught["user"], "alice");
+    assert_eq!(caught["lamport"].as_u64(), Some(a_stamp));
+    dave.wait_message("bob", "meet at the usual place");
+
+    // Nothing readable anywhere outside the members.
+    let needles = [
+        secret_line,
+        "swordfish",
+        "usual place",
+        "alice",
+        "bob",
+        "dave",
+        "plans",
+        &ticket[..40],
+    ];
+    let mut places: Vec<(String, Vec<u8>)> = vec![
+        (
+            "eve's stdout".into(),
+            serde_json::to_vec(eve.seen()).unwrap_or_default(),
+        ),
+        ("eve's stderr".into(), eve.stderr_text().into_bytes()),
+        (
+            "the hub's stdout".into(),
+            serde_json::to_vec(hub.seen()).unwrap_or_default(),
+        ),
+        ("the hub's stderr".into(), hub.stderr_text().into_bytes()),
+    ];
+    hub.signal("TERM");
+    hub.wait_exit();
+    for (p, bytes) in files(&hub_dir.0) {
+        places.push((format!("the hub's {}", p.display()), bytes));
+    }
+    assert!(places.len() > 4, "the hub stored something");
+    for (place, bytes) in &places {
+        for needle in needles {
+            assert!(!contains(bytes, needle), "{needle:?} found in {place}");
+        }
+    }
+    // Nor do the members log the ticket.
+    assert!(!dave.stderr_text().contains(&ticket[..40]));
+    // eve saw none of it.
+    assert!(
+        !eve.seen().iter().any(|v| v["type"] == "message"),
+        "eve saw a message"
+    );
+}
+
+/// A ticket that is cut short, mistyped, of another kind, or a room's name: a clear message
+/// and exit code 2.
+#[test]
+fn bad_tickets_are_refused_with_exit_code_2() {
+    let mut alice = node("alice", &["--private"]);
+    let ticket = ticket_of(&mut alice);
+    let mut typo: Vec<char> = ticket.chars().collect();
+    typo[20] = if typo[20] == 'q' { 'p' } else { 'q' };
+    let typo: String = typo.into_iter().collect();
+    for (given, said) in [
+        (&ticket[..ticket.len() - 5], "damaged"),
+        (typo.as_str(), "damaged"),
+        ("chatty1qqqqqqqqqqqq", "start with chitty1"),
+        ("plans", "--room NAME"),
+    ] {
+        let out = Command::new(common::bin())
+            .args(["--username", "bob", "--no-mdns", "--join", given])
+            .output()
+            .expect("chitty-node runs");
+        assert_eq!(out.status.code(), Some(2), "{given}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(said), "{given}: {err}");
+    }
+    let out = Command::new(common::bin())
+        .args(["--username", "bob", "--private", "--join", &ticket])
+        .output()
+        .expect("chitty-node runs");
+    assert_eq!(out.status.code(), Some(2), "--private with --join");
+}
