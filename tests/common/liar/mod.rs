@@ -142,6 +142,18 @@ pub enum Seen {
     Gossip { via: PeerId, event: Read },
     /// A gossip message from `via` that is no event the liar can read.
     Garbage { via: PeerId, error: String },
+    /// A sniffer's report of a gossip message, as it came.
+    Raw { topic: String, data: Vec<u8> },
+}
+
+/// Moves this thread (only: a network namespace is per thread) into the named network
+/// namespace, so that its sockets are that host's.
+fn enter_namespace(name: &str) {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(format!("/var/run/netns/{name}")).expect("the namespace exists");
+    // SAFETY: setns on a valid descriptor of a network namespace; it changes this thread only.
+    let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
 }
 
 /// The test's handle on a running liar.
@@ -159,13 +171,20 @@ pub struct Liar {
 impl Liar {
     /// Starts a liar named `user` (the name it signs with), not listening.
     pub fn spawn(user: &str) -> Liar {
-        Liar::start(Author::new(user), false)
+        Liar::start(Author::new(user), false, None)
+    }
+
+    /// Starts a sniffer: a plain gossipsub peer in network namespace `namespace` that reports
+    /// every gossip message it gets as it came ([`Seen::Raw`]), and whom the test may tell to
+    /// subscribe to every topic it sees.
+    pub fn sniffer(namespace: &str) -> Liar {
+        Liar::start(Author::new("sniffer"), false, Some(namespace.to_owned()))
     }
 
     /// Starts a liar that also listens on 127.0.0.1; returns it with its address
     /// (`/ip4/127.0.0.1/tcp/PORT/p2p/ID`).
     pub fn listening(user: &str) -> (Liar, String) {
-        let mut l = Liar::start(Author::new(user), true);
+        let mut l = Liar::start(Author::new(user), true, None);
         let addr = l.wait("a listen address", |s| match s {
             Seen::Listening(a) => Some(a.clone()),
             _ => None,
@@ -174,16 +193,20 @@ impl Liar {
         (l, format!("{addr}/p2p/{peer}"))
     }
 
-    fn start(me: Author, listen: bool) -> Liar {
+    fn start(me: Author, listen: bool, namespace: Option<String>) -> Liar {
         let (cmds, cmd_rx) = mpsc::channel(CMD_CAP);
         let (seen_tx, seen_rx) = std_mpsc::sync_channel(SEEN_CAP);
         let key = me.key();
+        let raw = namespace.is_some();
         let thread = std::thread::spawn(move || {
+            if let Some(ns) = namespace {
+                enter_namespace(&ns);
+            }
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("a tokio runtime for the liar");
-            rt.block_on(run(key, listen, cmd_rx, seen_tx));
+            rt.block_on(run(key, listen, raw, cmd_rx, seen_tx));
         });
         Liar {
             me,
@@ -274,6 +297,11 @@ impl Liar {
             }
             Err(_) => false,
         }
+    }
+
+    /// The reports taken so far, from index `from`.
+    pub fn seen_since(&self, from: usize) -> &[Seen] {
+        self.seen.get(from..).unwrap_or_default()
     }
 
     /// Takes every report that has come, without waiting.

@@ -107,6 +107,8 @@ struct State {
     lost_reports: u64,
     /// The tags of our pending hello requests.
     tags: HashMap<request_response::OutboundRequestId, u64>,
+    /// A sniffer: every gossip message is reported as it came ([`Seen::Raw`]).
+    raw: bool,
 }
 
 impl State {
@@ -229,6 +231,7 @@ fn build_swarm(key: Keypair) -> libp2p::Swarm<LiarBehaviour> {
 pub(super) async fn run(
     key: Keypair,
     listen: bool,
+    raw: bool,
     mut cmds: mpsc::Receiver<Cmd>,
     seen: std_mpsc::SyncSender<Seen>,
 ) {
@@ -240,6 +243,7 @@ pub(super) async fn run(
         seen,
         lost_reports: 0,
         tags: HashMap::new(),
+        raw,
     };
     let topic = gossipsub::IdentTopic::new(TOPIC);
     if let Err(e) = swarm.behaviour_mut().gossipsub.subscribe(&topic) {
@@ -345,6 +349,10 @@ fn handle(
                 message,
                 ..
             } => match read_event(&message.data) {
+                _ if st.raw => st.report(Seen::Raw {
+                    topic: message.topic.to_string(),
+                    data: message.data.clone(),
+                }),
                 Ok(event) => {
                     st.merge(event.lamport);
                     st.report(Seen::Gossip {
