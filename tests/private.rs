@@ -81,7 +81,7 @@ fn a_private_room_is_read_by_its_members_only_and_kept_blind_by_the_hub() {
     let mut hub = Node::start("hub", cmd);
     let haddr = hub.loopback_addr();
     let mut alice = node(
-        "alice",
+        "zaphodb",
         &["--private", "--room", "plans", "--connect", &haddr],
     );
     let ready = alice.wait_for("alice ready", |v| v["type"] == "ready");
@@ -91,11 +91,11 @@ fn a_private_room_is_read_by_its_members_only_and_kept_blind_by_the_hub() {
     let aaddr = alice.loopback_addr();
     let ticket = ticket_of(&mut alice);
     assert!(ticket.starts_with("chitty1"), "{ticket}");
-    alice.wait_join("alice");
+    alice.wait_join("zaphodb");
 
-    let mut bob = node("bob", &["--join", &ticket]);
-    bob.wait_join("bob");
-    alice.wait_join("bob");
+    let mut bob = node("trillian", &["--join", &ticket]);
+    bob.wait_join("trillian");
+    alice.wait_join("trillian");
     assert!(
         !bob.seen().iter().any(|v| v["type"] == "ticket"),
         "a joiner is not shown the ticket unasked"
@@ -106,17 +106,17 @@ fn a_private_room_is_read_by_its_members_only_and_kept_blind_by_the_hub() {
     let secret_line = "the password is swordfish";
     let a_stamp = {
         alice.send(secret_line);
-        alice.wait_message("alice", secret_line)
+        alice.wait_message("zaphodb", secret_line)
     };
     assert_eq!(
-        bob.wait_message("alice", secret_line),
+        bob.wait_message("zaphodb", secret_line),
         a_stamp,
         "one stamp everywhere"
     );
     bob.send("meet at the usual place");
-    let b_stamp = bob.wait_message("bob", "meet at the usual place");
+    let b_stamp = bob.wait_message("trillian", "meet at the usual place");
     assert_eq!(
-        alice.wait_message("bob", "meet at the usual place"),
+        alice.wait_message("trillian", "meet at the usual place"),
         b_stamp
     );
     bob.send("/invite");
@@ -126,7 +126,7 @@ fn a_private_room_is_read_by_its_members_only_and_kept_blind_by_the_hub() {
         "a fresh ticket, new addresses"
     );
     // The hub has taken both lines (sealed) before anyone leaves.
-    hub.wait_for("the hub takes bob's line", |v| {
+    hub.wait_for("the hub takes trillian's line", |v| {
         v["type"] == "sealed" && v["lamport"].as_u64() == Some(b_stamp)
     });
 
@@ -134,22 +134,22 @@ fn a_private_room_is_read_by_its_members_only_and_kept_blind_by_the_hub() {
         n.send("/quit");
         n.wait_exit();
     }
-    let mut dave = node("dave", &["--join", &ticket]);
+    let mut dave = node("fordprefect", &["--join", &ticket]);
     let caught = dave.wait_for("dave reads the history from the hub alone", |v| {
         v["text"] == secret_line && v["sync"] == true
     });
-    assert_eq!(caught["user"], "alice");
+    assert_eq!(caught["user"], "zaphodb");
     assert_eq!(caught["lamport"].as_u64(), Some(a_stamp));
-    dave.wait_message("bob", "meet at the usual place");
+    dave.wait_message("trillian", "meet at the usual place");
 
     // Nothing readable anywhere outside the members.
     let needles = [
         secret_line,
         "swordfish",
         "usual place",
-        "alice",
-        "bob",
-        "dave",
+        "zaphodb",
+        "trillian",
+        "fordprefect",
         "plans",
         &ticket[..40],
     ];
@@ -189,7 +189,7 @@ fn a_private_room_is_read_by_its_members_only_and_kept_blind_by_the_hub() {
 /// and exit code 2.
 #[test]
 fn bad_tickets_are_refused_with_exit_code_2() {
-    let mut alice = node("alice", &["--private"]);
+    let mut alice = node("zaphodb", &["--private"]);
     let ticket = ticket_of(&mut alice);
     let mut typo: Vec<char> = ticket.chars().collect();
     typo[20] = if typo[20] == 'q' { 'p' } else { 'q' };
@@ -201,7 +201,7 @@ fn bad_tickets_are_refused_with_exit_code_2() {
         ("plans", "--room NAME"),
     ] {
         let out = Command::new(common::bin())
-            .args(["--username", "bob", "--no-mdns", "--join", given])
+            .args(["--username", "trillian", "--no-mdns", "--join", given])
             .output()
             .expect("chitty-node runs");
         assert_eq!(out.status.code(), Some(2), "{given}");
@@ -209,7 +209,7 @@ fn bad_tickets_are_refused_with_exit_code_2() {
         assert!(err.contains(said), "{given}: {err}");
     }
     let out = Command::new(common::bin())
-        .args(["--username", "bob", "--private", "--join", &ticket])
+        .args(["--username", "trillian", "--private", "--join", &ticket])
         .output()
         .expect("chitty-node runs");
     assert_eq!(out.status.code(), Some(2), "--private with --join");
