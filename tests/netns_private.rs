@@ -7,30 +7,11 @@
 mod common;
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::TIMEOUT;
 use common::liar::{Cmd, Liar, Seen};
 use common::netns::{Lab, Spawn};
-
-/// Every file under `dir`, read whole.
-fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(files(&p));
-        } else if let Ok(bytes) = std::fs::read(&p) {
-            out.push((p, bytes));
-        }
-    }
-    out
-}
-
-fn contains(hay: &[u8], needle: &str) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
-}
 
 /// Tells the sniffer to subscribe to every topic it sees subscribed, and keeps every gossip
 /// message it got; returns once `enough` says so, or fails at the timeout.
@@ -185,32 +166,22 @@ fn a_private_room_across_subnets_is_read_by_its_members_only() {
         "plans",
         &ticket[..40],
     ];
-    let mut places: Vec<(String, Vec<u8>)> = vec![
-        (
-            "eve's stdout".into(),
-            serde_json::to_vec(eve.seen()).unwrap_or_default(),
-        ),
-        ("eve's stderr".into(), eve.stderr_text().into_bytes()),
-    ];
+    let mut places = eve.outputs();
     places.extend(
         got.iter()
             .map(|(t, d)| (format!("the sniffer's message on {t}"), d.clone())),
     );
     hub.signal("TERM");
     hub.wait_exit();
-    places.push((
-        "the hub's stdout".into(),
-        serde_json::to_vec(hub.seen()).unwrap_or_default(),
-    ));
-    places.push(("the hub's stderr".into(), hub.stderr_text().into_bytes()));
+    places.extend(hub.outputs());
     places.extend(
-        files(&dir)
+        common::files_under(&dir)
             .into_iter()
             .map(|(p, b)| (format!("the hub's {}", p.display()), b)),
     );
     for (place, bytes) in &places {
         for needle in needles {
-            assert!(!contains(bytes, needle), "{needle:?} found in {place}");
+            assert!(!common::holds(bytes, needle), "{needle:?} found in {place}");
         }
     }
     assert!(

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use common::Node;
@@ -38,27 +38,6 @@ fn node(name: &str, extra: &[&str]) -> Node {
 fn ticket_of(n: &mut Node) -> String {
     let t = n.wait_for("a ticket", |v| v["type"] == "ticket");
     t["ticket"].as_str().unwrap_or_default().to_owned()
-}
-
-/// Every file under `dir`, read whole.
-fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(files(&p));
-        } else if let Ok(bytes) = std::fs::read(&p) {
-            out.push((p, bytes));
-        }
-    }
-    out
-}
-
-fn contains(hay: &[u8], needle: &str) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
 /// alice makes a private room and gets a ticket; bob joins with it; they chat with matching
@@ -153,27 +132,17 @@ fn a_private_room_is_read_by_its_members_only_and_kept_blind_by_the_hub() {
         "plans",
         &ticket[..40],
     ];
-    let mut places: Vec<(String, Vec<u8>)> = vec![
-        (
-            "eve's stdout".into(),
-            serde_json::to_vec(eve.seen()).unwrap_or_default(),
-        ),
-        ("eve's stderr".into(), eve.stderr_text().into_bytes()),
-        (
-            "the hub's stdout".into(),
-            serde_json::to_vec(hub.seen()).unwrap_or_default(),
-        ),
-        ("the hub's stderr".into(), hub.stderr_text().into_bytes()),
-    ];
+    let mut places = eve.outputs();
+    places.extend(hub.outputs());
     hub.signal("TERM");
     hub.wait_exit();
-    for (p, bytes) in files(&hub_dir.0) {
+    for (p, bytes) in common::files_under(&hub_dir.0) {
         places.push((format!("the hub's {}", p.display()), bytes));
     }
     assert!(places.len() > 4, "the hub stored something");
     for (place, bytes) in &places {
         for needle in needles {
-            assert!(!contains(bytes, needle), "{needle:?} found in {place}");
+            assert!(!common::holds(bytes, needle), "{needle:?} found in {place}");
         }
     }
     // Nor do the members log the ticket.

@@ -278,6 +278,21 @@ impl Node {
     }
 
     /// Everything the node wrote to stderr so far.
+    /// What it printed: its stdout (the JSON read so far) and its stderr, each named, for
+    /// tests that search them.
+    pub fn outputs(&self) -> Vec<(String, Vec<u8>)> {
+        vec![
+            (
+                format!("{}'s stdout", self.name),
+                serde_json::to_vec(&self.seen).unwrap_or_default(),
+            ),
+            (
+                format!("{}'s stderr", self.name),
+                self.stderr_text().into_bytes(),
+            ),
+        ]
+    }
+
     pub fn stderr_text(&self) -> String {
         self.stderr.lock().map(|l| l.join("\n")).unwrap_or_default()
     }
@@ -338,4 +353,23 @@ pub fn without_peer_id(addr: &str) -> String {
         Some(i) => addr[..i].to_owned(),
         None => addr.to_owned(),
     }
+}
+
+/// Every file under `dir`, read whole (for tests that search what a node left on disk).
+pub fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else if let Ok(bytes) = std::fs::read(&p) {
+            out.push((p, bytes));
+        }
+    }
+    out
+}
+
+/// Whether `needle` occurs in `hay`.
+pub fn holds(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
