@@ -209,8 +209,8 @@ fn open_store(config: &Config, hub: bool) -> Result<Option<Store>, RunError> {
 }
 
 /// `--export`: the room's stored history, one JSON object per line in total order, as
-/// `--json` shows events (with `"stored": true`); events that no longer verify are left out
-/// with a warning.
+/// `--json` shows events (with `"stored": true`); events that no longer verify (or, in a
+/// private room given by `--join`, no longer open) are left out with a warning.
 fn export(config: &Config) -> Result<(), RunError> {
     use std::io::Write;
     let hub = matches!(config.role, Role::Hub | Role::HubAndParticipant(_));
@@ -221,7 +221,9 @@ fn export(config: &Config) -> Result<(), RunError> {
         .into());
     };
     let store = Store::open_read_only(&path)?;
-    let topic = config.room.topic();
+    // A private room's history is stored sealed: `--join TICKET` names it and opens it.
+    let private = config.private.as_ref().map(|p| &p.keys);
+    let topic = private.map_or_else(|| config.room.topic(), |k| k.topic().to_owned());
     let events = store.all(&topic)?;
     if events.is_empty() {
         let rooms = store.rooms()?;
@@ -243,7 +245,11 @@ fn export(config: &Config) -> Result<(), RunError> {
     let mut out = std::io::stdout().lock();
     let mut bad = 0usize;
     for bytes in events {
-        match crate::wire::decode_event(&bytes) {
+        let opened = crate::wire::decode_event(&bytes).and_then(|e| match private {
+            Some(keys) => crate::wire::open_event(e, keys),
+            None => Ok(e),
+        });
+        match opened {
             Ok(e) if e.topic == topic => {
                 let mut view = e.event.view(false);
                 view.stored = true;

@@ -46,9 +46,9 @@ pub struct Args {
     #[arg(long)]
     pub no_store: bool,
 
-    /// Print the stored history of the room (--room, or the default room) as one JSON object
-    /// per line, in order, and exit. With --username NAME, NAME's history; with --relay, the
-    /// hub's.
+    /// Print the stored history of the room (--room, --join TICKET for a private one, or the
+    /// default room) as one JSON object per line, in order, and exit. With --username NAME,
+    /// NAME's history; with --relay, the hub's.
     #[arg(long)]
     pub export: bool,
 
@@ -63,8 +63,9 @@ pub struct Args {
     pub private: bool,
 
     /// Join the private room of this invite ticket (chitty1...), as printed by whoever made the
-    /// room or by /invite; its addresses are dialled like --connect ones.
-    #[arg(long, value_name = "TICKET", conflicts_with_all = ["room", "relay", "export"])]
+    /// room or by /invite; its addresses are dialled like --connect ones. With --export, the
+    /// room whose stored history to print.
+    #[arg(long, value_name = "TICKET", conflicts_with_all = ["room", "relay"])]
     pub join: Option<String>,
 
     /// Listen on this multiaddr (repeatable). Default: all interfaces, a random TCP port

@@ -72,7 +72,9 @@ fn a_private_room_is_read_by_its_members_only_and_kept_blind_by_the_hub() {
     assert!(ticket.starts_with("chitty1"), "{ticket}");
     alice.wait_join("zaphodb");
 
-    let mut bob = node("trillian", &["--join", &ticket]);
+    let bob_dir = Dir::new("bob");
+    let bob_data = bob_dir.0.to_str().unwrap_or_default().to_owned();
+    let mut bob = node("trillian", &["--join", &ticket, "--data-dir", &bob_data]);
     bob.wait_join("trillian");
     alice.wait_join("trillian");
     assert!(
@@ -113,6 +115,38 @@ fn a_private_room_is_read_by_its_members_only_and_kept_blind_by_the_hub() {
         n.send("/quit");
         n.wait_exit();
     }
+    // bob's history, stored sealed, is printed with the ticket, and only with it.
+    let export = |extra: &[&str]| {
+        Command::new(common::bin())
+            .args([
+                "--username",
+                "trillian",
+                "--data-dir",
+                &bob_data,
+                "--export",
+            ])
+            .args(extra)
+            .output()
+            .expect("chitty-node runs")
+    };
+    let out = export(&["--join", &ticket]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(secret_line) && text.contains("zaphodb"),
+        "{text}"
+    );
+    let without = export(&[]);
+    assert_eq!(
+        without.status.code(),
+        Some(1),
+        "the default room holds nothing"
+    );
+    assert!(!common::holds(&without.stderr, secret_line));
     let mut dave = node("fordprefect", &["--join", &ticket]);
     let caught = dave.wait_for("dave reads the history from the hub alone", |v| {
         v["text"] == secret_line && v["sync"] == true
@@ -121,7 +155,7 @@ fn a_private_room_is_read_by_its_members_only_and_kept_blind_by_the_hub() {
     assert_eq!(caught["lamport"].as_u64(), Some(a_stamp));
     dave.wait_message("trillian", "meet at the usual place");
 
-    // Nothing readable anywhere outside the members.
+    // Nothing readable anywhere but on the members' screens: not on bob's disk either.
     let needles = [
         secret_line,
         "swordfish",
@@ -136,6 +170,10 @@ fn a_private_room_is_read_by_its_members_only_and_kept_blind_by_the_hub() {
     places.extend(hub.outputs());
     hub.signal("TERM");
     hub.wait_exit();
+    // A member's own disk holds its history sealed too.
+    for (p, bytes) in common::files_under(&bob_dir.0) {
+        places.push((format!("bob's {}", p.display()), bytes));
+    }
     for (p, bytes) in common::files_under(&hub_dir.0) {
         places.push((format!("the hub's {}", p.display()), bytes));
     }
