@@ -150,8 +150,6 @@ pub struct Transcript {
     memory: usize,
     events: BTreeMap<OrderKey, SignedEvent>,
     held: HashMap<PeerId, Held>,
-    /// Whether events are held (on disk) that memory no longer has.
-    cold: bool,
     /// The newest key the bound dropped: anything at or before it is too old to keep, so it
     /// counts as known (an evicted event arriving again is not shown twice). One key, not one
     /// per author, so no peer can make it grow.
@@ -167,7 +165,6 @@ impl Transcript {
             memory: cap,
             events: BTreeMap::new(),
             held: HashMap::new(),
-            cold: false,
             watermark: None,
         }
     }
@@ -205,11 +202,6 @@ impl Transcript {
         while held.seqs.runs.len() > MAX_HELD_RUNS {
             held.seqs.merge_oldest();
         }
-        self.cold = self.held_count() > self.events.len();
-    }
-
-    fn held_count(&self) -> usize {
-        self.held.values().map(|h| h.seqs.count).sum()
     }
 
     /// Whether `event` is already known, or too old to keep.
@@ -224,11 +216,6 @@ impl Transcript {
                 .watermark
                 .as_ref()
                 .is_some_and(|w| OrderKey::new(lamport, author.to_bytes(), seq) <= *w)
-    }
-
-    /// Whether event `seq` of `author` is held (memory or store), whatever its stamp.
-    pub fn holds(&self, author: &PeerId, seq: u64) -> bool {
-        self.held.get(author).is_some_and(|h| h.seqs.contains(seq))
     }
 
     /// Stores `event`; returns false (and stores nothing) when it is already known.
@@ -261,7 +248,6 @@ impl Transcript {
             };
             if spilling {
                 // Still held: on disk, pruned to the bound there.
-                self.cold = true;
                 continue;
             }
             if let Some(h) = self.held.get_mut(&old.event.author) {
@@ -304,7 +290,10 @@ impl Transcript {
     /// The oldest event in memory, when older ones are held on disk only: the store has what
     /// comes before it.
     pub fn cold_below(&self) -> Option<Option<&OrderKey>> {
-        self.cold.then(|| self.events.keys().next())
+        // Held in all (the runs count what memory let go, and what the store holds besides)
+        // beyond what memory has.
+        let held: usize = self.held.values().map(|h| h.seqs.count).sum();
+        (held > self.events.len()).then(|| self.events.keys().next())
     }
 
     /// The key below which nothing is kept any more, if the bound was ever reached.
@@ -367,6 +356,7 @@ impl Transcript {
 
     /// The oldest events (in total order, after `low`) that a peer holding `have` lacks, one
     /// page at most; and whether more are missing beyond the page. Memory only.
+    #[cfg(test)]
     pub fn missing(&self, low: Option<&OrderKey>, have: &[AuthorHave]) -> (Vec<SignedEvent>, bool) {
         self.missing_with(low, have, |_| Vec::new())
     }

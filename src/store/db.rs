@@ -450,9 +450,22 @@ impl Store {
         below: Option<&OrderKey>,
         limit: usize,
     ) -> Result<Vec<SignedEvent>, StoreError> {
+        Ok(verified(
+            topic,
+            &self.envelopes_before(topic, below, limit)?,
+        ))
+    }
+
+    /// The envelopes of [`Store::before`], as stored.
+    fn envelopes_before(
+        &self,
+        topic: &str,
+        below: Option<&OrderKey>,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let (l, a, s) = key_params(below);
-        let envelopes = self.query(
+        self.query(
             "SELECT envelope FROM (
                  SELECT envelope, lamport, author, seq FROM events
                  JOIN rooms ON rooms.id = events.room
@@ -461,8 +474,7 @@ impl Store {
                  ORDER BY lamport DESC, author DESC, seq DESC LIMIT ?5)
              ORDER BY lamport, author, seq",
             params![topic, l, a, s, limit],
-        )?;
-        Ok(verified(topic, &envelopes))
+        )
     }
 
     /// What the store holds of each author's events in the room: runs of numbers, how many,
@@ -591,18 +603,9 @@ impl Store {
         Ok(verified(topic, &envelopes))
     }
 
-    /// The newest `limit` envelopes of the room, oldest first.
+    /// The newest `limit` envelopes of the room, oldest first, as stored.
     pub fn tail(&self, topic: &str, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.query(
-            "SELECT envelope FROM (
-                 SELECT envelope, lamport, author, seq FROM events
-                 JOIN rooms ON rooms.id = events.room
-                 WHERE rooms.topic = ?1
-                 ORDER BY lamport DESC, author DESC, seq DESC LIMIT ?2)
-             ORDER BY lamport, author, seq",
-            params![topic, limit],
-        )
+        self.envelopes_before(topic, None, limit)
     }
 
     /// Every envelope of the room in total order (`--export`).
