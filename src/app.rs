@@ -60,9 +60,18 @@ impl RunError {
     }
 }
 
-/// Whether the node will read the keyboard with the line editor: a participant with human output,
-/// with a terminal on stdin and stdout.
-pub fn uses_line_editor(config: &Config) -> bool {
+/// How the participant's ui will meet the user (see [`uses_terminal`]).
+pub fn ui_mode(config: &Config) -> ui::Mode {
+    match (uses_terminal(config), config.plain) {
+        (false, _) => ui::Mode::Plain,
+        (true, true) => ui::Mode::LineEditor,
+        (true, false) => ui::Mode::Screen,
+    }
+}
+
+/// Whether the node will read the keyboard from a terminal (the chat screen or the line editor):
+/// a participant with human output, with a terminal on stdin and stdout.
+pub fn uses_terminal(config: &Config) -> bool {
     !config.json
         && !matches!(config.role, Role::Hub)
         && std::io::stdin().is_terminal()
@@ -359,8 +368,7 @@ async fn run_node(
     let span =
         tracing::info_span!("node", user = %node.user, peer = %node.keypair.public().to_peer_id());
     let event_loop = net::EventLoop::new(node, cmd_rx, ev_tx)?;
-    let line_editor = uses_line_editor(config);
-    let ui = tokio::spawn(ui::run(format, line_editor, cmd_tx, ev_rx, notices));
+    let ui = tokio::spawn(ui::run(format, ui_mode(config), cmd_tx, ev_rx, notices));
     let result = event_loop.run(shutdown).instrument(span).await;
     // The event loop dropped its sender: the ui prints what is left and returns.
     if let Err(e) = ui.await {

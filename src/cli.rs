@@ -87,6 +87,11 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
 
+    /// On a terminal, print lines and read them with a line editor (the terminal's own
+    /// scrollback, screen readers) instead of the full-screen chat.
+    #[arg(long)]
+    pub plain: bool,
+
     /// Live events accepted per second from any one author (bursts of twice that); the excess
     /// is dropped and not forwarded.
     #[arg(long, value_name = "N", default_value_t = crate::core::limit::DEFAULT_RATE)]
@@ -136,6 +141,8 @@ pub struct Config {
     pub mdns: bool,
     /// JSON output.
     pub json: bool,
+    /// Line mode on a terminal, not the full-screen chat.
+    pub plain: bool,
     /// Transcript bound.
     pub history: usize,
     /// Per-author rate limit (events per second).
@@ -362,6 +369,7 @@ impl TryFrom<Args> for Config {
             connect,
             mdns: !a.no_mdns,
             json: a.json,
+            plain: a.plain,
             history: a.history,
             max_rate: a.max_rate,
             log_file: a.log_file,

@@ -5,7 +5,7 @@
 //! # Layout
 //! Three layers, arrows pointing down only (docs/ARCHITECTURE.md):
 //! - [`ui`]: reads the keyboard or a pipe ([`ui::input`]), renders events as human lines or JSON
-//!   ([`ui::render`]). Knows nothing of libp2p.
+//!   ([`ui::render`]) or as the full-screen chat ([`ui::screen`]). Knows nothing of libp2p.
 //! - [`core`]: the IO-less chat state machine: Lamport clock ([`core::clock`]), events and
 //!   validated names ([`core::event`]), the room ([`core::room`]), the transcript
 //!   ([`core::transcript`]), history sync ([`core::sync`]) and the wall-clock time events
@@ -35,6 +35,6 @@ pub mod store;
 pub mod ui;
 pub mod wire;
 
-pub use app::{COMMANDS_CAP, EVENTS_CAP, RunError, run, shutdown_signal, uses_line_editor};
+pub use app::{COMMANDS_CAP, EVENTS_CAP, RunError, run, shutdown_signal, ui_mode, uses_terminal};
 pub use cli::{Config, Role};
 pub use net::NetError;

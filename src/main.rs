@@ -15,7 +15,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let editor = chitty_node::uses_line_editor(&config);
+    let editor = chitty_node::uses_terminal(&config);
     let notices =
         match chitty_node::logging::init(config.verbose, config.log_file.as_deref(), editor) {
             Ok(n) => n,

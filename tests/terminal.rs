@@ -1,5 +1,6 @@
-//! The node on a terminal, as a person runs it: a pseudo-terminal (tests/common/pty.rs) with the
-//! line editor reading it, talking over loopback to a `--json` peer.
+//! The node on a terminal in line mode (`--plain`), as a person runs it: a pseudo-terminal
+//! (tests/common/pty.rs) with the line editor reading it, talking over loopback to a `--json`
+//! peer. The full-screen chat has its own tests (tests/screen.rs).
 
 mod common;
 
@@ -18,6 +19,7 @@ fn peer(name: &str) -> (Node, String) {
 /// A node on a terminal, connected to `addr` when given.
 fn on_terminal(name: &str, connect: Option<&str>, extra: &[&str]) -> Pty {
     let mut args: Vec<&str> = LOCAL.to_vec();
+    args.push("--plain");
     if let Some(a) = connect {
         args.extend(["--connect", a]);
     }
@@ -150,7 +152,7 @@ fn a_warning_is_a_readable_notice_above_the_prompt() {
     first.wait_join("alice");
 
     let mut cmd = std::process::Command::new(common::bin());
-    cmd.args(["--username", "alice", "--connect", &addr])
+    cmd.args(["--plain", "--username", "alice", "--connect", &addr])
         .args(LOCAL)
         .env("XDG_DATA_HOME", &shared);
     let mut second = Pty::start(cmd, shared);

@@ -3,10 +3,12 @@
 //!
 //! - [`input`]: lines to commands, on a thread of their own.
 //! - [`render`]: human and JSON renderers.
+//! - [`screen`]: the full-screen chat, on a terminal.
 //! - [`terminal`]: the terminal's modes, saved at start and put back on every way out.
 
 pub mod input;
 pub mod render;
+pub mod screen;
 pub mod terminal;
 
 use std::collections::VecDeque;
@@ -49,13 +51,46 @@ fn write_lines(sink: &mut Sink, lines: Vec<String>) {
 /// instead of blocking, see `input::forward_now`).
 pub const BACKLOG_CAP: usize = 256;
 
+/// How a participant's ui meets the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The full-screen chat (a terminal, human output, no `--plain`).
+    Screen,
+    /// Lines printed above a line editor (a terminal with `--plain`).
+    LineEditor,
+    /// Lines in, lines out (a pipe, a file, or `--json`).
+    Plain,
+}
+
 /// Runs the ui until the network layer has finished (it closes `events` after our leave).
-/// `line_editor` asks for the interactive line editor (stdin is a terminal).
 ///
-/// Input is held back until the node is `ready`, so that `ready` is always the first line.
-/// `notices` (diagnostics meant for the user, see [`crate::logging`]) are shown as `System:`
-/// lines; they only arrive with the line editor.
+/// In the line modes, input is held back until the node is `ready`, so that `ready` is always
+/// the first line. `notices` (diagnostics meant for the user, see [`crate::logging`]) are shown
+/// as `System:` lines; they only arrive on a terminal. A terminal that cannot take the screen's
+/// modes gets the line editor.
 pub async fn run(
+    format: Format,
+    mode: Mode,
+    commands: mpsc::Sender<UserCommand>,
+    events: mpsc::Receiver<ChatEvent>,
+    notices: Notices,
+) {
+    if mode == Mode::Screen && format == Format::Human {
+        match screen::Guard::enter() {
+            Ok(guard) => {
+                screen::run(guard, commands, events, notices).await;
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the terminal cannot show the chat screen; using lines");
+            }
+        }
+    }
+    run_lines(format, mode != Mode::Plain, commands, events, notices).await;
+}
+
+/// The line modes of [`run`]: `line_editor` asks for the interactive line editor.
+async fn run_lines(
     format: Format,
     line_editor: bool,
     commands: mpsc::Sender<UserCommand>,

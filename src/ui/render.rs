@@ -58,20 +58,7 @@ pub fn short_id(peer: &str) -> &str {
 }
 
 fn human_event(v: &EventView) -> String {
-    let line = human_line(v);
-    let lost = if v.reason == Some(LeaveReason::Lost) {
-        " (connection lost)"
-    } else {
-        ""
-    };
-    let sync = if v.stored {
-        " (earlier)"
-    } else if v.sync {
-        " (caught up)"
-    } else {
-        ""
-    };
-    format!("{line}{lost}{sync}")
+    format!("{}{}", human_line(v), event_suffix(v))
 }
 
 /// The name to show: with a peer id suffix when another participant uses the same one.
@@ -84,29 +71,56 @@ fn display(v: &EventView) -> String {
 }
 
 fn human_line(v: &EventView) -> String {
+    match event_parts(v) {
+        (Some(user), text) => format!("[{}] {user}: {text}", v.lamport),
+        (None, text) => format!("[{}] System: {text}", v.lamport),
+    }
+}
+
+/// What a chat event says, for a screen that lays its parts out itself: who said it (`None` for
+/// a line the system words: joins, leaves, sealed events) and the text, in the words of the line
+/// renderer.
+pub fn event_parts(v: &EventView) -> (Option<String>, String) {
     let user = display(v);
     match v.kind {
-        EventKind::Join => format!(
-            "[{l}] System: Participant {u} joined Chitty-Chat at Lamport time {l}",
-            l = v.lamport,
-            u = user
+        EventKind::Join => (
+            None,
+            format!(
+                "Participant {user} joined Chitty-Chat at Lamport time {}",
+                v.lamport
+            ),
         ),
-        EventKind::Leave => format!(
-            "[{l}] System: Participant {u} left Chitty-Chat at Lamport time {l}",
-            l = v.lamport,
-            u = user
+        EventKind::Leave => (
+            None,
+            format!(
+                "Participant {user} left Chitty-Chat at Lamport time {}",
+                v.lamport
+            ),
         ),
-        EventKind::Message => format!(
-            "[{}] {}: {}",
-            v.lamport,
-            user,
-            v.text.as_deref().unwrap_or_default()
-        ),
-        EventKind::Sealed => format!(
-            "[{}] System: a sealed event of a private room by {}",
-            v.lamport, v.peer
+        EventKind::Message => (Some(user), v.text.clone().unwrap_or_default()),
+        EventKind::Sealed => (
+            None,
+            format!("a sealed event of a private room by {}", v.peer),
         ),
     }
+}
+
+/// What a chat line adds after its text: a leave by loss, history caught up or stored.
+pub fn event_suffix(v: &EventView) -> &'static str {
+    match (v.reason == Some(LeaveReason::Lost), v.stored, v.sync) {
+        (true, true, _) => " (connection lost) (earlier)",
+        (true, false, true) => " (connection lost) (caught up)",
+        (true, false, false) => " (connection lost)",
+        (false, true, _) => " (earlier)",
+        (false, false, true) => " (caught up)",
+        (false, false, false) => "",
+    }
+}
+
+/// The lines the human renderer shows for `event`, each with the time to stamp it with
+/// (`None`: the time it is shown), without the stamp.
+pub fn human_lines(event: &ChatEvent) -> Vec<(Option<WallTime>, String)> {
+    render_human(event)
 }
 
 fn json_event(v: &EventView, ty: &str) -> Value {

@@ -10,6 +10,7 @@
 
 use std::io::IsTerminal;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The modes of stdin's terminal at start, when stdin and stdout are a terminal.
 static SAVED: OnceLock<libc::termios> = OnceLock::new();
@@ -17,6 +18,20 @@ static SAVED: OnceLock<libc::termios> = OnceLock::new();
 /// Switches bracketed paste off, and erases the prompt line (with whatever was half typed and
 /// never sent), so that the shell's prompt starts on a clean line.
 const GOODBYE: &[u8] = b"\r\x1b[K\x1b[?2004l";
+
+/// What the chat screen switched on, off again: focus reports, mouse reports (every encoding),
+/// bracketed paste; then back to the main screen, with the cursor shown.
+const SCREEN_GOODBYE: &[u8] =
+    b"\x1b[?1004l\x1b[?1006l\x1b[?1015l\x1b[?1003l\x1b[?1002l\x1b[?1000l\x1b[?2004l\x1b[?1049l\x1b[?25h";
+
+/// The chat screen has the terminal (its alternate screen, mouse and focus reports).
+static SCREEN: AtomicBool = AtomicBool::new(false);
+
+/// Says that the chat screen took the terminal (`true`) or gave it back: what [`restore`]
+/// undoes on a way out that skips the screen's own clean-up (a panic).
+pub fn screen_on(on: bool) {
+    SCREEN.store(on, Ordering::SeqCst);
+}
 
 fn get(fd: libc::c_int) -> Option<libc::termios> {
     // SAFETY: termios is plain data; all-zero is a valid value for tcgetattr to overwrite.
@@ -63,9 +78,14 @@ pub fn restore() {
     }
     // Written without std's stdout lock, which a panicking thread may hold. A short or failed
     // write (the terminal is gone) is not worth anything more on the way out.
-    // SAFETY: GOODBYE is a valid buffer of GOODBYE.len() bytes.
+    let goodbye = if SCREEN.swap(false, Ordering::SeqCst) {
+        SCREEN_GOODBYE
+    } else {
+        GOODBYE
+    };
+    // SAFETY: `goodbye` is a valid buffer of goodbye.len() bytes.
     unsafe {
-        libc::write(libc::STDOUT_FILENO, GOODBYE.as_ptr().cast(), GOODBYE.len());
+        libc::write(libc::STDOUT_FILENO, goodbye.as_ptr().cast(), goodbye.len());
     }
 }
 

@@ -184,6 +184,15 @@ impl Pty {
             .unwrap_or_default()
     }
 
+    /// Reads the emulated terminal's screen (cells, their attributes, which buffer is shown).
+    pub fn with_screen<R>(&self, f: impl FnOnce(&vt100::Screen) -> R) -> R {
+        let out = self
+            .output
+            .lock()
+            .expect("the reader thread does not panic");
+        f(out.parser.screen())
+    }
+
     /// Every byte the child wrote, escape sequences included.
     pub fn bytes(&self) -> Vec<u8> {
         self.output

@@ -1,0 +1,236 @@
+//! The full-screen chat: a renderer of the same [`ChatEvent`] stream as the line, JSON and hub
+//! renderers, drawn with ratatui on crossterm when stdin and stdout are a terminal (and neither
+//! `--json` nor `--plain` is given).
+//!
+//! - [`state`]: what is shown (scrollback, who is here, the input line), from events and keys;
+//! - [`view`]: drawing it, at any terminal size;
+//! - [`editor`]: the input line.
+//!
+//! Keys are read on a thread of their own (crossterm's `read` blocks) and handed over a bounded
+//! channel, so a burst of chat never delays typing and typing never garbles the chat: the screen
+//! is redrawn whole, from state, after each batch of events.
+
+pub mod editor;
+pub mod state;
+pub mod view;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::time::Duration;
+
+use crossterm::event::{
+    DisableBracketedPaste, DisableFocusChange, DisableMouseCapture, EnableBracketedPaste,
+    EnableFocusChange, EnableMouseCapture, Event,
+};
+use crossterm::execute;
+use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen};
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use tokio::sync::mpsc;
+
+use crate::core::command::UserCommand;
+use crate::core::event::ChatEvent;
+use crate::logging::Notices;
+use state::Screen;
+
+/// Terminal events (keys, pastes, resizes) read but not yet taken.
+pub const KEYS_CAP: usize = 256;
+/// Events taken in one go before the screen is drawn again: a burst is drawn once, not per line.
+pub const BATCH: usize = 256;
+/// How often the screen asks who is here and how they are reached, for the side pane.
+pub const POLL_EVERY: Duration = Duration::from_secs(3);
+
+/// The terminal in the screen's modes while it lives; back as it was when dropped.
+pub struct Guard;
+
+impl Guard {
+    /// Puts the terminal in the screen's modes: raw, the alternate screen, bracketed paste,
+    /// mouse and focus reports. On an error, what was changed is changed back (the drop).
+    pub fn enter() -> std::io::Result<Guard> {
+        crossterm::terminal::enable_raw_mode()?;
+        super::terminal::screen_on(true);
+        let guard = Guard;
+        execute!(
+            std::io::stdout(),
+            EnterAlternateScreen,
+            EnableBracketedPaste,
+            EnableMouseCapture,
+            EnableFocusChange
+        )?;
+        Ok(guard)
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = execute!(
+            std::io::stdout(),
+            DisableFocusChange,
+            DisableMouseCapture,
+            DisableBracketedPaste,
+            LeaveAlternateScreen,
+            crossterm::cursor::Show
+        );
+        let _ = crossterm::terminal::disable_raw_mode();
+        super::terminal::screen_on(false);
+    }
+}
+
+/// Reads the terminal's events on a thread of its own until the screen is gone.
+fn spawn_reader(tx: mpsc::Sender<Event>) {
+    std::thread::spawn(move || {
+        loop {
+            match crossterm::event::read() {
+                Ok(ev) => {
+                    if tx.blocking_send(ev).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "reading the terminal failed");
+                    return;
+                }
+            }
+        }
+    });
+}
+
+/// Runs the chat screen on the terminal `guard` holds until the network layer has finished (it
+/// closes `events` after our leave), then hands the terminal back and prints our leave.
+pub async fn run(
+    guard: Guard,
+    commands: mpsc::Sender<UserCommand>,
+    mut events: mpsc::Receiver<ChatEvent>,
+    notices: Notices,
+) {
+    let mut terminal = match Terminal::new(CrosstermBackend::new(std::io::stdout())) {
+        Ok(t) => t,
+        Err(e) => {
+            // Cannot happen with crossterm (it asks nothing of the terminal here); said anyway.
+            tracing::warn!(error = %e, "the chat screen cannot start");
+            return;
+        }
+    };
+    let (key_tx, mut keys) = mpsc::channel(KEYS_CAP);
+    spawn_reader(key_tx);
+    let mut screen = Screen::default();
+    let mut commands = Some(commands);
+    // Commands not yet taken by the event loop, each with whether the user typed it.
+    let mut backlog: VecDeque<(UserCommand, bool)> = VecDeque::new();
+    let mut poll = tokio::time::interval(POLL_EVERY);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut page = 1usize;
+    let mut dirty = true;
+    let mut keys_open = true;
+    loop {
+        if dirty {
+            let drawn = terminal.draw(|f| {
+                view::draw(f, &mut screen);
+                page = usize::from(view::areas(f.area(), screen.pane).conversation.height);
+            });
+            if let Err(e) = drawn {
+                tracing::debug!(error = %e, "drawing failed: the terminal is gone");
+                backlog.push_back((UserCommand::Quit, true));
+            }
+            dirty = false;
+        }
+        let sender = commands.clone();
+        let send_slot = async move {
+            match sender {
+                Some(tx) => tx.reserve_owned().await.ok(),
+                None => std::future::pending().await,
+            }
+        };
+        let ready = screen.me.is_some();
+        let mut typed: Vec<UserCommand> = Vec::new();
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(event) => {
+                    let now = chrono::Local::now();
+                    screen.on_event(&event, now, view::rows_of);
+                    // A burst is taken whole, then drawn once.
+                    for _ in 0..BATCH {
+                        match events.try_recv() {
+                            Ok(event) => screen.on_event(&event, now, view::rows_of),
+                            Err(_) => break,
+                        }
+                    }
+                    dirty = true;
+                }
+                None => break,
+            },
+            Some(text) = notices.recv() => {
+                screen.on_event(&ChatEvent::Notice(text), chrono::Local::now(), view::rows_of);
+                dirty = true;
+            }
+            key = keys.recv(), if keys_open && backlog.len() < super::BACKLOG_CAP => {
+                let now = chrono::Local::now();
+                typed = match key {
+                    Some(Event::Key(k)) => screen.on_key(k, page, now, view::rows_of),
+                    Some(Event::Paste(text)) => screen.on_paste(&text, now, view::rows_of),
+                    Some(Event::Mouse(m)) => { screen.on_mouse(m); Vec::new() }
+                    Some(Event::FocusGained) => { screen.focus(true); Vec::new() }
+                    Some(Event::FocusLost) => { screen.focus(false); Vec::new() }
+                    Some(Event::Resize(..)) => Vec::new(),
+                    None => {
+                        // The terminal is gone (closed, or unreadable): leave.
+                        keys_open = false;
+                        vec![UserCommand::Quit]
+                    }
+                };
+                dirty = true;
+            }
+            _ = poll.tick(), if ready => {
+                for cmd in screen.poll() {
+                    backlog.push_back((cmd, false));
+                }
+            }
+            permit = send_slot, if !backlog.is_empty() => match (permit, backlog.pop_front()) {
+                (Some(permit), Some((cmd, by_user))) => {
+                    screen.sent(&cmd, by_user);
+                    let quit = cmd == UserCommand::Quit;
+                    permit.send(cmd);
+                    if quit {
+                        commands = None;
+                        backlog.clear();
+                    }
+                }
+                _ => {
+                    commands = None;
+                    backlog.clear();
+                }
+            },
+        }
+        if commands.is_some() {
+            for cmd in typed {
+                let quit = cmd == UserCommand::Quit;
+                backlog.push_back((cmd, true));
+                if quit {
+                    // Nothing is read after a leave, not even the rest of a paste.
+                    keys_open = false;
+                    break;
+                }
+            }
+        }
+        // One poll at a time: a burst of joins asks once.
+        if screen.poll_due
+            && ready
+            && commands.is_some()
+            && backlog.iter().all(|(_, by_user)| *by_user)
+        {
+            for cmd in screen.poll() {
+                backlog.push_back((cmd, false));
+            }
+        }
+    }
+    drop(terminal);
+    drop(guard);
+    if let Some(line) = screen.farewell.take() {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
