@@ -356,14 +356,21 @@ async fn run_node(
         store,
         keypair,
         user,
-        room: config.room.clone(),
+        rooms: std::iter::once(net::RoomSpec {
+            name: config.room.clone(),
+            private: config.private.clone(),
+        })
+        .chain(config.more_rooms.iter().map(|name| net::RoomSpec {
+            name: name.clone(),
+            private: None,
+        }))
+        .collect(),
         listen,
         connect,
         mdns: config.mdns,
         history: config.history,
         join_grace: config.join_grace,
         max_rate: config.max_rate,
-        private: config.private.clone(),
     };
     let span =
         tracing::info_span!("node", user = %node.user, peer = %node.keypair.public().to_peer_id());

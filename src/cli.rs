@@ -52,10 +52,11 @@ pub struct Args {
     #[arg(long)]
     pub export: bool,
 
-    /// Chat in room NAME (gossipsub topic chitty-chat/NAME) instead of the default room. With
-    /// --private, the new room's display name.
+    /// Chat in room NAME (gossipsub topic chitty-chat/NAME) instead of the default room. Given
+    /// again, the node is in each room (the first is where typed lines go at start). With
+    /// --private, the first names the new private room.
     #[arg(long, value_name = "NAME")]
-    pub room: Option<String>,
+    pub room: Vec<String>,
 
     /// Make a new private room, end-to-end encrypted, and print an invite ticket (chitty1...)
     /// for the people you want in it: whoever holds the ticket can read and write the room.
@@ -131,6 +132,8 @@ pub struct Config {
     pub export: bool,
     /// Our room (a private room's display name).
     pub room: RoomName,
+    /// The public rooms we are in beside it (`--room` given again).
+    pub more_rooms: Vec<RoomName>,
     /// A private room (`--private`, `--join`): its secret and keys.
     pub private: Option<crate::private::PrivateRoom>,
     /// Listen addresses (never empty).
@@ -199,6 +202,9 @@ pub enum ConfigError {
         "--relay serves every room its clients use and dials nobody: --connect does not apply, nor --room without --username"
     )]
     HubOptions,
+    /// More `--room`s than one node is in at once.
+    #[error("--room: at most {} rooms at once", crate::net::MAX_JOINED)]
+    TooManyRooms,
     /// The default identity location could not be worked out.
     #[error(transparent)]
     Identity(#[from] crate::identity::IdentityError),
@@ -275,7 +281,7 @@ impl TryFrom<Args> for Config {
         let role = match (a.relay, a.username) {
             (false, None) => return Err(ConfigError::NoUsername),
             (true, _) if !a.connect.is_empty() => return Err(ConfigError::HubOptions),
-            (true, None) if a.room.is_some() => return Err(ConfigError::HubOptions),
+            (true, None) if !a.room.is_empty() => return Err(ConfigError::HubOptions),
             (true, Some(u)) => {
                 Role::HubAndParticipant(Username::new(u).map_err(ConfigError::Username)?)
             }
@@ -308,10 +314,21 @@ impl TryFrom<Args> for Config {
             return Err(ConfigError::ExportNoStore);
         }
 
-        let mut room = match a.room {
-            Some(r) => RoomName::new(r).map_err(ConfigError::Room)?,
-            None => RoomName::lobby(),
+        let mut rooms = a
+            .room
+            .into_iter()
+            .map(|r| RoomName::new(r).map_err(ConfigError::Room))
+            .collect::<Result<Vec<_>, _>>()?;
+        rooms.dedup();
+        let (mut room, more_rooms) = if rooms.is_empty() {
+            (RoomName::lobby(), Vec::new())
+        } else {
+            let first = rooms.remove(0);
+            (first, rooms)
         };
+        if more_rooms.len() + 1 > crate::net::MAX_JOINED {
+            return Err(ConfigError::TooManyRooms);
+        }
         let mut ticket_addrs = Vec::new();
         let private = if a.private {
             Some(crate::private::PrivateRoom::make())
@@ -364,6 +381,7 @@ impl TryFrom<Args> for Config {
             store_given,
             export: a.export,
             room,
+            more_rooms,
             private,
             listen,
             connect,

@@ -207,3 +207,53 @@ fn plain_keeps_the_line_mode() {
     alice.send(b"/quit\r");
     assert!(alice.wait_exit().success());
 }
+
+/// `/join` opens a second room on the screen; each room shows its own conversation; a room not
+/// on screen counts what arrives (mentions apart) in the status line's hotlist; Alt-N switches.
+#[test]
+fn join_opens_a_room_and_switching_shows_its_conversation_and_unread_counts() {
+    let mut bob = Node::spawn("bob", &[LOCAL, &["--room", "a"]].concat());
+    let addr = bob.loopback_addr();
+    let mut carol = Node::spawn("carol", &[LOCAL, &["--room", "b"]].concat());
+    let carol_addr = carol.loopback_addr();
+    let connect = ["--room", "a", "--connect", &addr, "--connect", &carol_addr];
+    let mut alice = Pty::spawn("alice", &[LOCAL, &connect].concat());
+    bob.wait_join("alice");
+    alice.wait_for_text("Participant bob joined");
+    alice.send(b"/join b\r");
+    // Room b on screen: carol, already connected, is asked about it and met there.
+    alice.wait_for_screen("room 2 on screen", |_| row(&alice, STATUS).contains("2:#b"));
+    carol.wait_join("alice");
+    carol.send("hello room b");
+    alice.wait_for_text("carol: hello room b");
+    bob.send("hello room a");
+    // Bob's line is in room a, not on screen: counted in the hotlist, not shown.
+    alice.wait_for_screen("room a in the hotlist", |_| {
+        row(&alice, STATUS).contains("1:#a 1")
+    });
+    assert!(!alice.screen().contains("bob: hello room a"));
+    bob.send("alice, are you there?");
+    alice.wait_for_screen("a mention counted", |_| {
+        row(&alice, STATUS).contains("1:#a 2,1@")
+    });
+    // Alt-1: room a, with both lines and the marker above the first unread.
+    alice.send(b"\x1b1");
+    let screen = alice.wait_for_text("bob: alice, are you there?");
+    assert!(screen.contains("bob: hello room a"), "{screen}");
+    assert!(screen.contains("new since you were away"), "{screen}");
+    assert!(!screen.contains("carol: hello room b"), "{screen}");
+    assert!(
+        row(&alice, STATUS).contains("1:#a"),
+        "{}",
+        row(&alice, STATUS)
+    );
+    // Typed lines go to the room on screen.
+    alice.send(b"back in a\r");
+    bob.wait_message("alice", "back in a");
+    assert!(carol.seen().iter().all(|v| v["text"] != "back in a"));
+    // Alt-2, and a line there goes to b.
+    alice.send(b"\x1b2");
+    alice.wait_for_screen("room 2 on screen", |_| row(&alice, STATUS).contains("2:#b"));
+    alice.send(b"over in b\r");
+    carol.wait_message("alice", "over in b");
+}

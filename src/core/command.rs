@@ -1,7 +1,34 @@
 //! What a user can ask of the chat: the ui parses lines into these, the room and the network
 //! layer answer them.
 
-use super::event::Text;
+use super::event::{RoomName, Text};
+use crate::private::ticket::Ticket;
+
+/// A room to open beside the ones we are in (`/join`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomTarget {
+    /// A public room, by name.
+    Public(RoomName),
+    /// A private room, by invite ticket.
+    Private(Box<Ticket>),
+}
+
+/// A command and the room it is for: the topic of one of ours, or `None` for the node as a
+/// whole (and for room commands, the first room we are in).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    /// The room's gossipsub topic.
+    pub room: Option<String>,
+    /// What is asked.
+    pub cmd: UserCommand,
+}
+
+impl Command {
+    /// `cmd` for the node, or the first room.
+    pub fn plain(cmd: UserCommand) -> Self {
+        Self { room: None, cmd }
+    }
+}
 
 /// What a user asked for that needs the room's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +47,13 @@ pub enum UserCommand {
     Addresses,
     /// `/invite`: a fresh ticket for our private room (the network layer answers).
     Invite,
-    /// Leave the room.
+    /// `/join ROOM` or `/join TICKET`: open that room too (or, already in it, say so again, so
+    /// the ui shows it).
+    Join(RoomTarget),
+    /// `/part`: leave this room, staying in the others (the last one: as `/quit`).
+    Part,
+    /// `/rooms`: the rooms we are in.
+    Rooms,
+    /// Leave every room, and exit.
     Quit,
 }

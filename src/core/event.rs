@@ -214,6 +214,29 @@ pub struct EventView {
     pub ambiguous: bool,
 }
 
+/// An event for the ui and the room it is about: the topic of one of ours, or `None` for the
+/// node as a whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update {
+    /// The room's gossipsub topic.
+    pub room: Option<String>,
+    /// What happened.
+    pub event: ChatEvent,
+}
+
+/// A room we are in, as `/rooms` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomView {
+    /// Its gossipsub topic.
+    pub topic: String,
+    /// Its name (a private room's, if its ticket gave one).
+    pub name: Option<String>,
+    /// A private room.
+    pub private: bool,
+    /// How many are present, us included.
+    pub present: usize,
+}
+
 /// A participant as `/who` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParticipantView {
@@ -243,6 +266,16 @@ pub enum ChatEvent {
     Chat(EventView),
     /// The answer to `/who`.
     Who(Vec<ParticipantView>),
+    /// A room was opened beside the first (`--room` again, `/join`), or `/join` named one we
+    /// are in already. Its events follow, tagged with `topic`.
+    Opened(RoomView),
+    /// We left a room (`/part`) and its leave is out: nothing more comes from it.
+    Closed {
+        /// Its topic.
+        topic: String,
+    },
+    /// The answer to `/rooms`.
+    Rooms(Vec<RoomView>),
     /// The answer to `/history`: the transcript in total order.
     History(Vec<EventView>),
     /// The answer to `/search`: stored messages with all the words, newest first.

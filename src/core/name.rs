@@ -246,8 +246,9 @@ impl fmt::Display for Username {
     }
 }
 
-/// A room name: 1 to 64 characters, no whitespace, no control or invisible characters.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A room name: 1 to 64 characters, no whitespace, no control or invisible characters. The
+/// default is the default room (topic `chitty-chat`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct RoomName(Option<String>);
 
 impl RoomName {

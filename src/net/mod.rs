@@ -31,7 +31,7 @@ pub mod one_link;
 pub mod paging;
 pub mod swarm;
 
-pub use event_loop::{EventLoop, NodeConfig};
+pub use event_loop::{EventLoop, MAX_JOINED, NodeConfig, RoomSpec};
 pub use swarm::NetError;
 
 use std::time::Instant;

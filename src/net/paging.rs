@@ -20,7 +20,7 @@ pub const SYNC_INTERVAL: Duration = Duration::from_secs(3);
 pub const PAGING_CAP: usize = 4096;
 
 /// The exchanges under way, by request id (`I`, libp2p's `OutboundRequestId`); `K` says which
-/// room (`()` for a participant, which has one; the topic for a hub).
+/// room (its topic).
 #[derive(Debug)]
 pub struct Paging<I, K> {
     asked: HashMap<I, (PeerId, K, u32)>,
@@ -64,6 +64,14 @@ impl<I: Eq + Hash, K: PartialEq> Paging<I, K> {
     /// The connection to `peer` is gone: its exchanges end.
     pub fn disconnected(&mut self, peer: &PeerId) {
         self.asked.retain(|_, (p, _, _)| p != peer);
+    }
+
+    /// We left `room`: its exchanges end (their answers are dropped).
+    pub fn forget_room<Q: ?Sized>(&mut self, room: &Q)
+    where
+        K: PartialEq<Q>,
+    {
+        self.asked.retain(|_, (_, k, _)| k != room);
     }
 }
 

@@ -11,8 +11,8 @@ use rustyline::error::ReadlineError;
 use rustyline::{DefaultEditor, ExternalPrinter};
 use tokio::sync::mpsc;
 
-use crate::core::command::UserCommand;
-use crate::core::event::{NameError, Text};
+use crate::core::command::{RoomTarget, UserCommand};
+use crate::core::event::{NameError, RoomName, Text};
 
 /// Longest line read from a pipe; longer lines are refused, not cut.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
@@ -50,6 +50,15 @@ pub const HELP: &[(&str, &str)] = &[
         "print a ticket that lets someone into this private room (share it only with them)",
     ),
     (
+        "/join ROOM",
+        "open another room (a name, or an invite ticket) beside yours, or go back to one you are in",
+    ),
+    (
+        "/part",
+        "leave this room, staying in the others (the last one: as /quit)",
+    ),
+    ("/rooms", "list the rooms you are in"),
+    (
         "/peers",
         "list whom you are connected to, and whether you reach a hub",
     ),
@@ -58,6 +67,23 @@ pub const HELP: &[(&str, &str)] = &[
     ("/quit", "leave the room and exit (also Ctrl-D, Ctrl-C)"),
     ("//text", "send a message that starts with '/'"),
 ];
+
+/// `/join ARG`: a ticket (it starts as every ticket does: `chitty1`) or a room name.
+fn parse_join(arg: &str) -> Parsed {
+    let ticket_start = format!("{}1", crate::private::ticket::HRP);
+    let target = if arg.to_ascii_lowercase().starts_with(&ticket_start) {
+        match crate::private::ticket::Ticket::decode(arg) {
+            Ok(t) => RoomTarget::Private(Box::new(t)),
+            Err(e) => return Parsed::Invalid(format!("/join: {e}")),
+        }
+    } else {
+        match RoomName::new(arg) {
+            Ok(name) => RoomTarget::Public(name),
+            Err(e) => return Parsed::Invalid(format!("/join: {e}")),
+        }
+    };
+    Parsed::Command(UserCommand::Join(target))
+}
 
 /// Parses one line (without its line ending).
 pub fn parse_line(line: &str) -> Parsed {
@@ -101,6 +127,17 @@ pub fn parse_line(line: &str) -> Parsed {
                     }
                     return Parsed::Command(UserCommand::Search(words));
                 }
+                "join" => {
+                    let (Some(arg), None) = (words.next(), words.next()) else {
+                        return Parsed::Invalid(
+                            "/join takes one room: a name, or an invite ticket (chitty1...)"
+                                .to_owned(),
+                        );
+                    };
+                    return parse_join(arg);
+                }
+                "part" => Parsed::Command(UserCommand::Part),
+                "rooms" => Parsed::Command(UserCommand::Rooms),
                 "peers" => Parsed::Command(UserCommand::Peers),
                 "addr" => Parsed::Command(UserCommand::Addresses),
                 "invite" => Parsed::Command(UserCommand::Invite),

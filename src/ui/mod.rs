@@ -16,8 +16,8 @@ use std::io::Write;
 
 use tokio::sync::mpsc;
 
-use crate::core::command::UserCommand;
-use crate::core::event::ChatEvent;
+use crate::core::command::{Command, UserCommand};
+use crate::core::event::{ChatEvent, Update};
 use crate::logging::Notices;
 use input::{Input, Parsed, Sink};
 use render::Format;
@@ -71,8 +71,8 @@ pub enum Mode {
 pub async fn run(
     format: Format,
     mode: Mode,
-    commands: mpsc::Sender<UserCommand>,
-    events: mpsc::Receiver<ChatEvent>,
+    commands: mpsc::Sender<Command>,
+    events: mpsc::Receiver<Update>,
     notices: Notices,
 ) {
     if mode == Mode::Screen && format == Format::Human {
@@ -89,18 +89,76 @@ pub async fn run(
     run_lines(format, mode != Mode::Plain, commands, events, notices).await;
 }
 
+/// The rooms the node is in, as the ui follows them from its updates, and the one typed lines
+/// go to: the first at start, then each room `/join` opens or goes back to, until it is left.
+#[derive(Debug, Default)]
+pub struct Rooms {
+    open: Vec<String>,
+    current: Option<String>,
+    /// `/join`s sent and not yet answered: an `opened` answering one makes its room current
+    /// (one for a `--room` at start does not).
+    joins_asked: usize,
+}
+
+impl Rooms {
+    /// Follows `update`.
+    pub fn seen(&mut self, update: &Update) {
+        match (&update.event, &update.room) {
+            (ChatEvent::Ready { topic, .. }, _) => {
+                if !self.open.contains(topic) {
+                    self.open.push(topic.clone());
+                }
+                self.current.get_or_insert_with(|| topic.clone());
+            }
+            (ChatEvent::Opened(v), _) => {
+                if !self.open.contains(&v.topic) {
+                    self.open.push(v.topic.clone());
+                }
+                if self.joins_asked > 0 {
+                    self.joins_asked -= 1;
+                    self.current = Some(v.topic.clone());
+                }
+            }
+            (ChatEvent::Closed { topic }, _) => {
+                self.open.retain(|t| t != topic);
+                if self.current.as_ref() == Some(topic) {
+                    self.current = self.open.last().cloned();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `cmd`, for the current room.
+    pub fn address(&mut self, cmd: UserCommand) -> Command {
+        if matches!(cmd, UserCommand::Join(_)) {
+            self.joins_asked += 1;
+        }
+        Command {
+            room: self.current.clone(),
+            cmd,
+        }
+    }
+
+    /// Whether the node is in more than one room: events then say which.
+    pub fn multi(&self) -> bool {
+        self.open.len() > 1
+    }
+}
+
 /// The line modes of [`run`]: `line_editor` asks for the interactive line editor.
 async fn run_lines(
     format: Format,
     line_editor: bool,
-    commands: mpsc::Sender<UserCommand>,
-    mut events: mpsc::Receiver<ChatEvent>,
+    commands: mpsc::Sender<Command>,
+    mut events: mpsc::Receiver<Update>,
     notices: Notices,
 ) {
     let (input_tx, mut input_rx) = mpsc::channel(INPUT_CAP);
     let mut sink = input::spawn(input_tx, line_editor && format == Format::Human);
     let mut commands = Some(commands);
-    let mut backlog: VecDeque<UserCommand> = VecDeque::new();
+    let mut backlog: VecDeque<Command> = VecDeque::new();
+    let mut rooms = Rooms::default();
     let mut ready = false;
     let mut input_open = true;
     loop {
@@ -114,9 +172,11 @@ async fn run_lines(
         };
         tokio::select! {
             event = events.recv() => match event {
-                Some(event) => {
-                    ready |= matches!(event, ChatEvent::Ready { .. });
-                    write_lines(&mut sink, render::render(&event, format, chrono::Local::now()));
+                Some(update) => {
+                    ready |= matches!(update.event, ChatEvent::Ready { .. });
+                    rooms.seen(&update);
+                    let lines = render::render_update(&update, format, chrono::Local::now(), rooms.multi());
+                    write_lines(&mut sink, lines);
                 }
                 None => return,
             },
@@ -126,7 +186,7 @@ async fn run_lines(
             }
             permit = send_slot, if !backlog.is_empty() => match (permit, backlog.pop_front()) {
                 (Some(permit), Some(cmd)) => {
-                    let quit = cmd == UserCommand::Quit;
+                    let quit = cmd.cmd == UserCommand::Quit;
                     permit.send(cmd);
                     if quit {
                         // Nothing more goes down after /quit.
@@ -161,7 +221,7 @@ async fn run_lines(
                         }
                     };
                     let quit = cmd == UserCommand::Quit;
-                    backlog.push_back(cmd);
+                    backlog.push_back(rooms.address(cmd));
                     if quit {
                         // Nothing is read after a leave, not even the rest of a paste.
                         input_open = false;

@@ -29,6 +29,8 @@ pub enum Format {
 
 /// Go's log package's date and time.
 const STAMP: &str = "%Y/%m/%d %H:%M:%S";
+/// How long a stamp is (`2026/11/25 14:29:31`; years have four digits up to 9999).
+const STAMP_LEN: usize = 19;
 
 /// `t` in UTC; `None` when chrono cannot represent it. ([`WallTime`] keeps to years up to 9999,
 /// which it can; whatever a peer sends, the renderer does not panic.)
@@ -350,6 +352,25 @@ fn render_human(event: &ChatEvent) -> Vec<Line> {
             lines.extend(links.iter().map(|l| format!("System:   {}", link_line(l))));
             lines
         }
+        ChatEvent::Opened(v) => vec![format!(
+            "System: in {} ({} present); lines you type go there (/join NAME goes back to another room, /part leaves this one, /rooms lists yours)",
+            room_label(&v.topic, v.name.as_deref()),
+            v.present
+        )],
+        ChatEvent::Closed { topic } => {
+            vec![format!("System: left {}", room_label(topic, None))]
+        }
+        ChatEvent::Rooms(rooms) => {
+            let mut lines = vec![format!("System: in {} room(s):", rooms.len())];
+            lines.extend(rooms.iter().map(|r| {
+                format!(
+                    "System:   {} ({} present)",
+                    room_label(&r.topic, r.name.as_deref()),
+                    r.present
+                )
+            }));
+            lines
+        }
         ChatEvent::Ticket(ticket) => vec![
             "System: invite others to this private room with this ticket (chitty-node --username NAME --join TICKET).".to_owned(),
             "System: whoever holds it can read and write the room: share it only with them, privately.".to_owned(),
@@ -454,6 +475,60 @@ fn dial_failure_kind(why: &DialFailure) -> &'static str {
     }
 }
 
+/// How a room is named for people: `#name` (the default room `chitty-chat`), or a private
+/// room's name (or `a private room`).
+pub fn room_label(topic: &str, name: Option<&str>) -> String {
+    if crate::private::is_private_topic(topic) {
+        return match name {
+            Some(n) => format!("private room {n}"),
+            None => "a private room".to_owned(),
+        };
+    }
+    match topic
+        .strip_prefix(crate::core::event::BASE_TOPIC)
+        .and_then(|r| r.strip_prefix('/'))
+    {
+        Some(name) => format!("#{name}"),
+        None => topic.to_owned(),
+    }
+}
+
+/// Renders an update: as [`render`], and when the node is in more than one room (`multi`),
+/// with the room a room's event is about: `#room` after the stamp of a human line, a `room`
+/// field (its topic) in JSON.
+pub fn render_update(
+    update: &crate::core::event::Update,
+    format: Format,
+    now: DateTime<Local>,
+    multi: bool,
+) -> Vec<String> {
+    let room = update.room.as_deref().filter(|_| multi);
+    match (format, room) {
+        (Format::Json, Some(topic)) => render_json(&update.event)
+            .into_iter()
+            .map(|mut v| {
+                if let Some(o) = v.as_object_mut()
+                    && !o.contains_key("room")
+                {
+                    o.insert("room".to_owned(), json!(topic));
+                }
+                v.to_string()
+            })
+            .collect(),
+        (Format::Human | Format::HubLog, Some(topic)) => {
+            let label = room_label(topic, None);
+            render(&update.event, format, now)
+                .into_iter()
+                .map(|l| match l.split_at_checked(STAMP_LEN) {
+                    Some((stamp, rest)) => format!("{stamp} {label}{rest}"),
+                    None => l,
+                })
+                .collect()
+        }
+        _ => render(&update.event, format, now),
+    }
+}
+
 fn link_line(l: &LinkView) -> String {
     let who = match (&l.user, l.hub) {
         (_, true) => format!("hub {}", l.peer),
@@ -551,6 +626,23 @@ fn render_json(event: &ChatEvent) -> Vec<Value> {
             vec![json!({"type": "addresses", "peer": peer, "listen": listen})]
         }
         ChatEvent::Ticket(ticket) => vec![json!({"type": "ticket", "ticket": ticket})],
+        ChatEvent::Opened(v) => vec![json!({
+            "type": "opened",
+            "room": v.topic,
+            "name": v.name,
+            "private": v.private,
+            "present": v.present,
+        })],
+        ChatEvent::Closed { topic } => vec![json!({"type": "closed", "room": topic})],
+        ChatEvent::Rooms(rooms) => vec![json!({
+            "type": "rooms",
+            "rooms": rooms.iter().map(|r| json!({
+                "room": r.topic,
+                "name": r.name,
+                "private": r.private,
+                "present": r.present,
+            })).collect::<Vec<_>>(),
+        })],
         ChatEvent::Dropped {
             user,
             peer,

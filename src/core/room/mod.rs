@@ -281,6 +281,15 @@ impl Room {
         self.ledger.is_present(peer)
     }
 
+    /// How many participants are present, us included once joined.
+    pub fn present_count(&self) -> usize {
+        self.ledger
+            .roster()
+            .iter()
+            .filter(|(_, p)| p.present)
+            .count()
+    }
+
     /// The name of `peer`, if it is a present participant.
     pub fn name_of(&self, peer: &PeerId) -> Option<&Username> {
         self.ledger
@@ -459,7 +468,11 @@ impl Room {
             UserCommand::Peers
             | UserCommand::Addresses
             | UserCommand::Invite
-            | UserCommand::Search(_) => {}
+            | UserCommand::Search(_)
+            | UserCommand::Join(_)
+            | UserCommand::Rooms => {}
+            // Leaving one room is the room's leave.
+            UserCommand::Part => self.handle_command(UserCommand::Quit, now, wall),
             UserCommand::Say(_) | UserCommand::Quit => match self.phase {
                 Phase::Created | Phase::Waiting { .. } => {
                     let quit = cmd == UserCommand::Quit;
@@ -774,7 +787,8 @@ impl Room {
     fn act(&mut self, cmd: UserCommand, wall: WallTime) {
         match cmd {
             UserCommand::Say(text) => self.emit(Body::Message(text), wall),
-            UserCommand::Quit => {
+            // Leaving one room (`/part`) is the room's leave, as `/quit` is.
+            UserCommand::Quit | UserCommand::Part => {
                 self.emit(Body::Leave, wall);
                 self.phase = Phase::Left;
                 self.pending.clear();
@@ -785,7 +799,9 @@ impl Room {
             UserCommand::Peers
             | UserCommand::Addresses
             | UserCommand::Invite
-            | UserCommand::Search(_) => {}
+            | UserCommand::Search(_)
+            | UserCommand::Join(_)
+            | UserCommand::Rooms => {}
         }
     }
 

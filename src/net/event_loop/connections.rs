@@ -83,16 +83,20 @@ impl EventLoop {
                 let reports = self.dialer.connected(peer_id, connection_id);
                 self.reports.extend(reports);
                 self.alive.opened(connection_id, peer_id, Instant::now());
-                self.room.peer_back(&peer_id);
+                for j in &mut self.rooms {
+                    j.room.peer_back(&peer_id);
+                }
                 if num_established.get() == 1 {
                     self.links.insert(
                         peer_id,
                         Link {
                             since: Instant::now(),
-                            hello: HelloState::Pending,
                             addr: endpoint.get_remote_address().clone(),
                         },
                     );
+                    for j in &mut self.rooms {
+                        j.hellos.insert(peer_id, HelloState::Pending);
+                    }
                     self.emit(ChatEvent::Peer {
                         peer: peer_id.to_base58(),
                         connected: true,
@@ -100,12 +104,13 @@ impl EventLoop {
                     })
                     .await?;
                 }
-                if num_established.get() == 1 && self.leaving.is_none() {
-                    let hello = self.room.hello();
-                    self.swarm
-                        .behaviour_mut()
-                        .hello
-                        .send_request(&peer_id, hello);
+                if num_established.get() == 1 && !self.leaving() {
+                    // One hello per room of ours: each tells whether the peer is in it.
+                    for i in 0..self.rooms.len() {
+                        if self.rooms[i].leaving.is_none() {
+                            self.send_hello(i, peer_id);
+                        }
+                    }
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -123,6 +128,9 @@ impl EventLoop {
                 if num_established == 0 {
                     let now = Instant::now();
                     self.links.remove(&peer_id);
+                    for j in &mut self.rooms {
+                        j.hellos.remove(&peer_id);
+                    }
                     self.paging.disconnected(&peer_id);
                     self.hubs.disconnected(&peer_id);
                     self.emit(ChatEvent::Peer {
@@ -133,13 +141,17 @@ impl EventLoop {
                     .await?;
                     if self.stall.defer_if_recovering(peer_id, now) {
                         debug!(peer = %peer_id, "closed while we recover from a stall; looked at again after it");
-                        self.room.peer_unreachable(&peer_id);
-                    } else if self.leaving.is_none() {
-                        // The room decides: a present participant gone without a leave is lost
+                        for j in &mut self.rooms {
+                            j.room.peer_unreachable(&peer_id);
+                        }
+                    } else if !self.leaving() {
+                        // Each room decides: a present participant gone without a leave is lost
                         // (a leaver we hung up on is no longer present).
-                        self.room.peer_gone(peer_id, now, wall_now());
+                        for j in self.rooms.iter_mut().filter(|j| j.leaving.is_none()) {
+                            j.room.peer_gone(peer_id, now, wall_now());
+                        }
                     }
-                    self.flush_outbox(false).await?;
+                    self.flush_outboxes().await?;
                     self.dialer.disconnected(peer_id, now);
                 }
             }
@@ -167,15 +179,17 @@ impl EventLoop {
                 if let Some(peer) =
                     crate::net::handle_ping(&mut self.swarm, &mut self.alive, ev, now)
                 {
-                    self.room.heard_from(peer, now);
+                    for j in &mut self.rooms {
+                        j.room.heard_from(peer, now);
+                    }
                 }
             }
             SwarmEvent::Behaviour(ChatBehaviourEvent::Hello(ev)) => {
                 self.handle_hello(ev).await?;
                 if self.started {
-                    self.maybe_end_wait(Instant::now());
+                    self.maybe_end_waits(Instant::now());
                 }
-                self.flush_outbox(false).await?;
+                self.flush_outboxes().await?;
             }
             SwarmEvent::Behaviour(ChatBehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
@@ -257,7 +271,7 @@ impl EventLoop {
                         fresh.push(peer);
                     }
                 }
-                if self.leaving.is_some() {
+                if self.leaving() {
                     return;
                 }
                 for peer in fresh {
@@ -286,10 +300,13 @@ impl EventLoop {
                 let now = Instant::now();
                 for r in registrations {
                     let peer = r.record.peer_id();
-                    if peer == self.me || r.namespace.to_string() != self.room.topic() {
+                    let Some(i) = self.room_of(&r.namespace.to_string()) else {
+                        continue;
+                    };
+                    if peer == self.me {
                         continue;
                     }
-                    if self.room.has_departed(&peer) {
+                    if self.rooms[i].room.has_departed(&peer) {
                         // Its registration outlives it for up to a TTL.
                         continue;
                     }
@@ -325,7 +342,7 @@ impl EventLoop {
     /// A hub of our room: reserve a relayed address on it, so that clients that cannot reach us
     /// directly can through it, and register there (see `hub_timers`).
     pub(super) fn found_hub(&mut self, hub: PeerId) {
-        if self.leaving.is_some() {
+        if self.leaving() {
             return;
         }
         let Some(addr) = self.links.get(&hub).map(|l| l.addr.clone()) else {
@@ -355,26 +372,35 @@ impl EventLoop {
     /// Registers with each hub (again before the registration expires), asks it who else is
     /// in the room, and asks again for a relayed address that was lost.
     pub(super) fn hub_timers(&mut self, now: Instant) {
-        let Ok(ns) = rendezvous::Namespace::new(self.room.topic().to_owned()) else {
-            return;
-        };
+        // Each room of ours is a namespace in the hubs' directories.
+        let namespaces: Vec<rendezvous::Namespace> = self
+            .rooms
+            .iter()
+            .filter(|j| j.leaving.is_none())
+            .filter_map(|j| rendezvous::Namespace::new(j.room.topic().to_owned()).ok())
+            .collect();
         for action in self.hubs.due(now) {
             match action {
                 HubAction::Register(hub) => {
                     let Some(client) = self.swarm.behaviour_mut().rendezvous_client.as_mut() else {
                         return;
                     };
-                    if let Err(e) = client.register(ns.clone(), hub, Some(REGISTRATION_TTL)) {
-                        // No external address yet: the relayed one is on its way.
-                        debug!(%hub, error = %e, "not registered yet");
-                        self.hubs.register_failed(&hub, now, REGISTER_RETRY);
+                    for ns in &namespaces {
+                        if let Err(e) = client.register(ns.clone(), hub, Some(REGISTRATION_TTL)) {
+                            // No external address yet: the relayed one is on its way.
+                            debug!(%hub, error = %e, "not registered yet");
+                            self.hubs.register_failed(&hub, now, REGISTER_RETRY);
+                            break;
+                        }
                     }
                 }
                 HubAction::Discover(hub) => {
                     let Some(client) = self.swarm.behaviour_mut().rendezvous_client.as_mut() else {
                         return;
                     };
-                    client.discover(Some(ns.clone()), None, Some(DISCOVER_LIMIT), hub);
+                    for ns in &namespaces {
+                        client.discover(Some(ns.clone()), None, Some(DISCOVER_LIMIT), hub);
+                    }
                 }
                 HubAction::Reserve(hub, addr) => match self.swarm.listen_on(addr) {
                     Ok(id) => self.hubs.reserving(&hub, Some(id)),

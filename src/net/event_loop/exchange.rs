@@ -6,9 +6,28 @@ use super::*;
 use crate::core::verdict::Rejection;
 
 impl EventLoop {
-    pub(super) async fn merge_hello(&mut self, peer: PeerId, hello: Hello) -> Result<(), NetError> {
+    /// Takes `peer`'s hello about the room it names. `asked` is the room our own hello (whose
+    /// answer this is) was about: a peer answering about another room is not in it.
+    pub(super) async fn merge_hello(
+        &mut self,
+        peer: PeerId,
+        hello: Hello,
+        asked: Option<String>,
+    ) -> Result<(), NetError> {
         let hub = hello.archive;
-        let state = match self.room.handle_hello(peer, hello) {
+        let named = self.room_of(&hello.topic);
+        if let Some(asked) = asked.and_then(|t| self.room_of(&t))
+            && Some(asked) != named
+            && let Some(j) = self.rooms.get_mut(asked)
+            && let Some(h) = j.hellos.get_mut(&peer)
+        {
+            *h = HelloState::Other;
+        }
+        let Some(i) = named else {
+            debug!(%peer, topic = %hello.topic, "hello about a room we are not in");
+            return Ok(());
+        };
+        let state = match self.rooms[i].room.handle_hello(peer, hello) {
             Ok(()) => HelloState::Room,
             Err(e @ Rejection::WildClaim { .. }) => {
                 self.offence(peer, &e, Instant::now()).await?;
@@ -19,11 +38,11 @@ impl EventLoop {
                 HelloState::Other
             }
         };
-        if let Some(link) = self.links.get_mut(&peer) {
-            link.hello = state;
+        if self.links.contains_key(&peer) {
+            self.rooms[i].hellos.insert(peer, state);
         }
         if state == HelloState::Room {
-            self.start_sync(peer);
+            self.start_sync(i, peer);
             if hub {
                 self.found_hub(peer);
             }
@@ -31,20 +50,24 @@ impl EventLoop {
         Ok(())
     }
 
-    /// Asks `peer` for what we lack, unless an exchange with it is under way.
-    pub(super) fn start_sync(&mut self, peer: PeerId) {
-        if self.leaving.is_some() || self.paging.busy(&peer, &()) {
+    /// Asks `peer` for what room `i` lacks, unless an exchange with it about the room is under
+    /// way.
+    pub(super) fn start_sync(&mut self, i: usize, peer: PeerId) {
+        let Some(j) = self.rooms.get(i) else { return };
+        if j.leaving.is_some() || self.paging.busy(&peer, &j.room.topic().to_owned()) {
             return;
         }
-        self.request_page(peer, 1);
+        self.request_page(i, peer, 1);
     }
 
-    /// Asks `peer` for page `page` of an exchange.
-    pub(super) fn request_page(&mut self, peer: PeerId, page: u32) {
-        let req = self.room.sync_request();
+    /// Asks `peer` for page `page` of an exchange about room `i`.
+    pub(super) fn request_page(&mut self, i: usize, peer: PeerId, page: u32) {
+        let Some(j) = self.rooms.get(i) else { return };
+        let req = j.room.sync_request();
+        let topic = j.room.topic().to_owned();
         debug!(%peer, authors = req.have.len(), page, "asking for history");
         let id = self.swarm.behaviour_mut().sync.send_request(&peer, req);
-        self.paging.asked(id, peer, (), page);
+        self.paging.asked(id, peer, topic, page);
     }
 
     pub(super) async fn handle_sync(
@@ -56,7 +79,12 @@ impl EventLoop {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
-                    let (room, me, waiting) = (&self.room, self.me, &self.outbox);
+                    // A room we are not in is answered with nothing (as the room itself would).
+                    let i = self.room_of(&request.topic).unwrap_or(0);
+                    let Some(j) = self.rooms.get(i) else {
+                        return Ok(());
+                    };
+                    let (room, me, waiting) = (&j.room, self.me, &j.outbox);
                     let store = self.store.as_ref();
                     let page = || {
                         // What memory no longer holds is read from the store, here: a few
@@ -92,14 +120,21 @@ impl EventLoop {
                         let reason = Rejection::Malformed(first.to_string());
                         self.offence(peer, &reason, Instant::now()).await?;
                     }
+                    // Only an answer to what we asked, about a room we are still in.
+                    let Some((_, topic, page)) = self.paging.answered(request_id) else {
+                        return Ok(());
+                    };
+                    let Some(i) = self.room_of(&topic) else {
+                        return Ok(());
+                    };
                     // A private room's events are opened; what does not open is its author's
                     // fault (one offence per author and page), not the server's.
                     let mut resp = resp;
-                    if self.private.is_some() {
+                    if self.rooms[i].private.is_some() {
                         let mut opened = Vec::with_capacity(resp.events.len());
                         let mut blamed: Vec<PeerId> = Vec::new();
                         for e in std::mem::take(&mut resp.events) {
-                            match self.unseal(e) {
+                            match self.unseal(i, e) {
                                 Ok(o) => opened.push(o),
                                 Err(Unsealed { author, reason }) if !blamed.contains(&author) => {
                                     blamed.push(author);
@@ -111,18 +146,18 @@ impl EventLoop {
                         resp.events = opened;
                     }
                     debug!(%peer, events = resp.events.len(), more = resp.more, "history received");
-                    // Taken even if we did not ask (every event is checked like a live one), but
-                    // only an exchange we started goes on to the next page.
-                    let page = self.paging.answered(request_id).map(|(_, (), page)| page);
-                    let more =
-                        self.room
-                            .handle_sync_response(peer, resp, Instant::now(), wall_now());
-                    if more && self.leaving.is_none() {
-                        if let Some(next) = page.and_then(|p| next_page(p, true)) {
-                            self.request_page(peer, next);
+                    let Some(j) = self.rooms.get_mut(i) else {
+                        return Ok(());
+                    };
+                    let more = j
+                        .room
+                        .handle_sync_response(peer, resp, Instant::now(), wall_now());
+                    if more && j.leaving.is_none() {
+                        if let Some(next) = next_page(page, true) {
+                            self.request_page(i, peer, next);
                         } else {
                             // The next anti-entropy round goes on from where this one stopped.
-                            debug!(%peer, ?page, "history exchange paused");
+                            debug!(%peer, page, "history exchange paused");
                         }
                     }
                 }
@@ -134,12 +169,13 @@ impl EventLoop {
                 ..
             } => {
                 debug!(%peer, %error, "history request failed");
-                self.paging.failed(request_id);
+                let topic = self.paging.answered(request_id).map(|(_, t, _)| t);
                 // Its connection was the duplicate we or the peer closed: ask on the one kept.
                 if matches!(error, request_response::OutboundFailure::ConnectionClosed)
                     && self.swarm.is_connected(&peer)
+                    && let Some(i) = topic.and_then(|t| self.room_of(&t))
                 {
-                    self.start_sync(peer);
+                    self.start_sync(i, peer);
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
@@ -165,8 +201,13 @@ impl EventLoop {
                         debug!(%peer, "hello over the peer's budget; not answered");
                         return Ok(());
                     }
-                    self.merge_hello(peer, request).await?;
-                    let answer = self.room.hello();
+                    // Answered about the room it names, when we are in it; otherwise about
+                    // our first room (which tells it we are not in its room).
+                    let i = self.room_of(&request.topic).unwrap_or(0);
+                    self.merge_hello(peer, request, None).await?;
+                    let Some(answer) = self.rooms.get(i).map(|j| j.room.hello()) else {
+                        return Ok(());
+                    };
                     if self
                         .swarm
                         .behaviour_mut()
@@ -177,32 +218,39 @@ impl EventLoop {
                         debug!(%peer, "hello answer not sent: stream closed");
                     }
                 }
-                request_response::Message::Response { response, .. } => {
-                    self.merge_hello(peer, response).await?;
+                request_response::Message::Response {
+                    response,
+                    request_id,
+                } => {
+                    let asked = self.hello_asks.remove(&request_id);
+                    self.merge_hello(peer, response, asked).await?;
                 }
             },
-            request_response::Event::OutboundFailure { peer, error, .. } => {
-                let pending = self
-                    .links
-                    .get(&peer)
-                    .is_some_and(|l| l.hello == HelloState::Pending);
+            request_response::Event::OutboundFailure {
+                peer,
+                error,
+                request_id,
+                ..
+            } => {
+                let asked = self.hello_asks.remove(&request_id);
+                let Some(i) = asked.and_then(|t| self.room_of(&t)) else {
+                    return Ok(());
+                };
+                let pending = self.rooms[i].hellos.get(&peer) == Some(&HelloState::Pending);
                 if matches!(error, request_response::OutboundFailure::ConnectionClosed)
                     && self.swarm.is_connected(&peer)
                 {
                     // Its connection was the duplicate we or the peer closed: again, on the
                     // one kept.
                     debug!(%peer, "hello's connection closed; saying it again");
-                    if pending && self.leaving.is_none() {
-                        let hello = self.room.hello();
-                        self.swarm.behaviour_mut().hello.send_request(&peer, hello);
+                    if pending && self.rooms[i].leaving.is_none() {
+                        self.send_hello(i, peer);
                     }
                     return Ok(());
                 }
                 debug!(%peer, %error, "hello failed (is it a chitty-node?)");
-                if let Some(link) = self.links.get_mut(&peer)
-                    && pending
-                {
-                    link.hello = HelloState::Other;
+                if pending && let Some(h) = self.rooms[i].hellos.get_mut(&peer) {
+                    *h = HelloState::Other;
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {

@@ -12,10 +12,18 @@ impl EventLoop {
                 message,
             } => {
                 let now = Instant::now();
-                self.room.heard_from(propagation_source, now);
+                for j in &mut self.rooms {
+                    j.room.heard_from(propagation_source, now);
+                }
+                let Some(i) = self.room_of_hash(&message.topic) else {
+                    // A room we just left (or never were in: gossipsub only hands us what we
+                    // subscribed to).
+                    debug!(via = %propagation_source, topic = %message.topic, "a message of a room we are not in");
+                    return Ok(());
+                };
                 // A private room's event is opened first: what does not open is its author's.
                 let opened = match wire::decode_event(&message.data) {
-                    Ok(signed) => self.unseal(signed).map(Ok),
+                    Ok(signed) => self.unseal(i, signed).map(Ok),
                     Err(e) => Ok(Err(e)),
                 };
                 let verdict = match opened {
@@ -27,13 +35,13 @@ impl EventLoop {
                             .is_ok_and(|e| self.is_banned(&e.event.author));
                         // The core's one admit pipeline: checks, known, rate, then taken and
                         // shown.
-                        self.room.admit(decoded, cut_off, now, wall_now())
+                        self.rooms[i].room.admit(decoded, cut_off, now, wall_now())
                     }
                 };
                 if matches!(verdict, Verdict::Accept(_)) {
                     // Shown before it is forwarded: the ui task is woken before the connection
                     // tasks that forward it, and our user need not wait for those.
-                    self.drain_room().await?;
+                    self.drain_room(i).await?;
                 }
                 crate::net::gossip::report(
                     &mut self.swarm,
@@ -49,8 +57,9 @@ impl EventLoop {
                         info!(author = %source, via = %propagation_source, lamport, new = true, "received");
                         // A leave that actually ends the author's presence: an old one from an
                         // earlier run, replayed, does not (its join is later in total order).
+                        // (Gone from all our rooms: a peer that parted one of them stays.)
                         let gone =
-                            matches!(event.body, Body::Leave) && !self.room.is_present(&source);
+                            matches!(event.body, Body::Leave) && !self.present_anywhere(&source);
                         if gone {
                             self.dialer.gone(&source);
                         }
@@ -63,7 +72,7 @@ impl EventLoop {
                     Verdict::Limited(event) => {
                         // Watched: sync usually brings it back, and the user hears of it only
                         // if it does not.
-                        if self.drops.record(&event, now) {
+                        if self.rooms[i].drops.record(&event, now) {
                             info!(author = %event.author, "over the rate limit; live copies dropped, sync may bring them");
                         } else {
                             debug!(author = %event.author, "rate-limited message dropped");
@@ -77,7 +86,7 @@ impl EventLoop {
                         ) {
                             // An honest forwarder holds what led its clock on: ask it. (Its
                             // author, if it has nothing of the kind, is blamed by sync.)
-                            self.start_sync(propagation_source);
+                            self.start_sync(i, propagation_source);
                         }
                         match blamed {
                             Some(peer) => self.offence(peer, &reason, now).await?,
@@ -90,8 +99,8 @@ impl EventLoop {
             }
             gossipsub::Event::Subscribed { peer_id, topic } => {
                 debug!(peer = %peer_id, %topic, "subscribed");
-                if topic == self.topic.hash() {
-                    self.flush_outbox(false).await?;
+                if let Some(i) = self.room_of_hash(&topic) {
+                    self.flush_outbox(i, false).await?;
                 }
             }
             other => debug!(event = ?other, "gossipsub event"),

@@ -29,8 +29,10 @@ use super::node::outbox::{Full, OUTBOX_CAP, Outbox, Queued};
 use super::node::stall::Stall;
 use super::paging::{Paging, Rounds, next_page};
 use super::swarm::{NetError, build_swarm};
-use crate::core::command::UserCommand;
-use crate::core::event::{Body, ChatEvent, LinkView, RoomName, SignedEvent, Username};
+use crate::core::command::{Command, RoomTarget, UserCommand};
+use crate::core::event::{
+    Body, ChatEvent, LinkView, RoomName, RoomView, SignedEvent, Update, Username,
+};
 use crate::core::hello::Hello;
 use crate::core::room::{Output, Room, RoomConfig};
 use crate::core::status::{PublishFailure, Status};
@@ -62,6 +64,15 @@ pub const DUPLICATE_GRACE: Duration = Duration::from_secs(2);
 /// the outbox this long at most.
 pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// A room to be in, as the node is started with it.
+#[derive(Debug)]
+pub struct RoomSpec {
+    /// Its name (for a private room, the one its ticket gave, if any).
+    pub name: RoomName,
+    /// A private room: its secret and keys (docs/PROTOCOL.md section 14).
+    pub private: Option<crate::private::PrivateRoom>,
+}
+
 /// What the node needs to run.
 #[derive(Debug)]
 pub struct NodeConfig {
@@ -71,8 +82,8 @@ pub struct NodeConfig {
     pub keypair: Keypair,
     /// Our username.
     pub user: Username,
-    /// Our room.
-    pub room: RoomName,
+    /// Our rooms: the first, then any others (`--room` given again). At least one.
+    pub rooms: Vec<RoomSpec>,
     /// Addresses to listen on.
     pub listen: Vec<Multiaddr>,
     /// Peers to dial at start and re-dial whenever the connection drops.
@@ -85,18 +96,16 @@ pub struct NodeConfig {
     pub join_grace: Duration,
     /// Live events accepted per second per author (bursts of twice that).
     pub max_rate: u32,
-    /// A private room: its secret and keys (docs/PROTOCOL.md section 14).
-    pub private: Option<crate::private::PrivateRoom>,
 }
 
-/// What we know of a connected peer's room.
+/// What we know of a connected peer's presence in one of our rooms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum HelloState {
-    /// No hello yet.
+    /// No hello about the room yet.
     Pending,
-    /// Its hello named our room.
+    /// Its hello named the room.
     Room,
-    /// Another room, or no hello protocol: not a peer of this chat.
+    /// Its hello named another room, or it has no hello protocol: not a peer of the room.
     Other,
 }
 
@@ -104,33 +113,86 @@ enum HelloState {
 #[derive(Debug)]
 struct Link {
     since: Instant,
-    hello: HelloState,
     /// Where the peer was reached (for a hub: where to ask for a relayed address).
     addr: Multiaddr,
+}
+
+/// Most rooms one node is in at once.
+pub const MAX_JOINED: usize = 16;
+
+/// One room the node is in, and what goes with it: its state machine, its topic, the events
+/// waiting to go out in it, its anti-entropy turns, what each peer's hello said of it, and our
+/// leave of it.
+struct Joined {
+    room: Room,
+    topic: gossipsub::IdentTopic,
+    outbox: Outbox,
+    /// Anti-entropy: when to ask the next peer of this room, in turn, what we lack.
+    rounds: Rounds,
+    /// Live events dropped over their author's rate, until sync has had its chance.
+    drops: DropWatch,
+    /// What each connected peer's hello said of this room.
+    hellos: HashMap<PeerId, HelloState>,
+    /// Set once our leave of this room is stamped.
+    leaving: Option<Leaving>,
+    /// When the room started (its join wait began).
+    started_at: Instant,
+    /// The end of our stored history of the room, shown once the room is announced.
+    stored: Vec<ChatEvent>,
+    /// A private room's secret and keys: every event received is opened with them, and
+    /// tickets carry the secret.
+    private: Option<crate::private::PrivateRoom>,
+    /// The room's name as given (for tickets, and for `/rooms`).
+    name: RoomName,
+}
+
+impl Joined {
+    fn view(&self) -> RoomView {
+        RoomView {
+            topic: self.room.topic().to_owned(),
+            name: if self.private.is_some() {
+                self.name.name().map(str::to_owned)
+            } else {
+                Some(
+                    self.name
+                        .name()
+                        .unwrap_or(crate::core::name::BASE_TOPIC)
+                        .to_owned(),
+                )
+            },
+            private: self.private.is_some(),
+            present: self.room.present_count(),
+        }
+    }
+
+    /// The peers whose hello named this room.
+    fn room_peers(&self) -> Vec<PeerId> {
+        self.hellos
+            .iter()
+            .filter(|(_, h)| **h == HelloState::Room)
+            .map(|(p, _)| *p)
+            .collect()
+    }
 }
 
 /// The event loop's state.
 pub struct EventLoop {
     swarm: Swarm<ChatBehaviour>,
-    room: Room,
-    topic: gossipsub::IdentTopic,
-    commands: mpsc::Receiver<UserCommand>,
+    /// Our rooms, the first one first; a room we left is removed once its leave is out.
+    rooms: Vec<Joined>,
+    commands: mpsc::Receiver<Command>,
     commands_open: bool,
-    events: mpsc::Sender<ChatEvent>,
+    events: mpsc::Sender<Update>,
     me: PeerId,
     user: Username,
     mdns: bool,
     listening: Vec<Multiaddr>,
-    /// Listeners not yet closed; the node stops when the last one fails.
     /// Our own listeners (not relayed ones); the node stops when the last one fails.
     tcp_listeners: HashSet<ListenerId>,
     ready_pending: bool,
     started: bool,
-    /// When the room started (the join wait began).
-    started_at: Instant,
     /// Whom we keep connected to, and when we dial.
     dialer: Dialer,
-    outbox: Outbox,
     links: HashMap<PeerId, Link>,
     /// Every open connection and when it last proved alive (established, or a ping answered).
     alive: super::liveness::Liveness,
@@ -140,14 +202,16 @@ pub struct EventLoop {
     one_link: super::one_link::OneLink,
     /// Second connections to close, and when ([`DUPLICATE_GRACE`]).
     duplicates: Vec<(libp2p::swarm::ConnectionId, Instant)>,
-    /// History exchanges under way (one at a time per peer), by request id.
-    paging: Paging<request_response::OutboundRequestId, ()>,
-    /// Anti-entropy: when to ask the next room peer, in turn, what we lack.
-    rounds: Rounds,
-    /// The hubs of our room we are connected to.
+    /// History exchanges under way (one at a time per peer and room), by request id, with the
+    /// room's topic.
+    paging: Paging<request_response::OutboundRequestId, String>,
+    /// Our hellos under way, by request id, with the topic each is about (the answer may name
+    /// another room).
+    hello_asks: HashMap<request_response::OutboundRequestId, String>,
+    /// The hubs of our rooms we are connected to.
     hubs: HubClient,
-    /// Set once our leave is stamped.
-    leaving: Option<Leaving>,
+    /// Set when the whole node leaves (`/quit`, a signal, the end of input, an error).
+    quitting: bool,
     /// An error that ends the node once the leave is out.
     fatal: Option<NetError>,
     /// Reports for the user made where nothing can be awaited, shown at the next turn.
@@ -156,19 +220,12 @@ pub struct EventLoop {
     stall: Stall,
     /// Host names of `--connect` targets resolved on blocking threads, back to the loop.
     resolutions: (mpsc::Sender<Resolution>, mpsc::Receiver<Resolution>),
-    /// Live events dropped over their author's rate, until sync has had its chance.
-    drops: DropWatch,
     /// The store's thread, if we keep history on disk.
     store: Option<crate::store::Kept>,
-    /// The end of our stored history, shown right after `ready`.
-    stored: Vec<ChatEvent>,
-    /// A private room's secret and keys: every event received is opened with them, and
-    /// tickets carry the secret.
-    private: Option<crate::private::PrivateRoom>,
     /// The `--connect` addresses (a hub's, most likely), for tickets.
     connect: Vec<Multiaddr>,
-    /// A private room's display name, for tickets.
-    room_name: Option<RoomName>,
+    /// What every room is made with (our key, name, bounds).
+    template: RoomConfig,
 }
 
 /// How many stored lines of earlier runs a node shows at start: about a screenful.
@@ -215,62 +272,38 @@ mod gossip;
 mod publish;
 
 impl EventLoop {
-    /// Builds the swarm, starts listening and subscribes to the room's topic.
+    /// Builds the swarm, starts listening and subscribes to the rooms' topics.
     pub fn new(
         config: NodeConfig,
-        commands: mpsc::Receiver<UserCommand>,
-        events: mpsc::Sender<ChatEvent>,
+        commands: mpsc::Receiver<Command>,
+        events: mpsc::Sender<Update>,
     ) -> Result<Self, NetError> {
         let mut swarm = build_swarm(&config.keypair, config.mdns, false)?;
         let me = *swarm.local_peer_id();
         let tcp_listeners = super::swarm::listen_all(&mut swarm, &config.listen)?;
-        let mut room = Room::new(RoomConfig {
-            keypair: config.keypair.clone(),
-            user: config.user.clone(),
-            room: config.room.clone(),
-            private: config.private.as_ref().map(|p| p.keys.clone()),
-            history: config.history,
-            join_grace: config.join_grace,
-            first_seq: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2))
-                .unwrap_or(0),
-            max_rate: config.max_rate,
-        });
-        // Our earlier history, read back before anything happens: shown right after `ready`,
-        // marked as stored, and sync then asks peers only for what it lacks.
-        let mut stored = Vec::new();
-        let store = match config.store {
-            Some(store) => {
-                let kept = crate::store::Kept::open(store, config.history)?;
-                let (events, holds) = kept.read_back(room.topic())?;
-                let events = unseal_all(config.private.as_ref(), events);
-                info!(
-                    events = events.len(),
-                    authors = holds.len(),
-                    "history read from the store"
-                );
-                stored = room.restore(events, &holds, STORED_SHOWN);
-                Some(kept)
-            }
-            None => None,
-        };
-        let topic = gossipsub::IdentTopic::new(room.topic());
         let (params, thresholds) = super::behaviour::score_params();
-        let gossip = &mut swarm.behaviour_mut().gossipsub;
-        gossip
+        swarm
+            .behaviour_mut()
+            .gossipsub
             .with_peer_score(params, thresholds)
             .map_err(NetError::Subscribe)?;
-        gossip
-            .set_topic_params(topic.clone(), super::behaviour::topic_score_params())
-            .map_err(|e| NetError::Subscribe(e.to_owned()))?;
-        gossip
-            .subscribe(&topic)
-            .map_err(|e| NetError::Subscribe(format!("{}: {e}", room.topic())))?;
-        Ok(Self {
+        let store = match config.store {
+            Some(store) => Some(crate::store::Kept::open(store, config.history)?),
+            None => None,
+        };
+        let template = RoomConfig {
+            keypair: config.keypair.clone(),
+            user: config.user.clone(),
+            room: RoomName::default(),
+            private: None,
+            history: config.history,
+            join_grace: config.join_grace,
+            first_seq: 0,
+            max_rate: config.max_rate,
+        };
+        let mut node = Self {
             swarm,
-            room,
-            topic,
+            rooms: Vec::new(),
             commands,
             commands_open: true,
             events,
@@ -281,33 +314,119 @@ impl EventLoop {
             tcp_listeners,
             ready_pending: false,
             started: false,
-            started_at: Instant::now(),
             dialer: Dialer::new(&config.connect, Instant::now()),
-            outbox: Outbox::new(me, config.max_rate),
             links: HashMap::new(),
             alive: super::liveness::Liveness::default(),
             guard: Guard::default(),
             one_link: super::one_link::OneLink::new(me),
             duplicates: Vec::new(),
             paging: Paging::default(),
-            rounds: Rounds::new(Instant::now()),
+            hello_asks: HashMap::new(),
             hubs: HubClient::default(),
-            leaving: None,
+            quitting: false,
             fatal: None,
             reports: Vec::new(),
             stall: Stall::default(),
             resolutions: mpsc::channel(RESOLUTIONS_CAP),
-            drops: DropWatch::default(),
             store,
-            stored,
-            private: config.private,
             connect: config.connect.clone(),
-            room_name: config.room.name().map(|_| config.room.clone()),
-        })
+            template,
+        };
+        for spec in config.rooms {
+            node.open_room(spec)?;
+        }
+        if node.rooms.is_empty() {
+            return Err(NetError::Subscribe("no room to be in".to_owned()));
+        }
+        Ok(node)
     }
 
-    /// Runs until our leave has reached our peers (or [`LEAVE_LINGER`](super::node::leaving::LEAVE_LINGER) ran out). A finished
-    /// `shutdown` future, or the command channel closing, means `/quit`.
+    /// Opens a room: its state machine, with our stored history of it read back (shown once
+    /// the room is announced, marked as stored; sync then asks peers only for what it lacks),
+    /// and its topic subscribed. Returns its index.
+    fn open_room(&mut self, spec: RoomSpec) -> Result<usize, NetError> {
+        let mut room = Room::new(RoomConfig {
+            room: spec.name.clone(),
+            private: spec.private.as_ref().map(|p| p.keys.clone()),
+            // Each run numbers above every earlier one: the start time in microseconds.
+            first_seq: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2))
+                .unwrap_or(0),
+            ..self.template.clone()
+        });
+        let mut stored = Vec::new();
+        if let Some(kept) = &self.store {
+            let (events, holds) = kept.read_back(room.topic())?;
+            let events = unseal_all(spec.private.as_ref(), events);
+            info!(
+                room = room.topic(),
+                events = events.len(),
+                authors = holds.len(),
+                "history read from the store"
+            );
+            stored = room.restore(events, &holds, STORED_SHOWN);
+        }
+        let topic = gossipsub::IdentTopic::new(room.topic());
+        let gossip = &mut self.swarm.behaviour_mut().gossipsub;
+        gossip
+            .set_topic_params(topic.clone(), super::behaviour::topic_score_params())
+            .map_err(|e| NetError::Subscribe(e.to_owned()))?;
+        gossip
+            .subscribe(&topic)
+            .map_err(|e| NetError::Subscribe(format!("{}: {e}", room.topic())))?;
+        let now = Instant::now();
+        // Every peer already connected is asked about the new room.
+        let hellos = self
+            .links
+            .keys()
+            .map(|p| (*p, HelloState::Pending))
+            .collect();
+        self.rooms.push(Joined {
+            room,
+            topic,
+            outbox: Outbox::new(self.me, self.template.max_rate),
+            rounds: Rounds::new(now),
+            drops: DropWatch::default(),
+            hellos,
+            leaving: None,
+            started_at: now,
+            stored,
+            private: spec.private,
+            name: spec.name,
+        });
+        Ok(self.rooms.len() - 1)
+    }
+
+    /// The index of our room with `topic`.
+    fn room_of(&self, topic: &str) -> Option<usize> {
+        self.rooms.iter().position(|j| j.room.topic() == topic)
+    }
+
+    /// The index of our room with gossipsub topic `hash`.
+    fn room_of_hash(&self, hash: &gossipsub::TopicHash) -> Option<usize> {
+        self.rooms.iter().position(|j| j.topic.hash() == *hash)
+    }
+
+    /// Whether `peer` is present in any of our rooms.
+    fn present_anywhere(&self, peer: &PeerId) -> bool {
+        self.rooms.iter().any(|j| j.room.is_present(peer))
+    }
+
+    /// Sends our hello about room `i` to `peer`.
+    fn send_hello(&mut self, i: usize, peer: PeerId) {
+        let Some(j) = self.rooms.get(i) else { return };
+        let hello = j.room.hello();
+        let topic = j.room.topic().to_owned();
+        let id = self.swarm.behaviour_mut().hello.send_request(&peer, hello);
+        if self.hello_asks.len() < super::paging::PAGING_CAP {
+            self.hello_asks.insert(id, topic);
+        }
+    }
+
+    /// Runs until our leave of every room has reached our peers (or
+    /// [`LEAVE_LINGER`](super::node::leaving::LEAVE_LINGER) ran out). A finished `shutdown`
+    /// future, or the command channel closing, means `/quit`.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), NetError> {
         let mut shutdown = std::pin::pin!(shutdown);
         let mut shutdown_done = false;
@@ -315,17 +434,15 @@ impl EventLoop {
             if self.started {
                 // Every turn, not only on its timer: once the moment has passed while other
                 // events kept the loop busy, the timer is no longer asked for.
-                self.maybe_end_wait(Instant::now());
+                self.maybe_end_waits(Instant::now());
             }
-            self.drain_room().await?;
+            self.drain_rooms().await?;
             for report in std::mem::take(&mut self.reports) {
                 self.emit(report).await?;
             }
-            if self.room.has_left() {
-                self.progress_leave().await?;
-                if self.leave_done() {
-                    return self.fatal.take().map_or(Ok(()), Err);
-                }
+            self.progress_leaves().await?;
+            if self.rooms.is_empty() {
+                return self.fatal.take().map_or(Ok(()), Err);
             }
             // Timers that are due run before anything else: a steady stream of swarm events
             // (the first branch of the biased select below) must not starve them.
@@ -353,7 +470,7 @@ impl EventLoop {
                     // Lines typed before the signal and not yet stamped (held back by our
                     // pace) are said before the leave.
                     while let Ok(cmd) = self.commands.try_recv() {
-                        if matches!(cmd, UserCommand::Say(_)) {
+                        if matches!(cmd.cmd, UserCommand::Say(_)) {
                             self.handle_command(cmd).await?;
                         }
                     }
@@ -405,42 +522,96 @@ impl EventLoop {
         }
     }
 
-    /// Leaves, unless already gone (`/quit` followed by the end of input is one leave).
+    /// Leaves every room (`/quit`, a signal, the end of input, a fatal error).
     fn quit(&mut self) {
-        if !self.room.has_left() {
-            self.room
-                .handle_command(UserCommand::Quit, Instant::now(), wall_now());
-            // Leave the hubs' directories too (an expired registration would go in a minute).
-            if let Ok(ns) = rendezvous::Namespace::new(self.room.topic().to_owned()) {
-                let hubs: Vec<PeerId> = self.hubs.hubs().copied().collect();
-                if let Some(client) = self.swarm.behaviour_mut().rendezvous_client.as_mut() {
-                    for hub in hubs {
-                        client.unregister(ns.clone(), hub);
-                    }
+        self.quitting = true;
+        for i in 0..self.rooms.len() {
+            self.part(i);
+        }
+    }
+
+    /// Leaves room `i`, unless already gone (`/quit` followed by the end of input is one
+    /// leave).
+    fn part(&mut self, i: usize) {
+        let Some(j) = self.rooms.get_mut(i) else {
+            return;
+        };
+        if j.room.has_left() {
+            return;
+        }
+        j.room
+            .handle_command(UserCommand::Quit, Instant::now(), wall_now());
+        // Leave the hubs' directories too (an expired registration would go in a minute).
+        if let Ok(ns) = rendezvous::Namespace::new(j.room.topic().to_owned()) {
+            let hubs: Vec<PeerId> = self.hubs.hubs().copied().collect();
+            if let Some(client) = self.swarm.behaviour_mut().rendezvous_client.as_mut() {
+                for hub in hubs {
+                    client.unregister(ns.clone(), hub);
                 }
             }
         }
     }
 
-    /// A command from the ui. A line is refused before it is stamped when the outbox is full,
-    /// so nothing is shown as said that cannot be sent.
-    async fn handle_command(&mut self, cmd: UserCommand) -> Result<(), NetError> {
-        if matches!(cmd, UserCommand::Say(_)) && self.outbox.refuses_lines() {
+    /// Whether the node as a whole is leaving: nothing new is started (dials, hubs, rounds).
+    fn leaving(&self) -> bool {
+        self.quitting
+    }
+
+    /// A command from the ui, for the room it names (or the first). A line is refused before
+    /// it is stamped when the room's outbox is full, so nothing is shown as said that cannot
+    /// be sent.
+    async fn handle_command(&mut self, command: Command) -> Result<(), NetError> {
+        let Command { room, cmd } = command;
+        let i = match &room {
+            None => 0,
+            Some(topic) => match self.room_of(topic) {
+                Some(i) => i,
+                None => {
+                    // Typed into a room we just left: said, not sent.
+                    return self
+                        .emit(ChatEvent::Error(
+                            "you are no longer in that room; nothing was sent".to_owned(),
+                        ))
+                        .await;
+                }
+            },
+        };
+        let Some(j) = self.rooms.get(i) else {
+            return Ok(());
+        };
+        if matches!(cmd, UserCommand::Say(_)) && j.outbox.refuses_lines() {
             return self
-                .emit(ChatEvent::Status(Status::OutboxFull { cap: OUTBOX_CAP }))
+                .emit_in(i, ChatEvent::Status(Status::OutboxFull { cap: OUTBOX_CAP }))
                 .await;
         }
         match cmd {
             // Leaving is more than the room's leave: the hubs are told too.
             UserCommand::Quit => self.quit(),
-            UserCommand::Search(words) => self.search(words).await?,
+            UserCommand::Part => {
+                if self.rooms.iter().filter(|j| !j.room.has_left()).count() <= 1 {
+                    // The last room: leaving it is leaving.
+                    self.quit();
+                } else {
+                    self.part(i);
+                }
+            }
+            UserCommand::Join(target) => self.join(target).await?,
+            UserCommand::Rooms => {
+                let rooms = self.rooms.iter().map(Joined::view).collect();
+                self.emit(ChatEvent::Rooms(rooms)).await?;
+            }
+            UserCommand::Search(words) => self.search(i, words).await?,
             UserCommand::Peers => {
                 let mut links: Vec<LinkView> = self
                     .links
                     .iter()
                     .map(|(peer, link)| LinkView {
                         peer: peer.to_base58(),
-                        user: self.room.name_of(peer).map(|u| u.as_str().to_owned()),
+                        user: self
+                            .rooms
+                            .iter()
+                            .find_map(|j| j.room.name_of(peer))
+                            .map(|u| u.as_str().to_owned()),
                         addr: link.addr.to_string(),
                         hub: self.hubs.is_hub(peer),
                     })
@@ -448,10 +619,10 @@ impl EventLoop {
                 links.sort_by(|a, b| (!a.hub, &a.user, &a.peer).cmp(&(!b.hub, &b.user, &b.peer)));
                 self.emit(ChatEvent::Links(links)).await?;
             }
-            UserCommand::Invite => match self.ticket() {
-                Some(t) => self.emit(ChatEvent::Ticket(t)).await?,
+            UserCommand::Invite => match self.ticket(i) {
+                Some(t) => self.emit_in(i, ChatEvent::Ticket(t)).await?,
                 None => {
-                    self.emit(ChatEvent::Error(
+                    self.emit_in(i, ChatEvent::Error(
                         "this room is public: others join it with --room and the same name; /invite is for private rooms (start one with --private)".to_owned(),
                     ))
                     .await?
@@ -469,40 +640,134 @@ impl EventLoop {
                 .await?;
             }
             // What memory no longer holds comes from the store, before the room shows it.
-            UserCommand::History(last) if self.room.cold_below().is_some() => {
-                let older = self.stored_before(last);
-                self.room.show_history_with(older, last);
+            UserCommand::History(last) if j.room.cold_below().is_some() => {
+                let older = self.stored_before(i, last);
+                if let Some(j) = self.rooms.get_mut(i) {
+                    j.room.show_history_with(older, last);
+                }
             }
-            cmd => self.room.handle_command(cmd, Instant::now(), wall_now()),
+            cmd => {
+                if let Some(j) = self.rooms.get_mut(i) {
+                    j.room.handle_command(cmd, Instant::now(), wall_now());
+                }
+            }
         }
         Ok(())
     }
 
-    /// For `/history [N]`: the stored events older than memory holds, as many as the command
-    /// wants beyond memory (all kept, without N), read on this thread (one indexed read).
-    fn stored_before(&self, last: Option<usize>) -> Vec<SignedEvent> {
-        let (Some(store), Some(below)) = (&self.store, self.room.cold_below()) else {
+    /// `/join`: opens the room, starts it, and asks every connected peer about it (a ticket's
+    /// addresses are dialled too). A room we are in already is announced again, so the ui
+    /// shows it.
+    async fn join(&mut self, target: RoomTarget) -> Result<(), NetError> {
+        let spec = match target {
+            RoomTarget::Public(name) => RoomSpec {
+                name,
+                private: None,
+            },
+            RoomTarget::Private(ticket) => {
+                // Its addresses are kept connected, as `--join`'s are (relayed ones are reached
+                // through the hub's, which a ticket carries too).
+                let addrs: Vec<Multiaddr> = ticket
+                    .addrs
+                    .iter()
+                    .filter(|a| {
+                        !a.iter()
+                            .any(|p| p == libp2p::multiaddr::Protocol::P2pCircuit)
+                    })
+                    .cloned()
+                    .collect();
+                self.dialer.add_targets(&addrs, Instant::now());
+                RoomSpec {
+                    name: ticket.name.clone().unwrap_or_default(),
+                    private: Some(crate::private::PrivateRoom::join(ticket.secret.clone())),
+                }
+            }
+        };
+        let topic = match &spec.private {
+            Some(p) => p.keys.topic().to_owned(),
+            None => spec.name.topic(),
+        };
+        if let Some(i) = self.room_of(&topic) {
+            let view = self.rooms[i].view();
+            return self.emit_in(i, ChatEvent::Opened(view)).await;
+        }
+        if self.rooms.len() >= MAX_JOINED {
+            return self
+                .emit(ChatEvent::Error(format!(
+                    "already in {MAX_JOINED} rooms: /part one first"
+                )))
+                .await;
+        }
+        let i = match self.open_room(spec) {
+            Ok(i) => i,
+            Err(e) => {
+                warn!(error = %e, "cannot open the room");
+                return self
+                    .emit(ChatEvent::Error(format!("cannot open the room: {e}")))
+                    .await;
+            }
+        };
+        self.start_room(i).await?;
+        let peers: Vec<PeerId> = self.links.keys().copied().collect();
+        for peer in peers {
+            self.send_hello(i, peer);
+        }
+        Ok(())
+    }
+
+    /// Announces room `i` to the ui (`ready` for the first, `opened` for others), shows our
+    /// stored history of it, and starts its join.
+    async fn start_room(&mut self, i: usize) -> Result<(), NetError> {
+        let expect_peers = self.mdns || self.dialer.has_targets() || !self.links.is_empty();
+        let Some(j) = self.rooms.get_mut(i) else {
+            return Ok(());
+        };
+        let stored = std::mem::take(&mut j.stored);
+        let view = j.view();
+        let made = j.private.as_ref().is_some_and(|p| p.made);
+        if i > 0 {
+            self.emit_in(i, ChatEvent::Opened(view)).await?;
+        }
+        if made && let Some(t) = self.ticket(i) {
+            self.emit_in(i, ChatEvent::Ticket(t)).await?;
+        }
+        for event in stored {
+            self.emit_in(i, event).await?;
+        }
+        if let Some(j) = self.rooms.get_mut(i) {
+            j.room.start(Instant::now(), wall_now(), expect_peers);
+            j.started_at = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// For `/history [N]` in room `i`: the stored events older than memory holds, as many as
+    /// the command wants beyond memory (all kept, without N), read on this thread (one indexed
+    /// read).
+    fn stored_before(&self, i: usize, last: Option<usize>) -> Vec<SignedEvent> {
+        let Some(j) = self.rooms.get(i) else {
             return Vec::new();
         };
-        let want = last.map_or(usize::MAX, |n| {
-            n.saturating_sub(self.room.transcript().len())
-        });
+        let (Some(store), Some(below)) = (&self.store, j.room.cold_below()) else {
+            return Vec::new();
+        };
+        let want = last.map_or(usize::MAX, |n| n.saturating_sub(j.room.transcript().len()));
         if want == 0 {
             return Vec::new();
         }
         let events = store
-            .before(self.room.topic(), below.as_ref(), want)
+            .before(j.room.topic(), below.as_ref(), want)
             .unwrap_or_else(|e| {
                 warn!(error = %e, "stored history cannot be read");
                 Vec::new()
             });
-        unseal_all(self.private.as_ref(), events)
+        unseal_all(j.private.as_ref(), events)
     }
 
-    /// A private room's event opened with the room's key (a public room's as it is); what
-    /// does not open is its author's fault.
-    fn unseal(&self, signed: SignedEvent) -> Result<SignedEvent, Unsealed> {
-        match &self.private {
+    /// An event of room `i` opened with the room's key when it is private (a public room's as
+    /// it is); what does not open is its author's fault.
+    fn unseal(&self, i: usize, signed: SignedEvent) -> Result<SignedEvent, Unsealed> {
+        match self.rooms.get(i).and_then(|j| j.private.as_ref()) {
             None => Ok(signed),
             Some(p) => {
                 let author = signed.event.author;
@@ -517,8 +782,9 @@ impl EventLoop {
     /// `/invite`, and at start in a private room: a ticket with the room's secret, its name,
     /// and where to find us now (our addresses, relayed ones included, and the `--connect`
     /// ones).
-    fn ticket(&self) -> Option<String> {
-        let p = self.private.as_ref()?;
+    fn ticket(&self, i: usize) -> Option<String> {
+        let j = self.rooms.get(i)?;
+        let p = j.private.as_ref()?;
         let mut addrs = self.listening.clone();
         addrs.extend(self.swarm.external_addresses().cloned());
         let mut addrs: Vec<Multiaddr> = super::swarm::full_addresses(&addrs, self.me)
@@ -528,15 +794,26 @@ impl EventLoop {
         addrs.extend(self.connect.iter().cloned());
         let ticket = crate::private::ticket::Ticket {
             secret: p.secret.clone(),
-            name: self.room_name.clone(),
+            name: j.name.name().map(|_| j.name.clone()),
             addrs,
         };
         Some(ticket.encode())
     }
 
+    /// Tells the ui something about the node as a whole (or the first room, when only one).
     async fn emit(&self, event: ChatEvent) -> Result<(), NetError> {
+        self.send(None, event).await
+    }
+
+    /// Tells the ui something about room `i`.
+    async fn emit_in(&self, i: usize, event: ChatEvent) -> Result<(), NetError> {
+        let room = self.rooms.get(i).map(|j| j.room.topic().to_owned());
+        self.send(room, event).await
+    }
+
+    async fn send(&self, room: Option<String>, event: ChatEvent) -> Result<(), NetError> {
         self.events
-            .send(event)
+            .send(Update { room, event })
             .await
             .map_err(|_| NetError::OutputClosed)
     }
@@ -545,53 +822,55 @@ impl EventLoop {
         self.ready_pending = false;
         let listen = super::swarm::full_addresses(&self.listening, self.me);
         info!(peer = %self.me, "ready");
-        self.emit(ChatEvent::Ready {
-            peer: self.me.to_base58(),
-            user: self.user.as_str().to_owned(),
-            topic: self.room.topic().to_owned(),
-            listen,
-        })
+        let topic = self
+            .rooms
+            .first()
+            .map(|j| j.room.topic().to_owned())
+            .unwrap_or_default();
+        self.emit_in(
+            0,
+            ChatEvent::Ready {
+                peer: self.me.to_base58(),
+                user: self.user.as_str().to_owned(),
+                topic,
+                listen,
+            },
+        )
         .await?;
-        if !self.started
-            && self.private.as_ref().is_some_and(|p| p.made)
-            && let Some(t) = self.ticket()
-        {
-            self.emit(ChatEvent::Ticket(t)).await?;
-        }
-        for event in std::mem::take(&mut self.stored) {
-            self.emit(event).await?;
-        }
         if !self.started {
             self.started = true;
-            let expect_peers = self.mdns || self.dialer.has_targets();
-            self.room.start(Instant::now(), wall_now(), expect_peers);
-            self.started_at = Instant::now();
+            for i in 0..self.rooms.len() {
+                self.start_room(i).await?;
+            }
         }
         Ok(())
     }
 
-    /// `/search`: asked of the store's thread; the answer goes to the ui when it comes, so the
-    /// loop never waits for the disk.
-    async fn search(&mut self, words: Vec<String>) -> Result<(), NetError> {
+    /// `/search` in room `i`: asked of the store's thread; the answer goes to the ui when it
+    /// comes, so the loop never waits for the disk.
+    async fn search(&mut self, i: usize, words: Vec<String>) -> Result<(), NetError> {
+        let Some(j) = self.rooms.get(i) else {
+            return Ok(());
+        };
+        let topic = j.room.topic().to_owned();
+        let private = j.private.is_some();
         let Some(store) = &mut self.store else {
             return self
-                .emit(ChatEvent::Error(
+                .emit_in(i, ChatEvent::Error(
                     "no history is stored in this run (--no-store, or the database is in use by another node); nothing to search"
                         .to_owned(),
                 ))
                 .await;
         };
-        if self.private.is_some() {
+        if private {
             return self
-                .emit(ChatEvent::Error(
+                .emit_in(i, ChatEvent::Error(
                     "a private room's history is stored sealed, not indexed: /search finds nothing in it".to_owned(),
                 ))
                 .await;
         }
         let query = words.join(" ");
-        let answer = store
-            .writer()
-            .search(self.room.topic(), words, SEARCH_RESULTS);
+        let answer = store.writer().search(&topic, words, SEARCH_RESULTS);
         let events = self.events.clone();
         tokio::spawn(async move {
             let event = match answer.await {
@@ -606,22 +885,39 @@ impl EventLoop {
                 Ok(Err(why)) => ChatEvent::Error(format!("search failed: {why}")),
                 Err(_) => ChatEvent::Error("search failed: the history database closed".into()),
             };
-            let _ = events.send(event).await;
+            let _ = events
+                .send(Update {
+                    room: Some(topic),
+                    event,
+                })
+                .await;
         });
         Ok(())
     }
 
-    /// Carries out everything the room asked for: what goes to peers first, so that the
+    /// Carries out everything the rooms asked for.
+    async fn drain_rooms(&mut self) -> Result<(), NetError> {
+        for i in 0..self.rooms.len() {
+            self.drain_room(i).await?;
+        }
+        Ok(())
+    }
+
+    /// Carries out everything room `i` asked for: what goes to peers first, so that the
     /// connection tasks, woken in that order, send before the ui renders our own line.
-    async fn drain_room(&mut self) -> Result<(), NetError> {
+    async fn drain_room(&mut self, i: usize) -> Result<(), NetError> {
+        let Some(j) = self.rooms.get_mut(i) else {
+            return Ok(());
+        };
         let mut outputs = Vec::new();
-        while let Some(out) = self.room.poll_output() {
+        while let Some(out) = j.room.poll_output() {
             outputs.push(out);
         }
         outputs.sort_by_key(|o| !matches!(o, Output::Publish(_)));
         // What the room took is handed to the store's thread; it writes off this path.
+        let kept = j.room.drain_kept();
         if let Some(store) = &mut self.store {
-            store.writer().append(&self.room.drain_kept());
+            store.writer().append(&kept);
         }
         for out in outputs {
             match out {
@@ -637,9 +933,9 @@ impl EventLoop {
                             "chat"
                         );
                     }
-                    self.emit(ev).await?
+                    self.emit_in(i, ev).await?
                 }
-                Output::Publish(ev) => self.publish(&ev).await?,
+                Output::Publish(ev) => self.publish(i, &ev).await?,
                 Output::Offence { peer, reason } => {
                     self.offence(peer, &reason, Instant::now()).await?
                 }
@@ -650,31 +946,33 @@ impl EventLoop {
 
     fn next_deadline(&self) -> Option<Instant> {
         // A leaving node dials nobody, so redials must not wake it.
-        let redial = self
-            .dialer
-            .poll_timeout()
-            .filter(|_| self.leaving.is_none());
-        let settle = if self.outbox.is_empty() {
-            None
-        } else {
-            self.unsettled_until(Instant::now())
-        };
+        let redial = self.dialer.poll_timeout().filter(|_| !self.leaving());
+        let now = Instant::now();
+        let rooms = self.rooms.iter().flat_map(|j| {
+            let settle = if j.outbox.is_empty() {
+                None
+            } else {
+                self.unsettled_until(j, now)
+            };
+            [
+                j.room.poll_timeout(),
+                j.outbox.poll_timeout(),
+                j.leaving.as_ref().map(Leaving::poll_timeout),
+                settle,
+                (j.leaving.is_none() && !self.leaving()).then(|| j.rounds.poll_timeout()),
+                j.drops.poll_timeout(),
+                // Only while it is ahead: past it, hellos (not the clock) end the wait.
+                Some(j.started_at + NEWCOMER_WAIT).filter(|t| j.room.is_waiting() && *t > now),
+            ]
+        });
         [
-            self.room.poll_timeout(),
-            self.outbox.poll_timeout(),
-            self.leaving.as_ref().map(Leaving::poll_timeout),
-            settle,
-            self.leaving.is_none().then(|| self.rounds.poll_timeout()),
-            self.drops.poll_timeout(),
             self.stall.poll_timeout(),
-            // Only while it is ahead: past it, hellos (not the clock) end the wait.
-            Some(self.started_at + NEWCOMER_WAIT)
-                .filter(|t| self.room.is_waiting() && *t > Instant::now()),
             self.alive.poll_timeout(),
-            self.hubs.poll_timeout().filter(|_| self.leaving.is_none()),
+            self.hubs.poll_timeout().filter(|_| !self.leaving()),
             self.duplicates.iter().map(|d| d.1).min(),
         ]
         .into_iter()
+        .chain(rooms)
         .flatten()
         .chain(redial)
         .min()
@@ -682,11 +980,15 @@ impl EventLoop {
 
     async fn handle_timers(&mut self, now: Instant) -> Result<(), NetError> {
         if self.started {
-            self.room.handle_timeout(now, wall_now());
-            self.maybe_end_wait(now);
+            for j in &mut self.rooms {
+                j.room.handle_timeout(now, wall_now());
+            }
+            self.maybe_end_waits(now);
         }
-        if !self.outbox.is_empty() {
-            self.flush_outbox(false).await?;
+        for i in 0..self.rooms.len() {
+            if !self.rooms[i].outbox.is_empty() {
+                self.flush_outbox(i, false).await?;
+            }
         }
         super::close_silent(&mut self.swarm, &mut self.alive, now);
         let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.duplicates)
@@ -697,37 +999,47 @@ impl EventLoop {
             debug!(connection = ?dup, "closing a second connection to a peer");
             self.swarm.close_connection(dup);
         }
-        let transcript = self.room.transcript();
-        let missing = self.drops.handle_timeout(now, |peer, seq, lamport| {
-            transcript.knows(peer, seq, lamport)
-        });
-        for m in missing {
-            self.emit(ChatEvent::Dropped {
-                user: m.user,
-                peer: m.peer.to_base58(),
-                missing: m.missing,
-                rate: self.room.max_rate(),
-            })
-            .await?;
+        for i in 0..self.rooms.len() {
+            let j = &mut self.rooms[i];
+            let transcript = j.room.transcript();
+            let missing = j.drops.handle_timeout(now, |peer, seq, lamport| {
+                transcript.knows(peer, seq, lamport)
+            });
+            let rate = j.room.max_rate();
+            for m in missing {
+                self.emit_in(
+                    i,
+                    ChatEvent::Dropped {
+                        user: m.user,
+                        peer: m.peer.to_base58(),
+                        missing: m.missing,
+                        rate,
+                    },
+                )
+                .await?;
+            }
         }
         for peer in self.stall.recovered(now) {
             // Still unreachable after our stall's window: it really is gone (or cut off).
-            if !self.swarm.is_connected(&peer) && self.leaving.is_none() {
-                self.room.peer_gone(peer, now, wall_now());
+            if !self.swarm.is_connected(&peer) && !self.leaving() {
+                for j in &mut self.rooms {
+                    j.room.peer_gone(peer, now, wall_now());
+                }
             }
         }
-        if self.leaving.is_some() {
+        if self.leaving() {
             return Ok(());
         }
         self.hub_timers(now);
-        let room_peers = self
-            .links
-            .iter()
-            .filter(|(_, l)| l.hello == HelloState::Room)
-            .map(|(p, _)| *p)
-            .collect();
-        if let Some(peer) = self.rounds.due(now, room_peers) {
-            self.start_sync(peer);
+        for i in 0..self.rooms.len() {
+            let j = &mut self.rooms[i];
+            if j.leaving.is_some() {
+                continue;
+            }
+            let peers = j.room_peers();
+            if let Some(peer) = j.rounds.due(now, peers) {
+                self.start_sync(i, peer);
+            }
         }
         let guard = &self.guard;
         let swarm = &self.swarm;
@@ -738,15 +1050,17 @@ impl EventLoop {
         Ok(())
     }
 
-    /// Ends the join wait early when discovery has had [`NEWCOMER_WAIT`] and everyone reached
-    /// has said hello: the room then knows whether anyone has a past to catch up with.
-    fn maybe_end_wait(&mut self, now: Instant) {
-        if !self.room.is_waiting() || now < self.started_at + NEWCOMER_WAIT || self.links.is_empty()
-        {
-            return;
-        }
-        if self.links.values().all(|l| l.hello != HelloState::Pending) {
-            self.room.end_wait_among_newcomers(wall_now());
+    /// Ends each room's join wait early when discovery has had [`NEWCOMER_WAIT`] and everyone
+    /// reached has said hello about it: the room then knows whether anyone has a past to catch
+    /// up with.
+    fn maybe_end_waits(&mut self, now: Instant) {
+        for j in &mut self.rooms {
+            if !j.room.is_waiting() || now < j.started_at + NEWCOMER_WAIT || j.hellos.is_empty() {
+                continue;
+            }
+            if j.hellos.values().all(|h| *h != HelloState::Pending) {
+                j.room.end_wait_among_newcomers(wall_now());
+            }
         }
     }
 }

@@ -40,61 +40,123 @@ pub(super) fn publish_error(lamport: u64, e: &gossipsub::PublishError) -> ChatEv
 pub const PACE_AHEAD: usize = 64;
 
 impl EventLoop {
-    /// Gets our leave out: it waits in the outbox like any event while connected peers settle,
-    /// then goes to whoever is subscribed; at the linger deadline, or with nobody connected at
-    /// all, the outbox is pushed out as it is and what cannot go is reported.
-    pub(super) async fn progress_leave(&mut self) -> Result<(), NetError> {
+    /// Gets our leaves out, for every room we are leaving, and lets go of each room whose
+    /// leave is done (the ui hears `closed` of it, unless the whole node is going).
+    pub(super) async fn progress_leaves(&mut self) -> Result<(), NetError> {
+        let mut i = 0;
+        while i < self.rooms.len() {
+            if self.rooms[i].room.has_left() {
+                self.progress_leave(i).await?;
+                if self.leave_done(i) {
+                    let j = self.rooms.remove(i);
+                    if !self.swarm.behaviour_mut().gossipsub.unsubscribe(&j.topic) {
+                        debug!(room = j.room.topic(), "was not subscribed");
+                    }
+                    self.paging.forget_room(j.room.topic());
+                    info!(room = j.room.topic(), "left the room");
+                    if !self.quitting {
+                        self.send(
+                            Some(j.room.topic().to_owned()),
+                            ChatEvent::Closed {
+                                topic: j.room.topic().to_owned(),
+                            },
+                        )
+                        .await?;
+                    }
+                    continue;
+                }
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+
+    /// Gets our leave of room `i` out: it waits in the outbox like any event while connected
+    /// peers settle, then goes to whoever is subscribed; at the linger deadline, or with nobody
+    /// of the room connected at all, the outbox is pushed out as it is and what cannot go is
+    /// reported.
+    async fn progress_leave(&mut self, i: usize) -> Result<(), NetError> {
         let now = Instant::now();
-        if self.leaving.is_none() {
+        let subscribed = self.subscribed_peers(i);
+        let Some(j) = self.rooms.get_mut(i) else {
+            return Ok(());
+        };
+        if j.leaving.is_none() {
             // Lines still waiting for their turn go out at our pace, before the leave.
-            let paced = if self.subscribed_peers().is_empty() {
+            let paced = if subscribed.is_empty() {
                 Duration::ZERO
             } else {
-                self.outbox.drain_time()
+                j.outbox.drain_time()
             };
-            self.leaving = Some(Leaving::new(now, paced));
+            j.leaving = Some(Leaving::new(now, paced));
         }
-        let Some(leaving) = self.leaving.as_mut() else {
+        let Some(leaving) = j.leaving.as_ref() else {
             return Ok(());
         };
         if leaving.is_sent() {
             return Ok(());
         }
-        let nobody = self.links.values().all(|l| l.hello == HelloState::Other);
+        let nobody = j.hellos.values().all(|h| *h == HelloState::Other);
         let force = leaving.must_force(now) || nobody;
-        self.flush_outbox(force).await?;
-        if self.outbox.is_empty() {
-            let peers = self.subscribed_peers();
+        self.flush_outbox(i, force).await?;
+        let peers = self.subscribed_peers(i);
+        let Some(j) = self.rooms.get_mut(i) else {
+            return Ok(());
+        };
+        if j.outbox.is_empty() {
             debug!(
                 waiting = peers.len(),
                 "leave sent; waiting for peers to hang up"
             );
-            if let Some(l) = &mut self.leaving {
+            if let Some(l) = &mut j.leaving {
+                // Peers we share another room with stay connected: not waited for.
                 l.sent_to(peers);
             }
         } else if force {
-            let unsent = self.outbox.abandon();
-            if unsent > 0 {
-                self.emit(ChatEvent::Status(Status::NeverDelivered { count: unsent }))
-                    .await?;
-            }
-            if let Some(l) = &mut self.leaving {
+            let unsent = j.outbox.abandon();
+            if let Some(l) = &mut j.leaving {
                 l.sent_to(HashSet::new());
+            }
+            if unsent > 0 {
+                self.emit_in(
+                    i,
+                    ChatEvent::Status(Status::NeverDelivered { count: unsent }),
+                )
+                .await?;
             }
         }
         Ok(())
     }
 
-    /// Whether we are leaving and either every peer that got our leave has hung up, or the linger
-    /// ran out.
-    pub(super) fn leave_done(&self) -> bool {
-        self.leaving
-            .as_ref()
-            .is_some_and(|l| l.is_done(Instant::now(), |p| self.swarm.is_connected(p)))
+    /// Whether we are leaving room `i` and either every peer that got our leave has hung up
+    /// (or stays for another room of ours), or the linger ran out.
+    fn leave_done(&self, i: usize) -> bool {
+        let Some(j) = self.rooms.get(i) else {
+            return true;
+        };
+        let others: Vec<&Joined> = self
+            .rooms
+            .iter()
+            .enumerate()
+            .filter(|(k, o)| *k != i && !o.room.has_left())
+            .map(|(_, o)| o)
+            .collect();
+        j.leaving.as_ref().is_some_and(|l| {
+            l.is_done(Instant::now(), |p| {
+                self.swarm.is_connected(p)
+                    && !others
+                        .iter()
+                        .any(|o| o.hellos.get(p) == Some(&HelloState::Room))
+            })
+        })
     }
 
-    pub(super) fn subscribed_peers(&self) -> HashSet<PeerId> {
-        let hash = self.topic.hash();
+    /// The peers subscribed to room `i`'s topic.
+    pub(super) fn subscribed_peers(&self, i: usize) -> HashSet<PeerId> {
+        let Some(j) = self.rooms.get(i) else {
+            return HashSet::new();
+        };
+        let hash = j.topic.hash();
         self.swarm
             .behaviour()
             .gossipsub
@@ -104,14 +166,12 @@ impl EventLoop {
             .collect()
     }
 
-    /// Hands the event stamped `lamport` to gossipsub and logs what became of it.
-    pub(super) fn hand_to_gossipsub(&mut self, bytes: Vec<u8>, lamport: u64) -> Handed {
-        match self
-            .swarm
-            .behaviour_mut()
-            .gossipsub
-            .publish(self.topic.clone(), bytes)
-        {
+    /// Hands the event of room `i` stamped `lamport` to gossipsub and logs what became of it.
+    pub(super) fn hand_to_gossipsub(&mut self, i: usize, bytes: Vec<u8>, lamport: u64) -> Handed {
+        let Some(topic) = self.rooms.get(i).map(|j| j.topic.clone()) else {
+            return Handed::NoPeers;
+        };
+        match self.swarm.behaviour_mut().gossipsub.publish(topic, bytes) {
             Ok(id) => {
                 info!(lamport, %id, "published");
                 Handed::Sent
@@ -133,25 +193,38 @@ impl EventLoop {
     }
 
     /// Whether typed lines wait (unsigned, in the command channel, or in the pipe behind it)
-    /// instead of being stamped now: while [`PACE_AHEAD`] of our events wait for their turn
-    /// under our pace with peers there to take them, or as many typed lines wait for our join.
-    /// So we never sign much more than our pace allows over the time our events show, which is
-    /// what others take of an author by sync (docs/PROTOCOL.md section 8).
+    /// instead of being stamped now: while, in any room, [`PACE_AHEAD`] of our events wait for
+    /// their turn under our pace with peers there to take them, or as many typed lines wait for
+    /// our join. So we never sign much more than our pace allows over the time our events show,
+    /// which is what others take of an author by sync (docs/PROTOCOL.md section 8).
     pub(super) fn pacing_full(&self) -> bool {
-        self.room.pending_len() >= PACE_AHEAD
-            || self.outbox.len() >= PACE_AHEAD && !self.subscribed_peers().is_empty()
+        (0..self.rooms.len()).any(|i| {
+            let j = &self.rooms[i];
+            j.room.pending_len() >= PACE_AHEAD
+                || j.outbox.len() >= PACE_AHEAD && !self.subscribed_peers(i).is_empty()
+        })
     }
 
-    pub(super) async fn publish(&mut self, signed: &SignedEvent) -> Result<(), NetError> {
+    pub(super) async fn publish(&mut self, i: usize, signed: &SignedEvent) -> Result<(), NetError> {
         let event = &signed.event;
         let bytes = signed.bytes.to_vec();
         let is_message = matches!(event.body, Body::Message(_));
         let now = Instant::now();
-        if self.outbox.is_empty() && self.settled(now) && self.outbox.take_turn(now) {
-            match self.hand_to_gossipsub(bytes.clone(), event.lamport) {
+        let Some(j) = self.rooms.get(i) else {
+            return Ok(());
+        };
+        let settled = self.unsettled_until(j, now).is_none();
+        if let Some(j) = self.rooms.get_mut(i)
+            && j.outbox.is_empty()
+            && settled
+            && j.outbox.take_turn(now)
+        {
+            match self.hand_to_gossipsub(i, bytes.clone(), event.lamport) {
                 Handed::Sent | Handed::Cached => return Ok(()),
                 Handed::NoPeers => {}
-                Handed::Failed(e) => return self.emit(publish_error(event.lamport, &e)).await,
+                Handed::Failed(e) => {
+                    return self.emit_in(i, publish_error(event.lamport, &e)).await;
+                }
             }
         }
         let queued = Queued {
@@ -159,26 +232,35 @@ impl EventLoop {
             lamport: event.lamport,
             is_message,
         };
-        let nobody = is_message && self.subscribed_peers().is_empty();
-        match self.outbox.push(queued, nobody, Instant::now()) {
+        let nobody = is_message && self.subscribed_peers(i).is_empty();
+        let Some(j) = self.rooms.get_mut(i) else {
+            return Ok(());
+        };
+        match j.outbox.push(queued, nobody, Instant::now()) {
             Err(Full) => {
                 info!(lamport = event.lamport, "outbox full; event dropped");
-                self.emit(ChatEvent::Status(Status::EventNotSent {
-                    lamport: event.lamport,
-                }))
+                self.emit_in(
+                    i,
+                    ChatEvent::Status(Status::EventNotSent {
+                        lamport: event.lamport,
+                    }),
+                )
                 .await
             }
             Ok(tell) => {
                 info!(
                     lamport = event.lamport,
                     kind = ?event.body,
-                    queued = self.outbox.len(),
+                    queued = j.outbox.len(),
                     "queued until peers subscribe"
                 );
                 if tell {
-                    self.emit(ChatEvent::Status(Status::Queued {
-                        from: event.lamport,
-                    }))
+                    self.emit_in(
+                        i,
+                        ChatEvent::Status(Status::Queued {
+                            from: event.lamport,
+                        }),
+                    )
                     .await?;
                 }
                 Ok(())
@@ -186,69 +268,91 @@ impl EventLoop {
         }
     }
 
-    /// Whether every connected peer of our room has said hello and subscribed (or had
-    /// [`SETTLE_TIMEOUT`] to do so), so that a publish now reaches all of them.
-    pub(super) fn settled(&self, now: Instant) -> bool {
-        self.unsettled_until(now).is_none()
-    }
-
-    /// When the last unsettled peer stops counting, if any is unsettled now.
-    pub(super) fn unsettled_until(&self, now: Instant) -> Option<Instant> {
-        let hash = self.topic.hash();
+    /// When the last unsettled peer of room `j` stops counting, if any is unsettled now: a
+    /// connected peer that has not said hello about the room, or said it but not subscribed
+    /// (each for at most [`SETTLE_TIMEOUT`]). Until then, a publish might miss it.
+    pub(super) fn unsettled_until(&self, j: &Joined, now: Instant) -> Option<Instant> {
+        let hash = j.topic.hash();
         let gossip = &self.swarm.behaviour().gossipsub;
-        self.links
+        j.hellos
             .iter()
-            .filter(|(peer, link)| match link.hello {
+            .filter(|(peer, hello)| match hello {
                 HelloState::Other => false,
                 HelloState::Pending => true,
                 HelloState::Room => !gossip
                     .all_peers()
                     .any(|(p, topics)| p == *peer && topics.contains(&&hash)),
             })
-            .map(|(_, link)| link.since + SETTLE_TIMEOUT)
+            .filter_map(|(peer, _)| self.links.get(peer))
+            .map(|link| link.since + SETTLE_TIMEOUT)
             .filter(|t| *t > now)
             .max()
     }
 
-    /// Sends what waits in the outbox, in order, as far as gossipsub takes it; unless `force`,
-    /// only once every connected peer has settled.
-    pub(super) async fn flush_outbox(&mut self, force: bool) -> Result<(), NetError> {
-        if self.outbox.is_empty() {
+    /// Sends what waits in room `i`'s outbox, in order, as far as gossipsub takes it; unless
+    /// `force`, only once every connected peer of the room has settled.
+    pub(super) async fn flush_outbox(&mut self, i: usize, force: bool) -> Result<(), NetError> {
+        let now = Instant::now();
+        let Some(j) = self.rooms.get(i) else {
+            return Ok(());
+        };
+        if j.outbox.is_empty() {
             return Ok(());
         }
-        let now = Instant::now();
-        if !force && !self.settled(now) {
+        let settled = self.unsettled_until(j, now).is_none();
+        if !force && !settled {
             // The settle deadline wakes us; this keeps the retry time in the future.
-            self.outbox.hold(now);
+            if let Some(j) = self.rooms.get_mut(i) {
+                j.outbox.hold(now);
+            }
             return Ok(());
         }
         let mut sent_messages = 0;
-        while let Some(front) = self.outbox.front() {
+        loop {
+            let Some(j) = self.rooms.get_mut(i) else {
+                return Ok(());
+            };
+            let Some(front) = j.outbox.front() else { break };
             let (bytes, lamport, is_message) =
                 (front.bytes.clone(), front.lamport, front.is_message);
             // Our own pace (receivers drop what comes faster); a leave that must go now goes.
-            if !force && !self.outbox.take_turn(now) {
+            if !force && !j.outbox.take_turn(now) {
                 break;
             }
-            match self.hand_to_gossipsub(bytes, lamport) {
+            let handed = self.hand_to_gossipsub(i, bytes, lamport);
+            let Some(j) = self.rooms.get_mut(i) else {
+                return Ok(());
+            };
+            match handed {
                 Handed::Sent => {
                     sent_messages += usize::from(is_message);
-                    self.outbox.pop_front();
+                    j.outbox.pop_front();
                 }
                 // Not counted as sent: no peer has it yet.
                 Handed::Cached => {
-                    self.outbox.pop_front();
+                    j.outbox.pop_front();
                 }
                 Handed::NoPeers => break,
                 Handed::Failed(e) => {
-                    self.outbox.pop_front();
-                    self.emit(publish_error(lamport, &e)).await?;
+                    j.outbox.pop_front();
+                    self.emit_in(i, publish_error(lamport, &e)).await?;
                 }
             }
         }
-        if let Some(sent) = self.outbox.flushed(sent_messages, Instant::now()) {
-            self.emit(ChatEvent::Status(Status::QueuedSent { count: sent }))
+        let Some(j) = self.rooms.get_mut(i) else {
+            return Ok(());
+        };
+        if let Some(sent) = j.outbox.flushed(sent_messages, Instant::now()) {
+            self.emit_in(i, ChatEvent::Status(Status::QueuedSent { count: sent }))
                 .await?;
+        }
+        Ok(())
+    }
+
+    /// Sends what waits in every room's outbox that can go now.
+    pub(super) async fn flush_outboxes(&mut self) -> Result<(), NetError> {
+        for i in 0..self.rooms.len() {
+            self.flush_outbox(i, false).await?;
         }
         Ok(())
     }

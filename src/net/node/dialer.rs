@@ -219,6 +219,17 @@ impl Dialer {
         }
     }
 
+    /// More targets, as for `--connect`, due at `now` (a ticket's addresses, for `/join`);
+    /// addresses already targets are not added twice.
+    pub fn add_targets(&mut self, addrs: &[Multiaddr], now: Instant) {
+        let fresh: Vec<Multiaddr> = addrs
+            .iter()
+            .filter(|a| !self.targets.iter().any(|t| &t.addr == *a))
+            .cloned()
+            .collect();
+        self.targets.extend(Dialer::new(&fresh, now).targets);
+    }
+
     /// Whether any `--connect` address was given.
     pub fn has_targets(&self) -> bool {
         !self.targets.is_empty()

@@ -31,8 +31,8 @@ use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use tokio::sync::mpsc;
 
-use crate::core::command::UserCommand;
-use crate::core::event::ChatEvent;
+use crate::core::command::{Command, UserCommand};
+use crate::core::event::{ChatEvent, Update};
 use crate::logging::Notices;
 use state::Screen;
 
@@ -102,8 +102,8 @@ fn spawn_reader(tx: mpsc::Sender<Event>) {
 /// closes `events` after our leave), then hands the terminal back and prints our leave.
 pub async fn run(
     guard: Guard,
-    commands: mpsc::Sender<UserCommand>,
-    mut events: mpsc::Receiver<ChatEvent>,
+    commands: mpsc::Sender<Command>,
+    mut events: mpsc::Receiver<Update>,
     notices: Notices,
 ) {
     let mut terminal = match Terminal::new(CrosstermBackend::new(std::io::stdout())) {
@@ -117,9 +117,11 @@ pub async fn run(
     let (key_tx, mut keys) = mpsc::channel(KEYS_CAP);
     spawn_reader(key_tx);
     let mut screen = Screen::default();
+    // The convention of no-color.org: set and not empty.
+    screen.no_colour = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let mut commands = Some(commands);
     // Commands not yet taken by the event loop, each with whether the user typed it.
-    let mut backlog: VecDeque<(UserCommand, bool)> = VecDeque::new();
+    let mut backlog: VecDeque<(Command, bool)> = VecDeque::new();
     let mut poll = tokio::time::interval(POLL_EVERY);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut page = 1usize;
@@ -133,7 +135,7 @@ pub async fn run(
             });
             if let Err(e) = drawn {
                 tracing::debug!(error = %e, "drawing failed: the terminal is gone");
-                backlog.push_back((UserCommand::Quit, true));
+                backlog.push_back((Command::plain(UserCommand::Quit), true));
             }
             dirty = false;
         }
@@ -145,16 +147,16 @@ pub async fn run(
             }
         };
         let ready = screen.me.is_some();
-        let mut typed: Vec<UserCommand> = Vec::new();
+        let mut typed: Vec<Command> = Vec::new();
         tokio::select! {
             event = events.recv() => match event {
                 Some(event) => {
                     let now = chrono::Local::now();
-                    screen.on_event(&event, now, view::rows_of);
+                    screen.on_update(&event, now, view::rows_of);
                     // A burst is taken whole, then drawn once.
                     for _ in 0..BATCH {
                         match events.try_recv() {
-                            Ok(event) => screen.on_event(&event, now, view::rows_of),
+                            Ok(event) => screen.on_update(&event, now, view::rows_of),
                             Err(_) => break,
                         }
                     }
@@ -163,7 +165,8 @@ pub async fn run(
                 None => break,
             },
             Some(text) = notices.recv() => {
-                screen.on_event(&ChatEvent::Notice(text), chrono::Local::now(), view::rows_of);
+                let notice = Update { room: None, event: ChatEvent::Notice(text) };
+                screen.on_update(&notice, chrono::Local::now(), view::rows_of);
                 dirty = true;
             }
             key = keys.recv(), if keys_open && backlog.len() < super::BACKLOG_CAP => {
@@ -178,7 +181,7 @@ pub async fn run(
                     None => {
                         // The terminal is gone (closed, or unreadable): leave.
                         keys_open = false;
-                        vec![UserCommand::Quit]
+                        vec![Command::plain(UserCommand::Quit)]
                     }
                 };
                 dirty = true;
@@ -191,7 +194,7 @@ pub async fn run(
             permit = send_slot, if !backlog.is_empty() => match (permit, backlog.pop_front()) {
                 (Some(permit), Some((cmd, by_user))) => {
                     screen.sent(&cmd, by_user);
-                    let quit = cmd == UserCommand::Quit;
+                    let quit = cmd.cmd == UserCommand::Quit;
                     permit.send(cmd);
                     if quit {
                         commands = None;
@@ -206,7 +209,7 @@ pub async fn run(
         }
         if commands.is_some() {
             for cmd in typed {
-                let quit = cmd == UserCommand::Quit;
+                let quit = cmd.cmd == UserCommand::Quit;
                 backlog.push_back((cmd, true));
                 if quit {
                     // Nothing is read after a leave, not even the rest of a paste.

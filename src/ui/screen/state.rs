@@ -1,27 +1,35 @@
-//! What the chat screen shows, as plain state: the conversation (a bounded scrollback), where the
-//! view is, who is here and how each is reached, the input line. It takes [`ChatEvent`]s and
-//! keys and says which [`UserCommand`]s to send; it draws nothing (the view does) and reads no
-//! clock (times come in), so that it is tested without a terminal.
+//! What the chat screen shows, as plain state: one conversation per room (a bounded
+//! scrollback, where its view is, its unread count and read marker, who is in it), which room
+//! is on screen, how each peer is reached, the input line. It takes [`Update`]s and keys and
+//! says which [`Command`]s to send; it draws nothing (the view does) and reads no clock (times
+//! come in), so that it is tested without a terminal.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use chrono::{DateTime, Local};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind};
 
-use crate::core::command::UserCommand;
-use crate::core::event::{ChatEvent, EventKind, EventView, LeaveReason, LinkView, ParticipantView};
+use crate::core::command::{Command, UserCommand};
+use crate::core::event::{
+    ChatEvent, EventKind, EventView, LeaveReason, LinkView, ParticipantView, Update,
+};
 use crate::core::name::MAX_TEXT_CHARS;
 use crate::ui::input::{HELP, Input, Parsed, editor_input, parse_line};
 use crate::ui::render;
 
 use super::editor::Editor;
 
-/// Conversation lines kept for scrollback; older ones are let go (`/history` still has them).
+/// Conversation lines kept for scrollback, per room; older ones are let go (`/history` still
+/// has them).
 pub const SCREEN_LINES: usize = 5000;
 /// A paste of more lines than this asks before sending them.
 pub const MANY_PASTE_LINES: usize = 5;
 /// Rows one turn of the mouse wheel scrolls.
 pub const WHEEL_ROWS: usize = 3;
+
+/// How many rows an entry takes when added after a conversation's last one: the conversation,
+/// our peer id, the width. The view measures (the state does not draw).
+pub type Measure = fn(&Conversation, Option<&str>, usize, &Entry) -> usize;
 
 /// What kind of line an entry is: how it is coloured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +48,7 @@ pub enum Tone {
     Error,
 }
 
-/// One line of the conversation.
+/// One line of a conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// When it was said (or shown, for the system's lines).
@@ -90,94 +98,69 @@ pub struct Me {
     pub user: String,
     /// Our base58 peer id.
     pub peer: String,
-    /// The room's name as shown.
-    pub room: String,
+}
+
+/// One room's conversation.
+#[derive(Debug)]
+pub struct Conversation {
+    /// The room's topic.
+    pub topic: String,
+    /// The room's name as shown (`#name`, `private room NAME`).
+    pub label: String,
     /// A private room.
     pub private: bool,
-}
-
-/// Tab completion in progress: repeated Tabs cycle through the candidates.
-#[derive(Debug)]
-struct Completion {
-    /// Where the completed word starts (byte offset).
-    from: usize,
-    /// The candidates, each with what follows it.
-    candidates: Vec<String>,
-    /// The one shown.
-    shown: usize,
-    /// The line as the last completion left it; any other edit ends the completion.
-    line: String,
-}
-
-/// The whole screen's state.
-#[derive(Debug, Default)]
-pub struct Screen {
-    /// Who we are, once ready.
-    pub me: Option<Me>,
     entries: VecDeque<Entry>,
     /// How many entries were let go from the front: `entries[i]` is entry number `dropped + i`.
     dropped: u64,
     /// How many rows the view is scrolled up from the newest line (0: it follows).
     pub scroll: usize,
-    /// Entries that arrived while scrolled up or away.
+    /// Entries that arrived while this room was not looked at (scrolled up, another room on
+    /// screen, or the terminal in the background).
     pub unseen: usize,
     /// Of those, how many mention us.
     pub unseen_mentions: usize,
-    /// The number of the first entry that arrived while we were away or scrolled up: the read
+    /// The number of the first entry that arrived while the room was not looked at: the read
     /// marker is drawn above it.
     pub marker: Option<u64>,
-    /// The terminal lost focus.
-    away: bool,
     roster: Vec<ParticipantView>,
     /// Participants lost (peer → name), shown greyed until they come back or leave.
     lost: BTreeMap<String, String>,
     /// The stamp of each participant's newest join or leave seen.
     last_seen: BTreeMap<String, u64>,
-    links: Vec<LinkView>,
-    /// Peers we are connected to now (from connection events, between polls).
-    connections: BTreeSet<String>,
-    /// The side pane: shown, hidden, or as wide enough terminals have it (`None`).
-    pub pane: Option<bool>,
-    /// Whether the last draw showed the pane.
-    pub pane_shown: bool,
-    /// The input line.
-    pub editor: Editor,
-    /// A paste of many lines waiting for the user's yes.
-    pub confirm: Option<Vec<Parsed>>,
-    completion: Option<Completion>,
-    /// For each `/who` sent, oldest first: whether the user asked (its answer is shown) or the
-    /// screen did (its answer only updates the pane).
+    /// For each `/who` sent about this room, oldest first: whether the user asked (its answer
+    /// is shown) or the screen did (its answer only updates the pane).
     who_asked: VecDeque<bool>,
-    /// The same for `/peers`.
-    peers_asked: VecDeque<bool>,
-    /// A join or leave came: who is here should be asked again.
-    pub poll_due: bool,
-    /// Columns of the conversation at the last draw (for holding a scrolled view still).
-    pub width: usize,
-    /// The line our own leave was shown with, printed again when the screen closes.
-    pub farewell: Option<String>,
 }
 
-impl Screen {
+impl Conversation {
+    fn new(topic: &str, label: String) -> Self {
+        Self {
+            topic: topic.to_owned(),
+            label,
+            private: crate::private::is_private_topic(topic),
+            entries: VecDeque::new(),
+            dropped: 0,
+            scroll: 0,
+            unseen: 0,
+            unseen_mentions: 0,
+            marker: None,
+            roster: Vec::new(),
+            lost: BTreeMap::new(),
+            last_seen: BTreeMap::new(),
+            who_asked: VecDeque::new(),
+        }
+    }
+
     /// The conversation, oldest first, with the number of the first.
     pub fn entries(&self) -> (u64, &VecDeque<Entry>) {
         (self.dropped, &self.entries)
     }
 
-    /// Peers we are connected to.
-    pub fn connected(&self) -> usize {
-        self.connections.len()
-    }
-
-    /// The hub we reach, if any (its base58 peer id).
-    pub fn hub(&self) -> Option<&str> {
-        self.links.iter().find(|l| l.hub).map(|l| l.peer.as_str())
-    }
-
-    /// The participants, us first, then by name; lost ones last.
-    pub fn members(&self) -> Vec<Member> {
+    /// The participants, us first, then by name; lost ones last. `links` says how each is
+    /// reached.
+    pub fn members(&self, links: &[LinkView]) -> Vec<Member> {
         let reach_of = |peer: &str| {
-            self.links
+            links
                 .iter()
                 .find(|l| l.peer == peer)
                 .map_or(Reach::Heard, |l| {
@@ -210,10 +193,11 @@ impl Screen {
         out
     }
 
-    /// Adds a line to the conversation, holding a scrolled view still and counting what is
-    /// unseen. `rows` is how many rows it takes at the current width.
-    fn push(&mut self, entry: Entry, rows: impl Fn(&Screen, &Entry) -> usize) {
-        if self.scroll > 0 || self.away {
+    /// Adds a line, holding a scrolled view still and counting what is unseen (`looking`:
+    /// this room is on screen and the terminal in front). `rows` says how many rows it takes
+    /// (read marker included).
+    fn push(&mut self, entry: Entry, looking: bool, rows: impl FnOnce(&Self, &Entry) -> usize) {
+        if self.scroll > 0 || !looking {
             self.unseen += 1;
             self.unseen_mentions += usize::from(entry.mention);
             if self.marker.is_none() {
@@ -230,14 +214,156 @@ impl Screen {
         }
     }
 
-    fn say(
-        &mut self,
-        at: DateTime<Local>,
-        tone: Tone,
-        text: String,
-        rows: impl Fn(&Screen, &Entry) -> usize,
-    ) {
+    /// Scrolls up (positive) or down by `rows`; back at the bottom and looked at, what was
+    /// unseen is seen.
+    pub fn scroll_by(&mut self, rows: isize, looking: bool) {
+        self.scroll = self.scroll.saturating_add_signed(rows);
+        if self.scroll == 0 && looking {
+            self.unseen = 0;
+            self.unseen_mentions = 0;
+        }
+    }
+
+    /// Follows who is lost from each participant's newest join or leave, however late it came.
+    fn follow(&mut self, v: &EventView, tone: Tone) -> bool {
+        if !matches!(tone, Tone::Join | Tone::Leave | Tone::Lost)
+            || self.last_seen.get(&v.peer).is_some_and(|l| *l >= v.lamport)
+        {
+            return false;
+        }
+        self.last_seen.insert(v.peer.clone(), v.lamport);
+        if tone == Tone::Lost {
+            self.lost.insert(v.peer.clone(), v.user.clone());
+        } else {
+            self.lost.remove(&v.peer);
+        }
+        true
+    }
+}
+
+/// Tab completion in progress: repeated Tabs cycle through the candidates.
+#[derive(Debug)]
+struct Completion {
+    /// Where the completed word starts (byte offset).
+    from: usize,
+    /// The candidates, each with what follows it.
+    candidates: Vec<String>,
+    /// The one shown.
+    shown: usize,
+    /// The line as the last completion left it; any other edit ends the completion.
+    line: String,
+}
+
+/// The whole screen's state.
+#[derive(Debug, Default)]
+pub struct Screen {
+    /// Who we are, once ready.
+    pub me: Option<Me>,
+    /// The rooms' conversations, in the order they were opened (Alt-1 is the first).
+    pub rooms: Vec<Conversation>,
+    /// The one on screen.
+    pub current: usize,
+    /// The terminal lost focus.
+    away: bool,
+    links: Vec<LinkView>,
+    /// Peers we are connected to now (from connection events, between polls).
+    connections: BTreeSet<String>,
+    /// The side pane: shown, hidden, or as wide enough terminals have it (`None`).
+    pub pane: Option<bool>,
+    /// Whether the last draw showed the pane.
+    pub pane_shown: bool,
+    /// The input line.
+    pub editor: Editor,
+    /// A paste of many lines waiting for the user's yes, and the room it is for.
+    pub confirm: Option<(Vec<Parsed>, usize)>,
+    completion: Option<Completion>,
+    /// For each `/peers` sent, oldest first: whether the user asked.
+    peers_asked: VecDeque<bool>,
+    /// `/join`s sent and not yet answered: the room an answer opens comes on screen.
+    joins_asked: usize,
+    /// A join or leave came: who is here should be asked again.
+    pub poll_due: bool,
+    /// Columns of the conversation at the last draw (for holding a scrolled view still).
+    pub width: usize,
+    /// The line our own leave was shown with, printed again when the screen closes.
+    pub farewell: Option<String>,
+    /// No colours, only bold, reverse and the like (`NO_COLOR` is set).
+    pub no_colour: bool,
+}
+
+impl Screen {
+    /// The conversation on screen.
+    pub fn room(&self) -> Option<&Conversation> {
+        self.rooms.get(self.current)
+    }
+
+    /// Peers we are connected to.
+    pub fn connected(&self) -> usize {
+        self.connections.len()
+    }
+
+    /// The hub we reach, if any (its base58 peer id).
+    pub fn hub(&self) -> Option<&str> {
+        self.links.iter().find(|l| l.hub).map(|l| l.peer.as_str())
+    }
+
+    /// The participants of the room on screen (see [`Conversation::members`]).
+    pub fn members(&self) -> Vec<Member> {
+        self.room()
+            .map(|c| c.members(&self.links))
+            .unwrap_or_default()
+    }
+
+    /// The other rooms with something unread: their number (Alt-N) and conversation.
+    pub fn hotlist(&self) -> Vec<(usize, &Conversation)> {
+        self.rooms
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| *i != self.current && c.unseen > 0)
+            .map(|(i, c)| (i + 1, c))
+            .collect()
+    }
+
+    /// Whether room `i` is looked at: on screen, with the terminal in front.
+    fn looking(&self, i: usize) -> bool {
+        i == self.current && !self.away
+    }
+
+    /// The conversation an update goes to: its room's (opened on first sight), or for the
+    /// node's own news, the one on screen.
+    fn conversation(&mut self, room: Option<&str>) -> usize {
+        match room {
+            Some(topic) => match self.rooms.iter().position(|c| c.topic == topic) {
+                Some(i) => i,
+                None => {
+                    self.rooms
+                        .push(Conversation::new(topic, render::room_label(topic, None)));
+                    self.rooms.len() - 1
+                }
+            },
+            None if self.rooms.is_empty() => {
+                // News before the first room is known (a notice at start).
+                self.rooms.push(Conversation::new("", "…".to_owned()));
+                0
+            }
+            None => self.current.min(self.rooms.len() - 1),
+        }
+    }
+
+    /// Adds `entry` to conversation `i`.
+    fn push(&mut self, i: usize, entry: Entry, measure: Measure) {
+        let looking = self.looking(i);
+        let width = self.width.max(1);
+        let me = self.me.as_ref().map(|m| m.peer.clone());
+        let Some(c) = self.rooms.get_mut(i) else {
+            return;
+        };
+        c.push(entry, looking, |c, e| measure(c, me.as_deref(), width, e));
+    }
+
+    fn say(&mut self, i: usize, at: DateTime<Local>, tone: Tone, text: String, measure: Measure) {
         self.push(
+            i,
             Entry {
                 at,
                 lamport: None,
@@ -246,17 +372,12 @@ impl Screen {
                 tone,
                 mention: false,
             },
-            rows,
+            measure,
         );
     }
 
-    /// The lines the line renderer has for `event`, as system lines.
-    fn say_lines(
-        &mut self,
-        event: &ChatEvent,
-        now: DateTime<Local>,
-        rows: impl Fn(&Screen, &Entry) -> usize + Copy,
-    ) {
+    /// The lines the line renderer has for `event`, as system lines of conversation `i`.
+    fn say_lines(&mut self, i: usize, event: &ChatEvent, now: DateTime<Local>, measure: Measure) {
         for (at, line) in render::human_lines(event) {
             let at = at.and_then(local).unwrap_or(now);
             let (tone, text) = if let Some(t) = line.strip_prefix("Error: ") {
@@ -267,7 +388,7 @@ impl Screen {
                     line.strip_prefix("System: ").unwrap_or(&line).to_owned(),
                 )
             };
-            self.say(at, tone, text, rows);
+            self.say(i, at, tone, text, measure);
         }
     }
 
@@ -286,59 +407,85 @@ impl Screen {
         })
     }
 
-    /// Takes an event of the room or the node. `rows` measures an entry at the current width.
-    pub fn on_event(
-        &mut self,
-        event: &ChatEvent,
-        now: DateTime<Local>,
-        rows: impl Fn(&Screen, &Entry) -> usize + Copy,
-    ) {
-        match event {
+    /// Takes an update from the node. `measure` measures an entry at the current width.
+    pub fn on_update(&mut self, update: &Update, now: DateTime<Local>, measure: Measure) {
+        let room = update.room.as_deref();
+        match &update.event {
             ChatEvent::Ready {
                 peer,
                 user,
                 topic,
                 listen,
             } => {
-                let private = crate::private::is_private_topic(topic);
-                let room = if private {
-                    "private room".to_owned()
-                } else {
-                    topic
-                        .strip_prefix(crate::core::name::BASE_TOPIC)
-                        .and_then(|r| r.strip_prefix('/'))
-                        .map_or_else(|| topic.clone(), |r| format!("#{r}"))
-                };
                 self.me = Some(Me {
                     user: user.clone(),
                     peer: peer.clone(),
-                    room,
-                    private,
                 });
+                // A placeholder that took the notices before ready gives them to the room.
+                let placeholder = self
+                    .rooms
+                    .iter()
+                    .position(|c| c.topic.is_empty())
+                    .map(|p| self.rooms.remove(p));
+                let i = self.conversation(Some(topic));
+                for e in placeholder.into_iter().flat_map(|p| p.entries) {
+                    self.push(i, e, measure);
+                }
+                self.current = i;
                 self.poll_due = true;
                 // The status line shows who and where we are: the banner keeps to the addresses.
                 let head = format!(
                     "you are {user}#{} in {}; others can --connect to:",
                     render::short_id(peer),
-                    if private { "a private room" } else { topic }
+                    render::room_label(topic, None)
                 );
-                self.say(now, Tone::Info, head, rows);
+                self.say(i, now, Tone::Info, head, measure);
                 for a in listen {
-                    self.say(now, Tone::Info, format!("  {a}"), rows);
+                    self.say(i, now, Tone::Info, format!("  {a}"), measure);
                 }
             }
-            ChatEvent::Chat(v) => self.on_chat(v, now, rows),
+            ChatEvent::Opened(v) => {
+                let i = self.conversation(Some(&v.topic));
+                if let Some(c) = self.rooms.get_mut(i) {
+                    c.label = render::room_label(&v.topic, v.name.as_deref());
+                    c.private = v.private;
+                }
+                if self.joins_asked > 0 {
+                    self.joins_asked -= 1;
+                    self.switch(i);
+                }
+                self.poll_due = true;
+                self.say_lines(i, &update.event, now, measure);
+            }
+            ChatEvent::Closed { topic } => {
+                if let Some(i) = self.rooms.iter().position(|c| &c.topic == topic) {
+                    self.rooms.remove(i);
+                    if self.current >= i && self.current > 0 {
+                        self.current -= 1;
+                    }
+                }
+                let i = self.conversation(None);
+                self.say_lines(i, &update.event, now, measure);
+                self.switch(i);
+            }
+            ChatEvent::Chat(v) => {
+                let i = self.conversation(room);
+                self.on_chat(i, v, now, measure);
+            }
             ChatEvent::Who(list) => {
-                self.roster = list.clone();
-                if self.who_asked.pop_front().unwrap_or(true) {
-                    self.say_lines(event, now, rows);
+                let i = self.conversation(room);
+                let c = &mut self.rooms[i];
+                c.roster = list.clone();
+                if c.who_asked.pop_front().unwrap_or(true) {
+                    self.say_lines(i, &update.event, now, measure);
                 }
             }
             ChatEvent::Links(links) => {
                 self.links = links.clone();
                 self.connections = links.iter().map(|l| l.peer.clone()).collect();
                 if self.peers_asked.pop_front().unwrap_or(true) {
-                    self.say_lines(event, now, rows);
+                    let i = self.conversation(None);
+                    self.say_lines(i, &update.event, now, measure);
                 }
             }
             ChatEvent::Peer {
@@ -352,16 +499,14 @@ impl Screen {
                 }
                 self.poll_due = true;
             }
-            other => self.say_lines(other, now, rows),
+            other => {
+                let i = self.conversation(room);
+                self.say_lines(i, other, now, measure);
+            }
         }
     }
 
-    fn on_chat(
-        &mut self,
-        v: &EventView,
-        now: DateTime<Local>,
-        rows: impl Fn(&Screen, &Entry) -> usize + Copy,
-    ) {
+    fn on_chat(&mut self, i: usize, v: &EventView, now: DateTime<Local>, measure: Measure) {
         let (author, text) = render::event_parts(v);
         let tone = match (v.kind, v.reason) {
             (EventKind::Message, _) => Tone::Said,
@@ -370,16 +515,7 @@ impl Screen {
             (EventKind::Leave, _) => Tone::Leave,
             (EventKind::Sealed, _) => Tone::Info,
         };
-        // Who is lost follows each participant's newest join or leave, however late it came.
-        if matches!(tone, Tone::Join | Tone::Leave | Tone::Lost)
-            && self.last_seen.get(&v.peer).is_none_or(|l| *l < v.lamport)
-        {
-            self.last_seen.insert(v.peer.clone(), v.lamport);
-            if tone == Tone::Lost {
-                self.lost.insert(v.peer.clone(), v.user.clone());
-            } else {
-                self.lost.remove(&v.peer);
-            }
+        if self.rooms[i].follow(v, tone) {
             self.poll_due = true;
         }
         let mention = self.mentions_me(v);
@@ -388,6 +524,7 @@ impl Screen {
             self.farewell = Some(format!("[{}] {text}", v.lamport));
         }
         self.push(
+            i,
             Entry {
                 at: local(v.time).unwrap_or(now),
                 lamport: Some(v.lamport),
@@ -396,43 +533,74 @@ impl Screen {
                 tone,
                 mention,
             },
-            rows,
+            measure,
         );
     }
 
-    /// The commands the screen sends on its own to keep the pane true: who is here, and how
-    /// they are reached. Their answers are not shown.
-    pub fn poll(&mut self) -> Vec<UserCommand> {
+    /// The commands the screen sends on its own to keep the pane true: who is in each room,
+    /// and how peers are reached. Their answers are not shown.
+    pub fn poll(&mut self) -> Vec<Command> {
         self.poll_due = false;
-        vec![UserCommand::Who, UserCommand::Peers]
+        let mut out: Vec<Command> = self
+            .rooms
+            .iter()
+            .filter(|c| !c.topic.is_empty())
+            .map(|c| Command {
+                room: Some(c.topic.clone()),
+                cmd: UserCommand::Who,
+            })
+            .collect();
+        out.push(Command::plain(UserCommand::Peers));
+        out
     }
 
     /// Notes that `cmd` was sent (so that the answer to a `/who` or `/peers` the user typed is
     /// shown, and one the screen sent is not).
-    pub fn sent(&mut self, cmd: &UserCommand, by_user: bool) {
-        match cmd {
-            UserCommand::Who => self.who_asked.push_back(by_user),
+    pub fn sent(&mut self, cmd: &Command, by_user: bool) {
+        match &cmd.cmd {
+            UserCommand::Who => {
+                let i = self.conversation(cmd.room.as_deref());
+                self.rooms[i].who_asked.push_back(by_user);
+            }
             UserCommand::Peers => self.peers_asked.push_back(by_user),
+            UserCommand::Join(_) => self.joins_asked += 1,
             _ => {}
+        }
+    }
+
+    /// Puts room `i` on screen; what was unseen there is seen, unless scrolled up.
+    pub fn switch(&mut self, i: usize) {
+        if i >= self.rooms.len() {
+            return;
+        }
+        self.current = i;
+        self.completion = None;
+        let looking = self.looking(i);
+        if let Some(c) = self.rooms.get_mut(i) {
+            c.scroll_by(0, looking);
         }
     }
 
     /// The terminal gained (true) or lost focus.
     pub fn focus(&mut self, on: bool) {
         self.away = !on;
-        if on && self.scroll == 0 {
-            self.unseen = 0;
-            self.unseen_mentions = 0;
+        let looking = self.looking(self.current);
+        if let Some(c) = self.rooms.get_mut(self.current) {
+            c.scroll_by(0, looking);
         }
     }
 
-    /// Scrolls up (positive) or down by `rows`; back at the bottom, what was unseen is seen.
+    /// Scrolls the room on screen up (positive) or down by `rows`.
     pub fn scroll_by(&mut self, rows: isize) {
-        self.scroll = self.scroll.saturating_add_signed(rows);
-        if self.scroll == 0 && !self.away {
-            self.unseen = 0;
-            self.unseen_mentions = 0;
+        let looking = self.looking(self.current);
+        if let Some(c) = self.rooms.get_mut(self.current) {
+            c.scroll_by(rows, looking);
         }
+    }
+
+    /// How far the room on screen is scrolled up.
+    pub fn scroll(&self) -> usize {
+        self.room().map_or(0, |c| c.scroll)
     }
 
     /// Takes a mouse event: the wheel scrolls.
@@ -444,64 +612,74 @@ impl Screen {
         }
     }
 
-    /// What the user typed or pasted becomes commands; help and refusals are shown here.
+    /// What the user typed or pasted for room `i` becomes commands; help and refusals are
+    /// shown here.
     fn submit(
         &mut self,
+        i: usize,
         parsed: Vec<Parsed>,
         now: DateTime<Local>,
-        rows: impl Fn(&Screen, &Entry) -> usize + Copy,
-    ) -> Vec<UserCommand> {
+        measure: Measure,
+    ) -> Vec<Command> {
+        let topic = self
+            .rooms
+            .get(i)
+            .map(|c| c.topic.clone())
+            .filter(|t| !t.is_empty());
         let mut out = Vec::new();
         for p in parsed {
             match p {
                 Parsed::Command(cmd) => {
-                    if matches!(cmd, UserCommand::Say(_)) {
+                    if matches!(cmd, UserCommand::Say(_))
+                        && let Some(c) = self.rooms.get_mut(i)
+                    {
                         // Speaking is coming back: the read marker has done its job.
-                        self.marker = None;
+                        c.marker = None;
                     }
                     let quit = cmd == UserCommand::Quit;
-                    out.push(cmd);
+                    out.push(Command {
+                        room: topic.clone(),
+                        cmd,
+                    });
                     if quit {
                         break;
                     }
                 }
                 Parsed::Help => {
                     self.say(
+                        i,
                         now,
                         Tone::Info,
                         "type a line to send it; commands:".to_owned(),
-                        rows,
+                        measure,
                     );
                     for (c, d) in HELP {
-                        self.say(now, Tone::Info, format!("  {c:<13} {d}"), rows);
+                        self.say(i, now, Tone::Info, format!("  {c:<13} {d}"), measure);
                     }
                     for (k, d) in KEYS {
-                        self.say(now, Tone::Info, format!("  {k:<13} {d}"), rows);
+                        self.say(i, now, Tone::Info, format!("  {k:<13} {d}"), measure);
                     }
                 }
                 Parsed::Empty => {}
-                Parsed::Invalid(msg) => self.say(now, Tone::Error, msg, rows),
+                Parsed::Invalid(msg) => self.say(i, now, Tone::Error, msg, measure),
             }
         }
-        if !out.is_empty() && self.scroll > 0 {
+        if !out.is_empty() && self.scroll() > 0 {
             // Who sends wants to see the answer.
-            self.scroll_by(-(self.scroll as isize));
+            let rows = self.scroll() as isize;
+            self.scroll_by(-rows);
         }
         out
     }
 
     /// Takes a paste: one line goes into the input line; several are sent as messages, after a
     /// yes when there are many.
-    pub fn on_paste(
-        &mut self,
-        text: &str,
-        now: DateTime<Local>,
-        rows: impl Fn(&Screen, &Entry) -> usize + Copy,
-    ) -> Vec<UserCommand> {
+    pub fn on_paste(&mut self, text: &str, now: DateTime<Local>, measure: Measure) -> Vec<Command> {
         self.completion = None;
+        let i = self.current;
         match editor_input(text) {
             Input::Line(Parsed::Invalid(msg)) if text.contains(['\n', '\r']) => {
-                self.say(now, Tone::Error, msg, rows);
+                self.say(i, now, Tone::Error, msg, measure);
                 Vec::new()
             }
             Input::Line(_) | Input::End => {
@@ -509,10 +687,10 @@ impl Screen {
                 Vec::new()
             }
             Input::Paste(lines) if lines.len() > MANY_PASTE_LINES => {
-                self.confirm = Some(lines);
+                self.confirm = Some((lines, i));
                 Vec::new()
             }
-            Input::Paste(lines) => self.submit(lines, now, rows),
+            Input::Paste(lines) => self.submit(i, lines, now, measure),
         }
     }
 
@@ -522,23 +700,26 @@ impl Screen {
         key: KeyEvent,
         page: usize,
         now: DateTime<Local>,
-        rows: impl Fn(&Screen, &Entry) -> usize + Copy,
-    ) -> Vec<UserCommand> {
+        measure: Measure,
+    ) -> Vec<Command> {
         if key.kind == KeyEventKind::Release {
             return Vec::new();
         }
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         let alt = key.modifiers.contains(KeyModifiers::ALT);
-        if let Some(lines) = self.confirm.take() {
+        if let Some((lines, i)) = self.confirm.take() {
             return match key.code {
-                KeyCode::Char('y' | 'Y') | KeyCode::Enter if !ctrl => self.submit(lines, now, rows),
-                KeyCode::Char('c') if ctrl => vec![UserCommand::Quit],
+                KeyCode::Char('y' | 'Y') | KeyCode::Enter if !ctrl => {
+                    self.submit(i, lines, now, measure)
+                }
+                KeyCode::Char('c') if ctrl => vec![Command::plain(UserCommand::Quit)],
                 _ => {
                     self.say(
+                        i,
                         now,
                         Tone::Info,
                         format!("the paste of {} lines was not sent", lines.len()),
-                        rows,
+                        measure,
                     );
                     Vec::new()
                 }
@@ -548,10 +729,13 @@ impl Screen {
             self.completion = None;
         }
         let page = page.saturating_sub(1).max(1) as isize;
+        let rooms = self.rooms.len().max(1);
         let e = &mut self.editor;
         match key.code {
-            KeyCode::Char('c') if ctrl => return vec![UserCommand::Quit],
-            KeyCode::Char('d') if ctrl && e.text().is_empty() => return vec![UserCommand::Quit],
+            KeyCode::Char('c') if ctrl => return vec![Command::plain(UserCommand::Quit)],
+            KeyCode::Char('d') if ctrl && e.text().is_empty() => {
+                return vec![Command::plain(UserCommand::Quit)];
+            }
             KeyCode::Char('d') if ctrl => e.delete(),
             KeyCode::Char('a') if ctrl => e.home(),
             KeyCode::Char('e') if ctrl => e.end(),
@@ -561,8 +745,11 @@ impl Screen {
             KeyCode::Char('h') if ctrl => e.backspace(),
             KeyCode::Char('u') if ctrl => e.delete_to_start(),
             KeyCode::Char('k') if ctrl => e.delete_to_end(),
-            KeyCode::Char('p') if ctrl => e.history_back(),
-            KeyCode::Char('n') if ctrl => e.history_forward(),
+            KeyCode::Char('n') if ctrl => self.switch((self.current + 1) % rooms),
+            KeyCode::Char('p') if ctrl => self.switch((self.current + rooms - 1) % rooms),
+            KeyCode::Char(d @ '1'..='9') if alt => {
+                self.switch(usize::from(d as u8 - b'1'));
+            }
             KeyCode::Char('b') if alt => e.word_left(),
             KeyCode::Char('f') if alt => e.word_right(),
             KeyCode::Backspace if alt || ctrl => e.delete_word(),
@@ -577,17 +764,24 @@ impl Screen {
             KeyCode::Up => e.history_back(),
             KeyCode::Down => e.history_forward(),
             KeyCode::Home if ctrl || e.text().is_empty() => self.scroll_by(isize::MAX),
-            KeyCode::End if ctrl || e.text().is_empty() => self.scroll_by(-(self.scroll as isize)),
+            KeyCode::End if ctrl || e.text().is_empty() => {
+                let rows = self.scroll() as isize;
+                self.scroll_by(-rows);
+            }
             KeyCode::Home => e.home(),
             KeyCode::End => e.end(),
             KeyCode::PageUp => self.scroll_by(page),
             KeyCode::PageDown => self.scroll_by(-page),
-            KeyCode::Esc => self.scroll_by(-(self.scroll as isize)),
+            KeyCode::Esc => {
+                let rows = self.scroll() as isize;
+                self.scroll_by(-rows);
+            }
             KeyCode::F(2) => self.pane = Some(!self.pane_shown),
             KeyCode::Tab => self.complete(),
             KeyCode::Enter => {
                 let line = e.take();
-                return self.submit(vec![parse_line(&line)], now, rows);
+                let i = self.current;
+                return self.submit(i, vec![parse_line(&line)], now, measure);
             }
             _ => {}
         }
@@ -595,7 +789,8 @@ impl Screen {
     }
 
     /// Tab: completes the word before the cursor: a command at the start of the line, else a
-    /// participant's name (followed by ": " at the start of the line). Again: the next one.
+    /// participant's name of the room on screen (followed by ": " at the start of the line).
+    /// Again: the next one.
     fn complete(&mut self) {
         if let Some(c) = &mut self.completion
             && c.line == self.editor.text()
@@ -622,20 +817,22 @@ impl Screen {
                 .collect()
         } else if word.is_empty() {
             Vec::new()
-        } else {
+        } else if let Some(room) = self.room() {
             let lower = word.to_lowercase();
-            let mut names: Vec<String> = self
+            let mut names: Vec<String> = room
                 .roster
                 .iter()
                 .filter(|p| !p.me)
                 .map(|p| p.user.clone())
-                .chain(self.lost.values().cloned())
+                .chain(room.lost.values().cloned())
                 .filter(|n| n.to_lowercase().starts_with(&lower))
                 .collect();
             names.sort_by_key(|n| n.to_lowercase());
             names.dedup();
             let tail = if from == 0 { ": " } else { " " };
             names.into_iter().map(|n| format!("{n}{tail}")).collect()
+        } else {
+            Vec::new()
         };
         let Some(first) = candidates.first().cloned() else {
             return;
@@ -668,6 +865,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "oldest / newest line (Home/End on an empty line)",
     ),
     ("Esc", "back to the newest line"),
+    (
+        "Alt-1..9",
+        "the first to ninth room (Ctrl-N/P: next, previous)",
+    ),
     ("Tab", "complete a name or a command"),
     ("Up/Down", "lines sent before"),
     ("F2", "show or hide who is here"),

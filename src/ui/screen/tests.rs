@@ -8,10 +8,12 @@ use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::style::Modifier;
 
-use super::state::{MANY_PASTE_LINES, Screen};
+use super::state::{MANY_PASTE_LINES, Measure, Screen};
 use super::view;
-use crate::core::command::UserCommand;
-use crate::core::event::{ChatEvent, EventKind, EventView, LeaveReason, LinkView, ParticipantView};
+use crate::core::command::{Command, UserCommand};
+use crate::core::event::{
+    ChatEvent, EventKind, EventView, LeaveReason, LinkView, ParticipantView, Update,
+};
 use crate::core::time::WallTime;
 
 const ME: &str = "12D3KooWMeMeMeMeMeMeMeMeMeMeMeMeMeMeMeMeMeMeMeAAAAAAAA";
@@ -50,7 +52,7 @@ fn ready() -> ChatEvent {
     ChatEvent::Ready {
         peer: ME.to_owned(),
         user: "alice".to_owned(),
-        topic: "chitty-chat/lobby".to_owned(),
+        topic: LOBBY.to_owned(),
         listen: Vec::new(),
     }
 }
@@ -60,11 +62,12 @@ fn screen() -> Screen {
     let mut s = Screen::default();
     s.width = 100;
     let now = at(14, 30);
-    s.on_event(&ready(), now, view::rows_of);
+    feed(&mut s, &ready(), now, view::rows_of);
     for c in s.poll() {
         s.sent(&c, false);
     }
-    s.on_event(
+    feed(
+        &mut s,
         &ChatEvent::Who(vec![
             ParticipantView {
                 user: "alice".to_owned(),
@@ -85,7 +88,8 @@ fn screen() -> Screen {
         now,
         view::rows_of,
     );
-    s.on_event(
+    feed(
+        &mut s,
         &ChatEvent::Links(vec![LinkView {
             peer: BOB.to_owned(),
             user: Some("bob".to_owned()),
@@ -96,6 +100,17 @@ fn screen() -> Screen {
         view::rows_of,
     );
     s
+}
+
+const LOBBY: &str = "chitty-chat/lobby";
+
+/// Hands the screen `event` as the node does: about the lobby (the room it is in).
+fn feed(s: &mut Screen, event: &ChatEvent, now: DateTime<Local>, measure: Measure) {
+    let update = Update {
+        room: Some(LOBBY.to_owned()),
+        event: event.clone(),
+    };
+    s.on_update(&update, now, measure);
 }
 
 fn draw(s: &mut Screen, w: u16, h: u16) -> Buffer {
@@ -150,7 +165,8 @@ fn type_str(s: &mut Screen, text: &str) {
 #[test]
 fn a_message_shows_the_stamp_the_lamport_time_and_the_name_in_its_colour() {
     let mut s = screen();
-    s.on_event(
+    feed(
+        &mut s,
         &said(7, "bob", BOB, "hello there"),
         at(14, 31),
         view::rows_of,
@@ -173,15 +189,16 @@ fn a_message_shows_the_stamp_the_lamport_time_and_the_name_in_its_colour() {
 fn joins_leaves_and_losses_are_system_lines_in_their_own_colours() {
     let mut s = screen();
     let now = at(14, 31);
-    s.on_event(
+    feed(
+        &mut s,
         &ChatEvent::Chat(view(EventKind::Join, 3, "dave", BOB, None)),
         now,
         view::rows_of,
     );
     let mut lost = view(EventKind::Leave, 4, "carol", CAROL, None);
     lost.reason = Some(LeaveReason::Lost);
-    s.on_event(&ChatEvent::Chat(lost), now, view::rows_of);
-    s.on_event(&said(5, "bob", BOB, "hi"), now, view::rows_of);
+    feed(&mut s, &ChatEvent::Chat(lost), now, view::rows_of);
+    feed(&mut s, &said(5, "bob", BOB, "hi"), now, view::rows_of);
     let b = draw(&mut s, 160, 20);
     let t = text(&b);
     assert!(
@@ -196,7 +213,7 @@ fn joins_leaves_and_losses_are_system_lines_in_their_own_colours() {
     );
     let join = find(&b, "--> Participant dave").unwrap();
     let loss = find(&b, "<-x Participant carol").unwrap();
-    let msg = find(&b, "hi").unwrap();
+    let msg = find(&b, "bob: hi").map(|(x, y)| (x + 5, y)).unwrap();
     assert_ne!(b[join].fg, b[loss].fg);
     assert_ne!(b[join].fg, b[(msg.0, msg.1)].fg);
     // The lost participant is greyed in the pane.
@@ -241,7 +258,8 @@ fn the_status_line_says_who_we_are_where_and_whether_anyone_hears() {
     assert!(status.contains("#lobby"), "{status}");
     assert!(status.contains("1 peer"), "{status}");
     assert!(b[(1, 8)].modifier.contains(Modifier::REVERSED));
-    s.on_event(
+    feed(
+        &mut s,
         &ChatEvent::Peer {
             peer: BOB.to_owned(),
             connected: false,
@@ -263,7 +281,8 @@ fn a_mention_of_our_name_is_highlighted_and_counted_while_scrolled_up() {
     let mut s = screen();
     let now = at(14, 31);
     for i in 0..30 {
-        s.on_event(
+        feed(
+            &mut s,
             &said(10 + i, "bob", BOB, &format!("line {i}")),
             now,
             view::rows_of,
@@ -272,12 +291,14 @@ fn a_mention_of_our_name_is_highlighted_and_counted_while_scrolled_up() {
     let _ = draw(&mut s, 100, 12);
     s.on_key(key(KeyCode::PageUp), 9, now, view::rows_of);
     let before = rows(&draw(&mut s, 100, 12));
-    s.on_event(
+    feed(
+        &mut s,
         &said(50, "carol", CAROL, "hey Alice, look"),
         now,
         view::rows_of,
     );
-    s.on_event(
+    feed(
+        &mut s,
         &said(51, "bob", BOB, "malice is not a mention"),
         now,
         view::rows_of,
@@ -305,8 +326,13 @@ fn a_day_separator_comes_when_the_date_changes() {
     let mut s = screen();
     let mut v = view(EventKind::Message, 9, "bob", BOB, Some("tomorrow"));
     v.time = wall(Local.with_ymd_and_hms(2026, 12, 3, 9, 0, 0).unwrap());
-    s.on_event(&said(8, "bob", BOB, "today"), at(14, 31), view::rows_of);
-    s.on_event(&ChatEvent::Chat(v), at(14, 31), view::rows_of);
+    feed(
+        &mut s,
+        &said(8, "bob", BOB, "today"),
+        at(14, 31),
+        view::rows_of,
+    );
+    feed(&mut s, &ChatEvent::Chat(v), at(14, 31), view::rows_of);
     let b = draw(&mut s, 120, 12);
     let sep = find(&b, "Thursday 3 December 2026").unwrap();
     assert_eq!(sep.1 + 1, find(&b, "bob: tomorrow").unwrap().1);
@@ -316,7 +342,8 @@ fn a_day_separator_comes_when_the_date_changes() {
 fn wide_characters_and_long_names_wrap_without_breaking_a_character() {
     let mut s = screen();
     let long = "漢字".repeat(20);
-    s.on_event(
+    feed(
+        &mut s,
         &said(8, &"n".repeat(32), BOB, &long),
         at(14, 31),
         view::rows_of,
@@ -330,7 +357,8 @@ fn wide_characters_and_long_names_wrap_without_breaking_a_character() {
 #[test]
 fn any_size_draws_without_panicking() {
     let mut s = screen();
-    s.on_event(
+    feed(
+        &mut s,
         &said(8, "bob", BOB, "漢字 and a longer line to wrap"),
         at(14, 31),
         view::rows_of,
@@ -345,7 +373,7 @@ fn any_size_draws_without_panicking() {
     // Scrolled far up on a tiny screen: the scroll stops at the oldest line.
     s.scroll_by(1000);
     let _ = draw(&mut s, 20, 4);
-    assert!(s.scroll < 1000);
+    assert!(s.scroll() < 1000);
 }
 
 #[test]
@@ -407,15 +435,17 @@ fn enter_sends_and_ctrl_c_or_ctrl_d_leave() {
     let now = at(14, 31);
     type_str(&mut s, "hi all");
     let sent = s.on_key(key(KeyCode::Enter), 5, now, view::rows_of);
-    assert!(matches!(&sent[..], [UserCommand::Say(t)] if t.as_str() == "hi all"));
+    assert!(
+        matches!(&sent[..], [Command { room: Some(r), cmd: UserCommand::Say(t) }] if t.as_str() == "hi all" && r == LOBBY)
+    );
     assert_eq!(s.editor.text(), "");
     assert_eq!(
         s.on_key(ctrl('c'), 5, now, view::rows_of),
-        vec![UserCommand::Quit]
+        vec![Command::plain(UserCommand::Quit)]
     );
     assert_eq!(
         s.on_key(ctrl('d'), 5, now, view::rows_of),
-        vec![UserCommand::Quit]
+        vec![Command::plain(UserCommand::Quit)]
     );
     type_str(&mut s, "/nonsense");
     assert!(
@@ -429,11 +459,99 @@ fn enter_sends_and_ctrl_c_or_ctrl_d_leave() {
 fn answers_to_the_screens_own_polls_are_not_shown_but_the_users_are() {
     let mut s = screen();
     let now = at(14, 31);
-    let before = s.entries().1.len();
-    s.sent(&UserCommand::Who, false);
-    s.on_event(&ChatEvent::Who(Vec::new()), now, view::rows_of);
-    assert_eq!(s.entries().1.len(), before);
-    s.sent(&UserCommand::Who, true);
-    s.on_event(&ChatEvent::Who(Vec::new()), now, view::rows_of);
-    assert_eq!(s.entries().1.len(), before + 1);
+    let before = s.room().unwrap().entries().1.len();
+    s.sent(&Command::plain(UserCommand::Who), false);
+    feed(&mut s, &ChatEvent::Who(Vec::new()), now, view::rows_of);
+    assert_eq!(s.room().unwrap().entries().1.len(), before);
+    s.sent(&Command::plain(UserCommand::Who), true);
+    feed(&mut s, &ChatEvent::Who(Vec::new()), now, view::rows_of);
+    assert_eq!(s.room().unwrap().entries().1.len(), before + 1);
+}
+
+#[test]
+fn no_colour_keeps_the_highlights_but_no_colours() {
+    let mut s = screen();
+    s.no_colour = true;
+    feed(
+        &mut s,
+        &said(7, "carol", CAROL, "alice: look"),
+        at(14, 31),
+        view::rows_of,
+    );
+    let b = draw(&mut s, 120, 10);
+    let (x, y) = find(&b, "carol: alice").unwrap();
+    assert!(b[(x, y)].modifier.contains(Modifier::REVERSED));
+    for cell in &b.content {
+        assert_eq!(cell.fg, ratatui::style::Color::Reset);
+        assert_eq!(cell.bg, ratatui::style::Color::Reset);
+    }
+}
+
+#[test]
+fn a_room_not_on_screen_counts_unread_and_mentions_until_switched_to() {
+    let mut s = screen();
+    let now = at(14, 31);
+    type_str(&mut s, "/join b");
+    let sent = s.on_key(key(KeyCode::Enter), 10, now, view::rows_of);
+    assert!(matches!(
+        &sent[..],
+        [Command {
+            cmd: UserCommand::Join(_),
+            ..
+        }]
+    ));
+    s.sent(&sent[0], true);
+    let opened = Update {
+        room: Some("chitty-chat/b".to_owned()),
+        event: ChatEvent::Opened(crate::core::event::RoomView {
+            topic: "chitty-chat/b".to_owned(),
+            name: Some("b".to_owned()),
+            private: false,
+            present: 1,
+        }),
+    };
+    s.on_update(&opened, now, view::rows_of);
+    assert_eq!(s.current, 1, "the joined room comes on screen");
+    let status = rows(&draw(&mut s, 120, 10))[8].clone();
+    assert!(status.contains("2:#b"), "{status}");
+    // Lines in the lobby, off screen: counted, a mention apart.
+    feed(
+        &mut s,
+        &said(20, "bob", BOB, "quiet line"),
+        now,
+        view::rows_of,
+    );
+    feed(
+        &mut s,
+        &said(21, "bob", BOB, "alice: look"),
+        now,
+        view::rows_of,
+    );
+    let b = draw(&mut s, 120, 10);
+    let status = rows(&b)[8].clone();
+    assert!(status.contains("1:#lobby 2,1@"), "{status}");
+    assert!(!text(&b).contains("quiet line"));
+    // Typed lines go to the room on screen.
+    type_str(&mut s, "in b");
+    let sent = s.on_key(key(KeyCode::Enter), 10, now, view::rows_of);
+    assert_eq!(sent[0].room.as_deref(), Some("chitty-chat/b"));
+    // Alt-1: the lobby, its lines, the marker above the first unread; the hotlist is empty.
+    s.on_key(
+        KeyEvent::new(KeyCode::Char('1'), KeyModifiers::ALT),
+        10,
+        now,
+        view::rows_of,
+    );
+    let b = draw(&mut s, 120, 12);
+    let t = text(&b);
+    assert!(
+        t.contains("bob: quiet line") && t.contains("bob: alice: look"),
+        "{t}"
+    );
+    let marker = find(&b, "new since you were away").unwrap();
+    assert_eq!(marker.1 + 1, find(&b, "bob: quiet line").unwrap().1);
+    assert!(!rows(&b)[10].contains("2:#b"), "{}", rows(&b)[10]);
+    // Ctrl-N goes round to the next room.
+    s.on_key(ctrl('n'), 10, now, view::rows_of);
+    assert_eq!(s.current, 1);
 }

@@ -15,7 +15,7 @@ use unicode_width::UnicodeWidthStr;
 use crate::core::name::MAX_TEXT_CHARS;
 use crate::ui::render::short_id;
 
-use super::state::{Entry, Reach, Screen, Tone};
+use super::state::{Conversation, Entry, Reach, Screen, Tone};
 
 /// Terminals at least this wide show the side pane unless it is hidden (F2).
 pub const PANE_MIN_WIDTH: usize = 80;
@@ -221,17 +221,17 @@ pub fn entry_rows(
     rows
 }
 
-/// How many rows `entry` takes when added after the screen's last entry.
-pub fn rows_of(screen: &Screen, entry: &Entry) -> usize {
-    let (first, entries) = screen.entries();
+/// How many rows `entry` takes when added after conversation `c`'s last entry, at `width`
+/// (the screen's [`Measure`](super::state::Measure)).
+pub fn rows_of(c: &Conversation, me: Option<&str>, width: usize, entry: &Entry) -> usize {
+    let (first, entries) = c.entries();
     let number = first + entries.len() as u64;
-    let me = screen.me.as_ref().map(|m| m.peer.as_str());
     entry_rows(
         entry,
         entries.back(),
-        screen.marker == Some(number),
+        c.marker == Some(number),
         me,
-        screen.width.max(1),
+        width.max(1),
     )
     .len()
 }
@@ -290,6 +290,13 @@ pub fn draw(frame: &mut Frame, screen: &mut Screen) {
         draw_status(frame, s, screen);
     }
     draw_input(frame, a.input, screen);
+    if screen.no_colour {
+        // One place for `NO_COLOR`: every colour off, the modifiers (bold, reverse) kept.
+        for cell in &mut frame.buffer_mut().content {
+            cell.fg = Color::Reset;
+            cell.bg = Color::Reset;
+        }
+    }
 }
 
 fn draw_conversation(frame: &mut Frame, area: Rect, screen: &mut Screen) {
@@ -298,16 +305,21 @@ fn draw_conversation(frame: &mut Frame, area: Rect, screen: &mut Screen) {
     if height == 0 || width == 0 {
         return;
     }
-    let (first, entries) = screen.entries();
-    let me = screen.me.as_ref().map(|m| m.peer.as_str());
+    let me = screen.me.as_ref().map(|m| m.peer.clone());
+    let me = me.as_deref();
+    let current = screen.current;
+    let Some(c) = screen.rooms.get(current) else {
+        return;
+    };
+    let (first, entries) = c.entries();
     // From the newest entry back, until the view (scrolled up `scroll` rows) is full.
-    let want = height + screen.scroll;
+    let want = height + c.scroll;
     let mut rows: Vec<Line<'static>> = Vec::new();
     for i in (0..entries.len()).rev() {
         let mut r = entry_rows(
             &entries[i],
             i.checked_sub(1).and_then(|p| entries.get(p)),
-            screen.marker == Some(first + i as u64),
+            c.marker == Some(first + i as u64),
             me,
             width,
         );
@@ -319,26 +331,26 @@ fn draw_conversation(frame: &mut Frame, area: Rect, screen: &mut Screen) {
     }
     // Not that much to scroll back to: stop at the oldest line.
     let max_scroll = rows.len().saturating_sub(height);
-    if screen.scroll > max_scroll {
-        screen.scroll = max_scroll;
-        screen.scroll_by(0);
+    if c.scroll > max_scroll {
+        let back = (c.scroll - max_scroll) as isize;
+        screen.scroll_by(-back);
     }
-    let end = rows.len() - screen.scroll;
+    let Some(c) = screen.rooms.get(current) else {
+        return;
+    };
+    let end = rows.len() - c.scroll.min(rows.len());
     let start = end.saturating_sub(height);
     let mut view: Vec<Line<'static>> = rows[start..end].to_vec();
-    if screen.scroll > 0 {
-        let mentions = if screen.unseen_mentions > 0 {
-            format!(", {} mentioning you", screen.unseen_mentions)
+    if c.scroll > 0 {
+        let mentions = if c.unseen_mentions > 0 {
+            format!(", {} mentioning you", c.unseen_mentions)
         } else {
             String::new()
         };
-        let label = if screen.unseen == 0 {
+        let label = if c.unseen == 0 {
             "scrolled up; End or Esc: back to the newest".to_owned()
         } else {
-            format!(
-                "{} new{mentions}; End or Esc: back to the newest",
-                screen.unseen
-            )
+            format!("{} new{mentions}; End or Esc: back to the newest", c.unseen)
         };
         if view.len() == height {
             view.pop();
@@ -400,13 +412,18 @@ pub fn status_spans(screen: &Screen) -> Vec<Span<'static>> {
     let Some(me) = &screen.me else {
         return vec![Span::styled(" starting…".to_owned(), bar)];
     };
-    let mut spans = vec![
-        Span::styled(
-            format!(" {}#{} ", me.user, short_id(&me.peer)),
-            bar.add_modifier(Modifier::BOLD),
-        ),
-        Span::styled(format!("│ {} ", me.room), bar),
-    ];
+    let mut spans = vec![Span::styled(
+        format!(" {}#{} ", me.user, short_id(&me.peer)),
+        bar.add_modifier(Modifier::BOLD),
+    )];
+    if let Some(c) = screen.room() {
+        let number = if screen.rooms.len() > 1 {
+            format!("{}:", screen.current + 1)
+        } else {
+            String::new()
+        };
+        spans.push(Span::styled(format!("│ {number}{} ", c.label), bar));
+    }
     let n = screen.connected();
     if n == 0 {
         spans.push(Span::styled(
@@ -420,16 +437,39 @@ pub fn status_spans(screen: &Screen) -> Vec<Span<'static>> {
     if let Some(hub) = screen.hub() {
         spans.push(Span::styled(format!("│ hub {} ", short_id(hub)), bar));
     }
-    if screen.unseen > 0 {
-        let mentions = if screen.unseen_mentions > 0 {
-            format!(" ({} @you)", screen.unseen_mentions)
+    if let Some(c) = screen.room()
+        && c.unseen > 0
+    {
+        let mentions = if c.unseen_mentions > 0 {
+            format!(" ({} @you)", c.unseen_mentions)
         } else {
             String::new()
         };
         spans.push(Span::styled(
-            format!("│ {} unread{mentions} ", screen.unseen),
+            format!("│ {} unread{mentions} ", c.unseen),
             bar.add_modifier(Modifier::BOLD),
         ));
+    }
+    // The hotlist: other rooms with something unread, by their Alt number.
+    let hot = screen.hotlist();
+    if !hot.is_empty() {
+        spans.push(Span::styled("│ ".to_owned(), bar));
+        for (n, c) in hot {
+            let mentions = if c.unseen_mentions > 0 {
+                format!(",{}@", c.unseen_mentions)
+            } else {
+                String::new()
+            };
+            let style = if c.unseen_mentions > 0 {
+                bar.fg(LOST).add_modifier(Modifier::BOLD)
+            } else {
+                bar.add_modifier(Modifier::BOLD)
+            };
+            spans.push(Span::styled(
+                format!("{n}:{} {}{mentions} ", c.label, c.unseen),
+                style,
+            ));
+        }
     }
     spans
 }
@@ -452,7 +492,7 @@ fn draw_input(frame: &mut Frame, area: Rect, screen: &Screen) {
     if width == 0 || area.height == 0 {
         return;
     }
-    if let Some(lines) = &screen.confirm {
+    if let Some((lines, _)) = &screen.confirm {
         let ask = format!(
             "send the {} pasted lines as {} messages? [y/N] ",
             lines.len(),
