@@ -140,3 +140,32 @@ fn a_bad_join_is_refused_and_says_why() {
     alice.send("/quit");
     assert!(alice.wait_exit().success());
 }
+
+/// A line right behind a `/join` (a pipe, a paste) goes to the room joined, and one right behind
+/// a `/part` to the room left over: where a line goes is decided as it is read, not when the
+/// node answers.
+#[test]
+fn lines_right_behind_join_and_part_go_where_they_were_typed() {
+    let mut bob = Node::spawn("bob", &args(&["--room", "b"]));
+    let addr = bob.loopback_addr();
+    let mut alice = Node::spawn("alice", &args(&["--room", "a", "--connect", &addr]));
+    alice.ready();
+    alice.send_bytes(b"/join b\nright behind the join\n/part\nright behind the part\n");
+    bob.wait_message("alice", "right behind the join");
+    // In a (alone in it again: its lines carry no room).
+    let line = alice.wait_for("the line behind the part", |v| {
+        is_message(v, "alice", "right behind the part")
+    });
+    assert!(line.get("room").is_none_or(|r| r == A), "{line}");
+    alice.wait_for("b closed", |v| v["type"] == "closed");
+    alice.send("/join b");
+    alice.send("back in b");
+    bob.wait_message("alice", "back in b");
+    assert!(
+        bob.seen()
+            .iter()
+            .all(|v| v["text"] != "right behind the part")
+    );
+    alice.send("/quit");
+    assert!(alice.wait_exit().success());
+}

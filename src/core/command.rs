@@ -13,6 +13,16 @@ pub enum RoomTarget {
     Private(Box<Ticket>),
 }
 
+impl RoomTarget {
+    /// The room's gossipsub topic: what commands for it are addressed to.
+    pub fn topic(&self) -> String {
+        match self {
+            RoomTarget::Public(name) => name.topic(),
+            RoomTarget::Private(ticket) => ticket.secret.keys().topic().to_owned(),
+        }
+    }
+}
+
 /// A command and the room it is for: the topic of one of ours, or `None` for the node as a
 /// whole (and for room commands, the first room we are in).
 #[derive(Debug, Clone, PartialEq, Eq)]

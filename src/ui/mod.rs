@@ -89,37 +89,29 @@ pub async fn run(
     run_lines(format, mode != Mode::Plain, commands, events, notices).await;
 }
 
-/// The rooms the node is in, as the ui follows them from its updates, and the one typed lines
-/// go to: the first at start, then each room `/join` opens or goes back to, until it is left.
+/// The rooms the node is in, as the ui follows them, and the one typed lines go to: the first
+/// at start, then each room `/join` names (from the moment it is typed, so that the lines after
+/// it in a pipe go there too), and after a `/part` the room joined last of those left.
 #[derive(Debug, Default)]
 pub struct Rooms {
     open: Vec<String>,
     current: Option<String>,
-    /// `/join`s sent and not yet answered: an `opened` answering one makes its room current
-    /// (one for a `--room` at start does not).
-    joins_asked: usize,
 }
 
 impl Rooms {
     /// Follows `update`.
     pub fn seen(&mut self, update: &Update) {
-        match (&update.event, &update.room) {
-            (ChatEvent::Ready { topic, .. }, _) => {
+        match &update.event {
+            ChatEvent::Ready { topic, .. } => {
                 if !self.open.contains(topic) {
                     self.open.push(topic.clone());
                 }
                 self.current.get_or_insert_with(|| topic.clone());
             }
-            (ChatEvent::Opened(v), _) => {
-                if !self.open.contains(&v.topic) {
-                    self.open.push(v.topic.clone());
-                }
-                if self.joins_asked > 0 {
-                    self.joins_asked -= 1;
-                    self.current = Some(v.topic.clone());
-                }
+            ChatEvent::Opened(v) if !self.open.contains(&v.topic) => {
+                self.open.push(v.topic.clone());
             }
-            (ChatEvent::Closed { topic }, _) => {
+            ChatEvent::Closed { topic } => {
                 self.open.retain(|t| t != topic);
                 if self.current.as_ref() == Some(topic) {
                     self.current = self.open.last().cloned();
@@ -129,15 +121,26 @@ impl Rooms {
         }
     }
 
-    /// `cmd`, for the current room.
+    /// `cmd`, for the current room; a `/join` makes its room current, a `/part` the room
+    /// opened last of the others.
     pub fn address(&mut self, cmd: UserCommand) -> Command {
-        if matches!(cmd, UserCommand::Join(_)) {
-            self.joins_asked += 1;
+        let room = self.current.clone();
+        match &cmd {
+            UserCommand::Join(target) => {
+                let topic = target.topic();
+                self.open.retain(|t| t != &topic);
+                self.open.push(topic.clone());
+                self.current = Some(topic);
+            }
+            UserCommand::Part if self.open.len() > 1 => {
+                if let Some(gone) = &room {
+                    self.open.retain(|t| t != gone);
+                }
+                self.current = self.open.last().cloned();
+            }
+            _ => {}
         }
-        Command {
-            room: self.current.clone(),
-            cmd,
-        }
+        Command { room, cmd }
     }
 
     /// Whether the node is in more than one room: events then say which.

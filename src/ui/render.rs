@@ -353,9 +353,8 @@ fn render_human(event: &ChatEvent) -> Vec<Line> {
             lines
         }
         ChatEvent::Opened(v) => vec![format!(
-            "System: in {} ({} present); lines you type go there (/join NAME goes back to another room, /part leaves this one, /rooms lists yours)",
+            "System: in {} now: lines you type go there (/part leaves it, /rooms lists yours)",
             room_label(&v.topic, v.name.as_deref()),
-            v.present
         )],
         ChatEvent::Closed { topic } => {
             vec![format!("System: left {}", room_label(topic, None))]

@@ -688,6 +688,18 @@ impl EventLoop {
             None => spec.name.topic(),
         };
         if let Some(i) = self.room_of(&topic) {
+            if self.rooms[i].room.has_left() {
+                // Its leave is still on its way out: the room is not ours to rejoin yet.
+                return self
+                    .emit_in(
+                        i,
+                        ChatEvent::Error(
+                            "you are leaving that room; /join it again once it is closed"
+                                .to_owned(),
+                        ),
+                    )
+                    .await;
+            }
             let view = self.rooms[i].view();
             return self.emit_in(i, ChatEvent::Opened(view)).await;
         }

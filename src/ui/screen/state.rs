@@ -279,8 +279,6 @@ pub struct Screen {
     completion: Option<Completion>,
     /// For each `/peers` sent, oldest first: whether the user asked.
     peers_asked: VecDeque<bool>,
-    /// `/join`s sent and not yet answered: the room an answer opens comes on screen.
-    joins_asked: usize,
     /// A join or leave came: who is here should be asked again.
     pub poll_due: bool,
     /// Columns of the conversation at the last draw (for holding a scrolled view still).
@@ -450,22 +448,19 @@ impl Screen {
                     c.label = render::room_label(&v.topic, v.name.as_deref());
                     c.private = v.private;
                 }
-                if self.joins_asked > 0 {
-                    self.joins_asked -= 1;
-                    self.switch(i);
-                }
                 self.poll_due = true;
                 self.say_lines(i, &update.event, now, measure);
             }
             ChatEvent::Closed { topic } => {
+                let mut label = render::room_label(topic, None);
                 if let Some(i) = self.rooms.iter().position(|c| &c.topic == topic) {
-                    self.rooms.remove(i);
+                    label = self.rooms.remove(i).label;
                     if self.current >= i && self.current > 0 {
                         self.current -= 1;
                     }
                 }
                 let i = self.conversation(None);
-                self.say_lines(i, &update.event, now, measure);
+                self.say(i, now, Tone::Info, format!("left {label}"), measure);
                 self.switch(i);
             }
             ChatEvent::Chat(v) => {
@@ -563,7 +558,6 @@ impl Screen {
                 self.rooms[i].who_asked.push_back(by_user);
             }
             UserCommand::Peers => self.peers_asked.push_back(by_user),
-            UserCommand::Join(_) => self.joins_asked += 1,
             _ => {}
         }
     }
@@ -621,7 +615,7 @@ impl Screen {
         now: DateTime<Local>,
         measure: Measure,
     ) -> Vec<Command> {
-        let topic = self
+        let mut topic = self
             .rooms
             .get(i)
             .map(|c| c.topic.clone())
@@ -637,10 +631,21 @@ impl Screen {
                         c.marker = None;
                     }
                     let quit = cmd == UserCommand::Quit;
+                    // The room `/join` names comes on screen at once: what is typed next goes
+                    // there.
+                    let joined = match &cmd {
+                        UserCommand::Join(target) => Some(target.topic()),
+                        _ => None,
+                    };
                     out.push(Command {
                         room: topic.clone(),
                         cmd,
                     });
+                    if let Some(t) = joined {
+                        let j = self.conversation(Some(&t));
+                        self.switch(j);
+                        topic = Some(t);
+                    }
                     if quit {
                         break;
                     }
