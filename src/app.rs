@@ -131,8 +131,8 @@ pub async fn run(
                 &config,
                 keypair,
                 user,
-                config.listen.clone(),
-                connect,
+                (config.listen.clone(), connect),
+                Vec::new(),
                 shutdown,
                 notices,
             )
@@ -152,9 +152,11 @@ pub async fn run(
             // The hub's address first, ready to paste; then its log goes to the diagnostics, and
             // the screen is the participant's.
             let mut hub_addr = None;
+            let mut hub_listen = Vec::new();
             while let Some(event) = ev_rx.recv().await {
                 if let ChatEvent::Ready { peer, listen, .. } = &event {
                     hub_addr = loopback_of(peer, listen);
+                    hub_listen = listen.clone();
                     ui::print_hub_ready(json, &event);
                     break;
                 }
@@ -177,12 +179,17 @@ pub async fn run(
                     .with(Protocol::Ip4(std::net::Ipv4Addr::UNSPECIFIED))
                     .with(Protocol::Tcp(0)),
             ];
+            // The chat screen hides what was printed before it: it says the hub's addresses too.
+            let banner = hub_listen
+                .iter()
+                .map(|a| format!("this node also runs a hub; clients --connect to {a}"))
+                .collect();
             let result = run_node(
                 &config,
                 Keypair::generate_ed25519(),
                 user,
-                listen,
-                vec![hub_addr],
+                (listen, vec![hub_addr]),
+                banner,
                 shutdown,
                 notices,
             )
@@ -334,13 +341,14 @@ fn loopback_of(peer: &str, listen: &[String]) -> Option<Multiaddr> {
     })
 }
 
-/// Runs a participant.
+/// Runs a participant that listens on and dials `(listen, connect)`. On the chat screen,
+/// `banner` is shown first, as notices (in the line modes it was printed already).
 async fn run_node(
     config: &Config,
     keypair: Keypair,
     user: core::event::Username,
-    listen: Vec<Multiaddr>,
-    connect: Vec<Multiaddr>,
+    (listen, connect): (Vec<Multiaddr>, Vec<Multiaddr>),
+    banner: Vec<String>,
     shutdown: impl Future<Output = ()>,
     notices: logging::Notices,
 ) -> Result<(), RunError> {
@@ -374,8 +382,17 @@ async fn run_node(
     };
     let span =
         tracing::info_span!("node", user = %node.user, peer = %node.keypair.public().to_peer_id());
+    let mode = ui_mode(config);
+    if mode == ui::Mode::Screen {
+        for text in banner.into_iter().take(EVENTS_CAP / 2) {
+            let _ = ev_tx.try_send(core::event::Update {
+                room: None,
+                event: ChatEvent::Notice(text),
+            });
+        }
+    }
     let event_loop = net::EventLoop::new(node, cmd_rx, ev_tx)?;
-    let ui = tokio::spawn(ui::run(format, ui_mode(config), cmd_tx, ev_rx, notices));
+    let ui = tokio::spawn(ui::run(format, mode, cmd_tx, ev_rx, notices));
     let result = event_loop.run(shutdown).instrument(span).await;
     // The event loop dropped its sender: the ui prints what is left and returns.
     if let Err(e) = ui.await {

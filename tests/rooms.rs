@@ -169,3 +169,49 @@ fn lines_right_behind_join_and_part_go_where_they_were_typed() {
     alice.send("/quit");
     assert!(alice.wait_exit().success());
 }
+
+/// Through a hub: alice is in rooms a and b, bob only in a, carol only in b, and each reaches
+/// the others only through the hub. Alice's `/part` of b is her leave there (carol sees it),
+/// and the hub does not hang up on her: she goes on talking with bob in a on the same
+/// connection.
+#[test]
+fn part_through_a_hub_keeps_the_hub_connection_for_the_other_room() {
+    let mut cmd = std::process::Command::new(common::bin());
+    cmd.args(["--json", "--relay", "--listen", "/ip4/127.0.0.1/tcp/0"]);
+    let mut hub = Node::start("hub", cmd);
+    let haddr = hub.loopback_addr();
+    let mut alice = Node::spawn(
+        "alice",
+        &args(&["--room", "a", "--room", "b", "--connect", &haddr]),
+    );
+    let mut bob = Node::spawn("bob", &args(&["--room", "a", "--connect", &haddr]));
+    let mut carol = Node::spawn("carol", &args(&["--room", "b", "--connect", &haddr]));
+    for n in [&mut bob, &mut carol] {
+        n.wait_join("alice");
+    }
+    alice.wait_for("carol in b", |v| {
+        v["type"] == "join" && v["user"] == "carol"
+    });
+    alice.wait_for("bob in a", |v| v["type"] == "join" && v["user"] == "bob");
+    let hub_peer = hub.ready().0;
+    alice.send("/join b");
+    alice.send("/part");
+    carol.wait_leave("alice");
+    alice.wait_for("b closed", |v| v["type"] == "closed" && v["room"] == B);
+    bob.send("still with you in a");
+    alice.wait_message("bob", "still with you in a");
+    alice.send("and I hear you");
+    bob.wait_message("alice", "and I hear you");
+    assert!(
+        alice
+            .seen()
+            .iter()
+            .all(|v| !(v["type"] == "peer" && v["peer"] == hub_peer && v["connected"] == false)),
+        "the hub hung up on alice"
+    );
+    assert!(
+        bob.seen()
+            .iter()
+            .all(|v| !(v["type"] == "leave" && v["user"] == "alice"))
+    );
+}

@@ -12,9 +12,9 @@ use libp2p::PeerId;
 use super::bans::{Bans, OFFENDERS_CAP, Offence};
 use crate::core::limit::RateLimiter;
 
-/// Hellos answered per peer: a burst of this many (a peer has at most 4 connections, each
-/// opened with one hello per room it is in, up to `MAX_JOINED`)...
-pub const HELLO_BURST: u32 = 4 * crate::net::MAX_JOINED as u32;
+/// Hellos answered per peer: a burst of this many (a connection is opened with one hello per
+/// room its node is in, up to `MAX_JOINED`, and a second connection may overlap it a moment)...
+pub const HELLO_BURST: u32 = crate::net::MAX_JOINED as u32 + 4;
 /// ...then this many a second.
 pub const HELLO_RATE: u32 = 1;
 /// History pages served per peer: a burst of this many (a newcomer's whole history of 10,000

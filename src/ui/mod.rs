@@ -51,6 +51,89 @@ fn write_lines(sink: &mut Sink, lines: Vec<String>) {
 /// instead of blocking, see `input::forward_now`).
 pub const BACKLOG_CAP: usize = 256;
 
+/// Commands on their way down to the event loop: a backlog, sent one at a time with a permit
+/// reserved beside the ui's other waits (so the ui never waits to hand a command down while
+/// events wait for it), each with whether the user typed it (or the ui asked on its own).
+/// Nothing more goes down after `/quit`, or once the event loop is gone.
+pub struct Outgoing {
+    tx: Option<mpsc::Sender<Command>>,
+    backlog: VecDeque<(Command, bool)>,
+}
+
+impl Outgoing {
+    /// Commands for `tx`.
+    pub fn new(tx: mpsc::Sender<Command>) -> Self {
+        Self {
+            tx: Some(tx),
+            backlog: VecDeque::new(),
+        }
+    }
+
+    /// Whether commands still go down.
+    pub fn is_open(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    /// How many wait.
+    pub fn len(&self) -> usize {
+        self.backlog.len()
+    }
+
+    /// Whether none wait.
+    pub fn is_empty(&self) -> bool {
+        self.backlog.is_empty()
+    }
+
+    /// Whether one the ui asked on its own waits.
+    pub fn has_own(&self) -> bool {
+        self.backlog.iter().any(|(_, by_user)| !by_user)
+    }
+
+    /// Queues `cmd` (dropped once closed).
+    pub fn push(&mut self, cmd: Command, by_user: bool) {
+        if self.tx.is_some() {
+            self.backlog.push_back((cmd, by_user));
+        }
+    }
+
+    /// A permit to send the oldest; `None` when the event loop is gone. Pending for ever once
+    /// closed (a `select!` branch guarded by `!is_empty()` then never runs).
+    pub fn slot(&self) -> impl std::future::Future<Output = Option<mpsc::OwnedPermit<Command>>> {
+        let sender = self.tx.clone();
+        async move {
+            match sender {
+                Some(tx) => tx.reserve_owned().await.ok(),
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    /// Sends the oldest with `permit` (from [`Outgoing::slot`]), telling `before` what goes;
+    /// after `/quit`, or without a permit, closes.
+    pub fn send(
+        &mut self,
+        permit: Option<mpsc::OwnedPermit<Command>>,
+        before: impl FnOnce(&Command, bool),
+    ) {
+        match (permit, self.backlog.pop_front()) {
+            (Some(permit), Some((cmd, by_user))) => {
+                before(&cmd, by_user);
+                let quit = cmd.cmd == UserCommand::Quit;
+                permit.send(cmd);
+                if quit {
+                    self.close();
+                }
+            }
+            _ => self.close(),
+        }
+    }
+
+    fn close(&mut self) {
+        self.tx = None;
+        self.backlog.clear();
+    }
+}
+
 /// How a participant's ui meets the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -159,20 +242,12 @@ async fn run_lines(
 ) {
     let (input_tx, mut input_rx) = mpsc::channel(INPUT_CAP);
     let mut sink = input::spawn(input_tx, line_editor && format == Format::Human);
-    let mut commands = Some(commands);
-    let mut backlog: VecDeque<Command> = VecDeque::new();
+    let mut out = Outgoing::new(commands);
     let mut rooms = Rooms::default();
     let mut ready = false;
     let mut input_open = true;
     loop {
-        // A permit to send the oldest backlog entry, when there is one.
-        let sender = commands.clone();
-        let send_slot = async move {
-            match sender {
-                Some(tx) => tx.reserve_owned().await.ok(),
-                None => std::future::pending().await,
-            }
-        };
+        let send_slot = out.slot();
         tokio::select! {
             event = events.recv() => match event {
                 Some(update) => {
@@ -187,22 +262,8 @@ async fn run_lines(
                 let lines = render::render(&ChatEvent::Notice(text), format, chrono::Local::now());
                 write_lines(&mut sink, lines);
             }
-            permit = send_slot, if !backlog.is_empty() => match (permit, backlog.pop_front()) {
-                (Some(permit), Some(cmd)) => {
-                    let quit = cmd.cmd == UserCommand::Quit;
-                    permit.send(cmd);
-                    if quit {
-                        // Nothing more goes down after /quit.
-                        commands = None;
-                        backlog.clear();
-                    }
-                }
-                _ => {
-                    commands = None;
-                    backlog.clear();
-                }
-            },
-            input = input_rx.recv(), if ready && input_open && commands.is_some() && backlog.len() < BACKLOG_CAP => {
+            permit = send_slot, if !out.is_empty() => out.send(permit, |_, _| {}),
+            input = input_rx.recv(), if ready && input_open && out.is_open() && out.len() < BACKLOG_CAP => {
                 // A paste adds at most `input::MAX_PASTE_LINES` beyond the cap.
                 let lines = match input {
                     Some(Input::Line(parsed)) => vec![parsed],
@@ -224,7 +285,7 @@ async fn run_lines(
                         }
                     };
                     let quit = cmd == UserCommand::Quit;
-                    backlog.push_back(rooms.address(cmd));
+                    out.push(rooms.address(cmd), true);
                     if quit {
                         // Nothing is read after a leave, not even the rest of a paste.
                         input_open = false;

@@ -95,7 +95,13 @@ impl EventLoop {
                         },
                     );
                     for j in &mut self.rooms {
-                        j.hellos.insert(peer_id, HelloState::Pending);
+                        // No hello goes out about a room we are leaving.
+                        let state = if j.leaving.is_some() || j.room.has_left() {
+                            HelloState::Other
+                        } else {
+                            HelloState::Pending
+                        };
+                        j.hellos.insert(peer_id, state);
                     }
                     self.emit(ChatEvent::Peer {
                         peer: peer_id.to_base58(),
@@ -107,7 +113,7 @@ impl EventLoop {
                 if num_established.get() == 1 && !self.leaving() {
                     // One hello per room of ours: each tells whether the peer is in it.
                     for i in 0..self.rooms.len() {
-                        if self.rooms[i].leaving.is_none() {
+                        if self.rooms[i].hellos.get(&peer_id) == Some(&HelloState::Pending) {
                             self.send_hello(i, peer_id);
                         }
                     }

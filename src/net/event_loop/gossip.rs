@@ -57,9 +57,10 @@ impl EventLoop {
                         info!(author = %source, via = %propagation_source, lamport, new = true, "received");
                         // A leave that actually ends the author's presence: an old one from an
                         // earlier run, replayed, does not (its join is later in total order).
-                        // (Gone from all our rooms: a peer that parted one of them stays.)
-                        let gone =
-                            matches!(event.body, Body::Leave) && !self.present_anywhere(&source);
+                        // (A peer that only parted this room, and is with us in another, stays.)
+                        let gone = matches!(event.body, Body::Leave)
+                            && !self.rooms[i].room.is_present(&source)
+                            && !self.shares_another_room(i, &source);
                         if gone {
                             self.dialer.gone(&source);
                         }

@@ -408,9 +408,12 @@ impl EventLoop {
         self.rooms.iter().position(|j| j.topic.hash() == *hash)
     }
 
-    /// Whether `peer` is present in any of our rooms.
-    fn present_anywhere(&self, peer: &PeerId) -> bool {
-        self.rooms.iter().any(|j| j.room.is_present(peer))
+    /// Whether `peer` is with us in a room other than room `i` that we are not leaving (its
+    /// hello named it): a leave of room `i` is then a `/part`, and the connection stays.
+    fn shares_another_room(&self, i: usize, peer: &PeerId) -> bool {
+        self.rooms.iter().enumerate().any(|(k, j)| {
+            k != i && !j.room.has_left() && j.hellos.get(peer) == Some(&HelloState::Room)
+        })
     }
 
     /// Sends our hello about room `i` to `peer`.
@@ -562,16 +565,29 @@ impl EventLoop {
     /// be sent.
     async fn handle_command(&mut self, command: Command) -> Result<(), NetError> {
         let Command { room, cmd } = command;
+        // The node's own commands run whatever room they were typed in.
+        let node_wide = matches!(
+            cmd,
+            UserCommand::Quit
+                | UserCommand::Join(_)
+                | UserCommand::Rooms
+                | UserCommand::Peers
+                | UserCommand::Addresses
+        );
         let i = match &room {
             None => 0,
             Some(topic) => match self.room_of(topic) {
                 Some(i) => i,
+                None if node_wide => 0,
                 None => {
                     // Typed into a room we just left: said, not sent.
                     return self
-                        .emit(ChatEvent::Error(
-                            "you are no longer in that room; nothing was sent".to_owned(),
-                        ))
+                        .send(
+                            Some(topic.clone()),
+                            ChatEvent::Error(
+                                "you are not in that room (any more); nothing was sent".to_owned(),
+                            ),
+                        )
                         .await;
                 }
             },
@@ -587,12 +603,24 @@ impl EventLoop {
         match cmd {
             // Leaving is more than the room's leave: the hubs are told too.
             UserCommand::Quit => self.quit(),
+            UserCommand::Part if j.room.has_left() => {
+                self.emit_in(
+                    i,
+                    ChatEvent::Error("you are leaving this room already".to_owned()),
+                )
+                .await?;
+            }
             UserCommand::Part => {
-                if self.rooms.iter().filter(|j| !j.room.has_left()).count() <= 1 {
+                let others = self
+                    .rooms
+                    .iter()
+                    .enumerate()
+                    .any(|(k, o)| k != i && !o.room.has_left());
+                if others {
+                    self.part(i);
+                } else {
                     // The last room: leaving it is leaving.
                     self.quit();
-                } else {
-                    self.part(i);
                 }
             }
             UserCommand::Join(target) => self.join(target).await?,
@@ -703,19 +731,27 @@ impl EventLoop {
             let view = self.rooms[i].view();
             return self.emit_in(i, ChatEvent::Opened(view)).await;
         }
-        if self.rooms.len() >= MAX_JOINED {
-            return self
-                .emit(ChatEvent::Error(format!(
-                    "already in {MAX_JOINED} rooms: /part one first"
-                )))
-                .await;
-        }
-        let i = match self.open_room(spec) {
-            Ok(i) => i,
-            Err(e) => {
+        let refused = if self.rooms.len() >= MAX_JOINED {
+            Some(format!("already in {MAX_JOINED} rooms: /part one first"))
+        } else {
+            None
+        };
+        let opened = match refused {
+            Some(why) => Err(why),
+            None => self.open_room(spec).map_err(|e| {
                 warn!(error = %e, "cannot open the room");
+                format!("cannot open the room: {e}")
+            }),
+        };
+        let i = match opened {
+            Ok(i) => i,
+            Err(why) => {
+                // The ui may have made the room its current one already: `closed` tells it
+                // the room is not ours.
+                self.send(Some(topic.clone()), ChatEvent::Error(why))
+                    .await?;
                 return self
-                    .emit(ChatEvent::Error(format!("cannot open the room: {e}")))
+                    .send(Some(topic.clone()), ChatEvent::Closed { topic })
                     .await;
             }
         };

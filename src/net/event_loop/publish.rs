@@ -134,19 +134,9 @@ impl EventLoop {
         let Some(j) = self.rooms.get(i) else {
             return true;
         };
-        let others: Vec<&Joined> = self
-            .rooms
-            .iter()
-            .enumerate()
-            .filter(|(k, o)| *k != i && !o.room.has_left())
-            .map(|(_, o)| o)
-            .collect();
         j.leaving.as_ref().is_some_and(|l| {
             l.is_done(Instant::now(), |p| {
-                self.swarm.is_connected(p)
-                    && !others
-                        .iter()
-                        .any(|o| o.hellos.get(p) == Some(&HelloState::Room))
+                self.swarm.is_connected(p) && !self.shares_another_room(i, p)
             })
         })
     }

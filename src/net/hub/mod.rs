@@ -259,9 +259,12 @@ impl Hub {
                 }
                 match verdict {
                     Verdict::Accept(event) => {
-                        if matches!(event.body, Body::Leave) {
+                        if matches!(event.body, Body::Leave)
+                            && !self.rooms.present_anywhere(&event.author)
+                        {
                             // As a participant does: hanging up tells the leaver its leave is
-                            // out; a moment later, so that its unregistration gets in.
+                            // out; a moment later, so that its unregistration gets in. (Not
+                            // while it is in another room here: that was a `/part`.)
                             self.hang_up
                                 .push((event.author, Instant::now() + HANG_UP_DELAY));
                         }

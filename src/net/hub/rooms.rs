@@ -88,6 +88,11 @@ impl Rooms {
         }
     }
 
+    /// Whether `peer` is a present participant of any room served.
+    pub(super) fn present_anywhere(&self, peer: &libp2p::PeerId) -> bool {
+        self.map.values().any(|l| l.is_present(peer))
+    }
+
     /// Whether room `topic` is served.
     pub(super) fn contains(&self, topic: &str) -> bool {
         self.map.contains_key(topic)

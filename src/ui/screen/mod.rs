@@ -17,7 +17,6 @@ pub mod view;
 #[cfg(test)]
 mod tests;
 
-use std::collections::VecDeque;
 use std::io::Write;
 use std::time::Duration;
 
@@ -119,9 +118,7 @@ pub async fn run(
     let mut screen = Screen::default();
     // The convention of no-color.org: set and not empty.
     screen.no_colour = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    let mut commands = Some(commands);
-    // Commands not yet taken by the event loop, each with whether the user typed it.
-    let mut backlog: VecDeque<(Command, bool)> = VecDeque::new();
+    let mut out = super::Outgoing::new(commands);
     let mut poll = tokio::time::interval(POLL_EVERY);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut page = 1usize;
@@ -135,17 +132,11 @@ pub async fn run(
             });
             if let Err(e) = drawn {
                 tracing::debug!(error = %e, "drawing failed: the terminal is gone");
-                backlog.push_back((Command::plain(UserCommand::Quit), true));
+                out.push(Command::plain(UserCommand::Quit), true);
             }
             dirty = false;
         }
-        let sender = commands.clone();
-        let send_slot = async move {
-            match sender {
-                Some(tx) => tx.reserve_owned().await.ok(),
-                None => std::future::pending().await,
-            }
-        };
+        let send_slot = out.slot();
         let ready = screen.me.is_some();
         let mut typed: Vec<Command> = Vec::new();
         tokio::select! {
@@ -169,7 +160,7 @@ pub async fn run(
                 screen.on_update(&notice, chrono::Local::now(), view::rows_of);
                 dirty = true;
             }
-            key = keys.recv(), if keys_open && backlog.len() < super::BACKLOG_CAP => {
+            key = keys.recv(), if keys_open && out.len() < super::BACKLOG_CAP => {
                 let now = chrono::Local::now();
                 typed = match key {
                     Some(Event::Key(k)) => screen.on_key(k, page, now, view::rows_of),
@@ -188,52 +179,34 @@ pub async fn run(
             }
             _ = poll.tick(), if ready => {
                 for cmd in screen.poll() {
-                    backlog.push_back((cmd, false));
+                    out.push(cmd, false);
                 }
             }
-            permit = send_slot, if !backlog.is_empty() => match (permit, backlog.pop_front()) {
-                (Some(permit), Some((cmd, by_user))) => {
-                    screen.sent(&cmd, by_user);
-                    let quit = cmd.cmd == UserCommand::Quit;
-                    permit.send(cmd);
-                    if quit {
-                        commands = None;
-                        backlog.clear();
-                    }
-                }
-                _ => {
-                    commands = None;
-                    backlog.clear();
-                }
-            },
+            permit = send_slot, if !out.is_empty() => {
+                out.send(permit, |cmd, by_user| screen.sent(cmd, by_user));
+            }
         }
-        if commands.is_some() {
-            for cmd in typed {
-                let quit = cmd.cmd == UserCommand::Quit;
-                backlog.push_back((cmd, true));
-                if quit {
-                    // Nothing is read after a leave, not even the rest of a paste.
-                    keys_open = false;
-                    break;
-                }
+        for cmd in typed {
+            let quit = cmd.cmd == UserCommand::Quit;
+            out.push(cmd, true);
+            if quit {
+                // Nothing is read after a leave, not even the rest of a paste.
+                keys_open = false;
+                break;
             }
         }
         // One poll at a time: a burst of joins asks once.
-        if screen.poll_due
-            && ready
-            && commands.is_some()
-            && backlog.iter().all(|(_, by_user)| *by_user)
-        {
+        if screen.poll_due && ready && out.is_open() && !out.has_own() {
             for cmd in screen.poll() {
-                backlog.push_back((cmd, false));
+                out.push(cmd, false);
             }
         }
     }
     drop(terminal);
     drop(guard);
     if let Some(line) = screen.farewell.take() {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "{line}");
+        let _ = stdout.flush();
     }
 }

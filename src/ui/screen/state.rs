@@ -109,6 +109,9 @@ pub struct Conversation {
     pub label: String,
     /// A private room.
     pub private: bool,
+    /// The node said it is in the room (`ready`, `opened`); until then (a `/join` just typed)
+    /// the screen does not ask about it.
+    opened: bool,
     entries: VecDeque<Entry>,
     /// How many entries were let go from the front: `entries[i]` is entry number `dropped + i`.
     dropped: u64,
@@ -138,6 +141,7 @@ impl Conversation {
             topic: topic.to_owned(),
             label,
             private: crate::private::is_private_topic(topic),
+            opened: false,
             entries: VecDeque::new(),
             dropped: 0,
             scroll: 0,
@@ -205,7 +209,7 @@ impl Conversation {
             }
         }
         if self.scroll > 0 {
-            self.scroll += rows(self, &entry);
+            self.scroll = self.scroll.saturating_add(rows(self, &entry));
         }
         self.entries.push_back(entry);
         if self.entries.len() > SCREEN_LINES {
@@ -274,8 +278,8 @@ pub struct Screen {
     pub pane_shown: bool,
     /// The input line.
     pub editor: Editor,
-    /// A paste of many lines waiting for the user's yes, and the room it is for.
-    pub confirm: Option<(Vec<Parsed>, usize)>,
+    /// A paste of many lines waiting for the user's yes, and the room (topic) it is for.
+    pub confirm: Option<(Vec<Parsed>, String)>,
     completion: Option<Completion>,
     /// For each `/peers` sent, oldest first: whether the user asked.
     peers_asked: VecDeque<bool>,
@@ -327,25 +331,30 @@ impl Screen {
         i == self.current && !self.away
     }
 
-    /// The conversation an update goes to: its room's (opened on first sight), or for the
-    /// node's own news, the one on screen.
-    fn conversation(&mut self, room: Option<&str>) -> usize {
-        match room {
-            Some(topic) => match self.rooms.iter().position(|c| c.topic == topic) {
-                Some(i) => i,
-                None => {
-                    self.rooms
-                        .push(Conversation::new(topic, render::room_label(topic, None)));
-                    self.rooms.len() - 1
-                }
-            },
-            None if self.rooms.is_empty() => {
-                // News before the first room is known (a notice at start).
-                self.rooms.push(Conversation::new("", "…".to_owned()));
-                0
+    /// The conversation of room `topic`, made if it is new (the node opened it, or the user
+    /// just asked to join it).
+    fn open(&mut self, topic: &str) -> usize {
+        match self.rooms.iter().position(|c| c.topic == topic) {
+            Some(i) => i,
+            None => {
+                self.rooms
+                    .push(Conversation::new(topic, render::room_label(topic, None)));
+                self.rooms.len() - 1
             }
-            None => self.current.min(self.rooms.len() - 1),
         }
+    }
+
+    /// The conversation an update goes to: its room's, or for the node's own news (and news of
+    /// a room no longer open), the one on screen.
+    fn conversation(&mut self, room: Option<&str>) -> usize {
+        if let Some(i) = room.and_then(|t| self.rooms.iter().position(|c| c.topic == t)) {
+            return i;
+        }
+        if self.rooms.is_empty() {
+            // News before the first room is known (a notice at start).
+            self.rooms.push(Conversation::new("", "…".to_owned()));
+        }
+        self.current.min(self.rooms.len() - 1)
     }
 
     /// Adds `entry` to conversation `i`.
@@ -425,7 +434,8 @@ impl Screen {
                     .iter()
                     .position(|c| c.topic.is_empty())
                     .map(|p| self.rooms.remove(p));
-                let i = self.conversation(Some(topic));
+                let i = self.open(topic);
+                self.rooms[i].opened = true;
                 for e in placeholder.into_iter().flat_map(|p| p.entries) {
                     self.push(i, e, measure);
                 }
@@ -443,10 +453,11 @@ impl Screen {
                 }
             }
             ChatEvent::Opened(v) => {
-                let i = self.conversation(Some(&v.topic));
+                let i = self.open(&v.topic);
                 if let Some(c) = self.rooms.get_mut(i) {
                     c.label = render::room_label(&v.topic, v.name.as_deref());
                     c.private = v.private;
+                    c.opened = true;
                 }
                 self.poll_due = true;
                 self.say_lines(i, &update.event, now, measure);
@@ -539,7 +550,7 @@ impl Screen {
         let mut out: Vec<Command> = self
             .rooms
             .iter()
-            .filter(|c| !c.topic.is_empty())
+            .filter(|c| c.opened)
             .map(|c| Command {
                 room: Some(c.topic.clone()),
                 cmd: UserCommand::Who,
@@ -554,6 +565,7 @@ impl Screen {
     pub fn sent(&mut self, cmd: &Command, by_user: bool) {
         match &cmd.cmd {
             UserCommand::Who => {
+                // (Its answer, when the room is still open, goes to the room's conversation.)
                 let i = self.conversation(cmd.room.as_deref());
                 self.rooms[i].who_asked.push_back(by_user);
             }
@@ -637,14 +649,24 @@ impl Screen {
                         UserCommand::Join(target) => Some(target.topic()),
                         _ => None,
                     };
+                    let parted = cmd == UserCommand::Part;
                     out.push(Command {
                         room: topic.clone(),
                         cmd,
                     });
                     if let Some(t) = joined {
-                        let j = self.conversation(Some(&t));
+                        let j = self.open(&t);
                         self.switch(j);
                         topic = Some(t);
+                    } else if parted
+                        && let Some(j) = (0..self.rooms.len()).rev().find(|k| {
+                            self.rooms[*k].opened && Some(&self.rooms[*k].topic) != topic.as_ref()
+                        })
+                    {
+                        // On to the room opened last of the others: what is typed next goes
+                        // there (the parted one goes when its leave is out).
+                        self.switch(j);
+                        topic = Some(self.rooms[j].topic.clone());
                     }
                     if quit {
                         break;
@@ -692,7 +714,12 @@ impl Screen {
                 Vec::new()
             }
             Input::Paste(lines) if lines.len() > MANY_PASTE_LINES => {
-                self.confirm = Some((lines, i));
+                let topic = self
+                    .rooms
+                    .get(i)
+                    .map(|c| c.topic.clone())
+                    .unwrap_or_default();
+                self.confirm = Some((lines, topic));
                 Vec::new()
             }
             Input::Paste(lines) => self.submit(i, lines, now, measure),
@@ -712,7 +739,9 @@ impl Screen {
         }
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         let alt = key.modifiers.contains(KeyModifiers::ALT);
-        if let Some((lines, i)) = self.confirm.take() {
+        if let Some((lines, topic)) = self.confirm.take() {
+            // To the room it was pasted in, if still open.
+            let i = self.conversation(Some(&topic));
             return match key.code {
                 KeyCode::Char('y' | 'Y') | KeyCode::Enter if !ctrl => {
                     self.submit(i, lines, now, measure)

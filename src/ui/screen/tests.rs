@@ -554,4 +554,31 @@ fn a_room_not_on_screen_counts_unread_and_mentions_until_switched_to() {
     // Ctrl-N goes round to the next room.
     s.on_key(ctrl('n'), 10, now, view::rows_of);
     assert_eq!(s.current, 1);
+    // `/part` there: the lobby comes on screen at once, and what is typed next goes to it.
+    type_str(&mut s, "/part");
+    let sent = s.on_key(key(KeyCode::Enter), 10, now, view::rows_of);
+    assert!(matches!(
+        &sent[..],
+        [Command { room: Some(r), cmd: UserCommand::Part }] if r == "chitty-chat/b"
+    ));
+    assert_eq!(s.current, 0);
+    type_str(&mut s, "after the part");
+    let sent = s.on_key(key(KeyCode::Enter), 10, now, view::rows_of);
+    assert_eq!(sent[0].room.as_deref(), Some(LOBBY));
+    // Its leave out, the room goes; news of it that comes late is shown where we are.
+    let closed = Update {
+        room: Some("chitty-chat/b".to_owned()),
+        event: ChatEvent::Closed {
+            topic: "chitty-chat/b".to_owned(),
+        },
+    };
+    s.on_update(&closed, now, view::rows_of);
+    let late = Update {
+        room: Some("chitty-chat/b".to_owned()),
+        event: ChatEvent::Error("late".to_owned()),
+    };
+    s.on_update(&late, now, view::rows_of);
+    assert_eq!(s.rooms.len(), 1);
+    assert!(text(&draw(&mut s, 120, 12)).contains("left #b"));
+    assert_eq!(s.poll().len(), 2, "who in the lobby, and peers");
 }
