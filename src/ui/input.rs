@@ -68,9 +68,14 @@ pub const HELP: &[(&str, &str)] = &[
     ("//text", "send a message that starts with '/'"),
 ];
 
-/// `/join ARG`: a ticket (it starts as every ticket does: `chitty1`) or a room name.
+/// `/join ARG`: a ticket (it starts as every ticket does: `chitty1`) or a room name, as typed
+/// or as the screen shows it (`#name`; `chitty-chat` is the default room).
 fn parse_join(arg: &str) -> Parsed {
     let ticket_start = format!("{}1", crate::private::ticket::HRP);
+    if arg == crate::core::name::BASE_TOPIC {
+        return Parsed::Command(UserCommand::Join(RoomTarget::Public(RoomName::lobby())));
+    }
+    let arg = arg.strip_prefix('#').unwrap_or(arg);
     let target = if arg.to_ascii_lowercase().starts_with(&ticket_start) {
         match crate::private::ticket::Ticket::decode(arg) {
             Ok(t) => RoomTarget::Private(Box::new(t)),
@@ -83,6 +88,15 @@ fn parse_join(arg: &str) -> Parsed {
         }
     };
     Parsed::Command(UserCommand::Join(target))
+}
+
+/// Whether `text` holds a whole invite ticket (a word that decodes as one).
+fn holds_ticket(text: &str) -> bool {
+    let ticket_start = format!("{}1", crate::private::ticket::HRP);
+    text.split_whitespace().any(|w| {
+        w.to_ascii_lowercase().starts_with(&ticket_start)
+            && crate::private::ticket::Ticket::decode(w).is_ok()
+    })
 }
 
 /// Parses one line (without its line ending).
@@ -128,13 +142,23 @@ pub fn parse_line(line: &str) -> Parsed {
                     return Parsed::Command(UserCommand::Search(words));
                 }
                 "join" => {
-                    let (Some(arg), None) = (words.next(), words.next()) else {
-                        return Parsed::Invalid(
-                            "/join takes one room: a name, or an invite ticket (chitty1...)"
-                                .to_owned(),
-                        );
+                    let args: Vec<&str> = words.collect();
+                    // A ticket copied off a screen that wrapped it comes in pieces: one ticket
+                    // has no spaces, so the pieces are put back together.
+                    let ticket_start = format!("{}1", crate::private::ticket::HRP);
+                    let arg = match args.as_slice() {
+                        [one] => (*one).to_owned(),
+                        [first, ..] if first.to_ascii_lowercase().starts_with(&ticket_start) => {
+                            args.concat()
+                        }
+                        _ => {
+                            return Parsed::Invalid(
+                                "/join takes one room: a name, or an invite ticket (chitty1...)"
+                                    .to_owned(),
+                            );
+                        }
                     };
-                    return parse_join(arg);
+                    return parse_join(&arg);
                 }
                 "part" => Parsed::Command(UserCommand::Part),
                 "rooms" => Parsed::Command(UserCommand::Rooms),
@@ -155,6 +179,12 @@ pub fn parse_line(line: &str) -> Parsed {
         }
         None => line,
     };
+    if holds_ticket(text) {
+        return Parsed::Invalid(
+            "that line holds an invite ticket, a key to a private room: it is not sent to a room (everyone here could get in with it); /join TICKET joins its room, and tickets are shared privately"
+                .to_owned(),
+        );
+    }
     match Text::new(text) {
         Ok(t) => Parsed::Command(UserCommand::Say(t)),
         Err(
@@ -341,6 +371,47 @@ mod tests {
 
     fn say(s: &str) -> Parsed {
         Parsed::Command(UserCommand::Say(Text::new(s).unwrap()))
+    }
+
+    /// `/join` takes a name as typed or shown (`#b`), the default room by its topic, and a
+    /// ticket whole or in the pieces a wrapped screen line gives; a line holding a ticket is
+    /// not sent as a message.
+    #[test]
+    fn join_names_tickets_and_tickets_kept_out_of_messages() {
+        let public = |n: &str| {
+            Parsed::Command(UserCommand::Join(RoomTarget::Public(
+                RoomName::new(n).unwrap(),
+            )))
+        };
+        assert_eq!(parse_line("/join b"), public("b"));
+        assert_eq!(parse_line("/join #b"), public("b"));
+        assert_eq!(
+            parse_line("/join chitty-chat"),
+            Parsed::Command(UserCommand::Join(RoomTarget::Public(RoomName::lobby())))
+        );
+        assert!(matches!(parse_line("/join a b"), Parsed::Invalid(_)));
+        assert!(matches!(parse_line("/join"), Parsed::Invalid(_)));
+        let ticket = crate::private::ticket::Ticket {
+            secret: crate::private::RoomSecret::from_bytes([7; 32]),
+            name: None,
+            addrs: Vec::new(),
+        }
+        .encode();
+        let (head, tail) = ticket.split_at(20);
+        for typed in [format!("/join {ticket}"), format!("/join {head}   {tail}")] {
+            assert!(
+                matches!(
+                    parse_line(&typed),
+                    Parsed::Command(UserCommand::Join(RoomTarget::Private(_)))
+                ),
+                "{typed}"
+            );
+        }
+        assert!(matches!(
+            parse_line(&format!("here: {ticket}")),
+            Parsed::Invalid(m) if m.contains("invite ticket")
+        ));
+        assert_eq!(parse_line("chitty1 is a word"), say("chitty1 is a word"));
     }
 
     #[test]

@@ -144,6 +144,8 @@ struct Joined {
     private: Option<crate::private::PrivateRoom>,
     /// The room's name as given (for tickets, and for `/rooms`).
     name: RoomName,
+    /// Addresses kept connected for this room only (its ticket's, on `/join`): let go with it.
+    dials: Vec<Multiaddr>,
 }
 
 impl Joined {
@@ -394,6 +396,7 @@ impl EventLoop {
             stored,
             private: spec.private,
             name: spec.name,
+            dials: Vec::new(),
         });
         Ok(self.rooms.len() - 1)
     }
@@ -687,6 +690,7 @@ impl EventLoop {
     /// addresses are dialled too). A room we are in already is announced again, so the ui
     /// shows it.
     async fn join(&mut self, target: RoomTarget) -> Result<(), NetError> {
+        let mut dials = Vec::new();
         let spec = match target {
             RoomTarget::Public(name) => RoomSpec {
                 name,
@@ -705,6 +709,7 @@ impl EventLoop {
                     .cloned()
                     .collect();
                 self.dialer.add_targets(&addrs, Instant::now());
+                dials = addrs;
                 RoomSpec {
                     name: ticket.name.clone().unwrap_or_default(),
                     private: Some(crate::private::PrivateRoom::join(ticket.secret.clone())),
@@ -755,6 +760,7 @@ impl EventLoop {
                     .await;
             }
         };
+        self.rooms[i].dials = dials;
         self.start_room(i).await?;
         let peers: Vec<PeerId> = self.links.keys().copied().collect();
         for peer in peers {

@@ -53,6 +53,19 @@ impl EventLoop {
                         debug!(room = j.room.topic(), "was not subscribed");
                     }
                     self.paging.forget_room(j.room.topic());
+                    // Its ticket's addresses are let go, unless something else wants them.
+                    let keep: Vec<&Multiaddr> = self
+                        .connect
+                        .iter()
+                        .chain(self.rooms.iter().flat_map(|o| o.dials.iter()))
+                        .collect();
+                    let retire: Vec<Multiaddr> = j
+                        .dials
+                        .iter()
+                        .filter(|a| !keep.contains(a))
+                        .cloned()
+                        .collect();
+                    self.dialer.retire_targets(&retire);
                     info!(room = j.room.topic(), "left the room");
                     if !self.quitting {
                         self.send(

@@ -128,6 +128,9 @@ struct Target {
     /// Failed dials of a host name since it last worked: each tries the next address it
     /// resolves to (without a peer id, a dial takes one address).
     attempt: usize,
+    /// No longer wanted (a ticket's address, its room left): never dialled again, unless it
+    /// is added again.
+    retired: bool,
 }
 
 impl Target {
@@ -211,6 +214,7 @@ impl Dialer {
                 retry_at: Some(now),
                 told: false,
                 attempt: 0,
+                retired: false,
             })
             .collect();
         Self {
@@ -222,12 +226,27 @@ impl Dialer {
     /// More targets, as for `--connect`, due at `now` (a ticket's addresses, for `/join`);
     /// addresses already targets are not added twice.
     pub fn add_targets(&mut self, addrs: &[Multiaddr], now: Instant) {
-        let fresh: Vec<Multiaddr> = addrs
-            .iter()
-            .filter(|a| !self.targets.iter().any(|t| &t.addr == *a))
-            .cloned()
-            .collect();
+        for t in self.targets.iter_mut().filter(|t| t.retired) {
+            if addrs.contains(&t.addr) {
+                t.retired = false;
+                t.retry_at = Some(now);
+            }
+        }
+        let mut fresh: Vec<Multiaddr> = Vec::new();
+        for a in addrs {
+            if !self.targets.iter().any(|t| &t.addr == a) && !fresh.contains(a) {
+                fresh.push(a.clone());
+            }
+        }
         self.targets.extend(Dialer::new(&fresh, now).targets);
+    }
+
+    /// These targets are no longer wanted (added for a room that is left): not dialled again.
+    pub fn retire_targets(&mut self, addrs: &[Multiaddr]) {
+        for t in self.targets.iter_mut().filter(|t| addrs.contains(&t.addr)) {
+            t.retired = true;
+            t.retry_at = None;
+        }
     }
 
     /// Whether any `--connect` address was given.
@@ -239,6 +258,7 @@ impl Dialer {
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.targets
             .iter()
+            .filter(|t| !t.retired)
             .filter_map(|t| t.retry_at)
             .chain(self.neighbours.values().filter_map(|n| n.retry_at))
             .chain(self.neighbours.values().filter_map(|n| n.forget_at))
@@ -254,6 +274,10 @@ impl Dialer {
     ) -> Vec<Dial> {
         let mut dials = Vec::new();
         for (index, t) in self.targets.iter_mut().enumerate() {
+            if t.retired {
+                t.retry_at = None;
+                continue;
+            }
             if t.retry_at.is_none_or(|at| at > now) {
                 continue;
             }
@@ -609,6 +633,25 @@ mod tests {
             [Dial::Target { index, opts }] => (*index, opts.connection_id()),
             other => panic!("one target dial expected: {other:?}"),
         }
+    }
+
+    /// A ticket's address added for a `/join` is dialled like a `--connect` one; retired when
+    /// its room is left, it is not dialled again, even after it drops or fails, until it is
+    /// added again.
+    #[test]
+    fn a_retired_target_is_not_dialled_until_added_again() {
+        let now = Instant::now();
+        let mut d = Dialer::new(&[], now);
+        d.add_targets(&[addr(7), addr(7)], now);
+        let (index, id) = target_dial(&mut d, now);
+        assert_eq!(index, 0);
+        d.retire_targets(&[addr(7)]);
+        let _ = d.failed(id, &refused(), now);
+        let later = now + REDIAL_MAX * 2;
+        assert!(d.due(later, |_| false, |_| false).is_empty());
+        assert_eq!(d.poll_timeout(), None);
+        d.add_targets(&[addr(7)], later);
+        assert_eq!(target_dial(&mut d, later).0, 0, "the same target, again");
     }
 
     /// A `--connect` address that keeps failing is retried with a doubling backoff (up to

@@ -51,7 +51,13 @@ impl Editor {
     pub fn insert(&mut self, s: &str) {
         let clean: String = s
             .chars()
-            .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+            .map(|c| {
+                if matches!(c, '\n' | '\r' | '\t') {
+                    ' '
+                } else {
+                    c
+                }
+            })
             .filter(|c| !c.is_control())
             .collect();
         self.text.insert_str(self.cursor, &clean);
@@ -72,15 +78,23 @@ impl Editor {
             .map_or(self.cursor, |g| self.cursor + g.len())
     }
 
-    /// The start of the word before the cursor (Ctrl-W, Alt-B).
-    fn word_back(&self) -> usize {
+    /// The start of the word before the cursor: of letters and digits (Alt-B), or, as the
+    /// shell's Ctrl-W has it, of anything but whitespace (`by_space`).
+    fn word_back(&self, by_space: bool) -> usize {
+        let inside = |g: &str| {
+            if by_space {
+                !g.chars().all(char::is_whitespace)
+            } else {
+                is_word(g)
+            }
+        };
         let graphemes: Vec<(usize, &str)> =
             self.text[..self.cursor].grapheme_indices(true).collect();
         let mut i = graphemes.len();
-        while i > 0 && !is_word(graphemes[i - 1].1) {
+        while i > 0 && !inside(graphemes[i - 1].1) {
             i -= 1;
         }
-        while i > 0 && is_word(graphemes[i - 1].1) {
+        while i > 0 && inside(graphemes[i - 1].1) {
             i -= 1;
         }
         graphemes.get(i).map_or(self.cursor, |(at, _)| *at)
@@ -123,7 +137,7 @@ impl Editor {
 
     /// Back one word (Alt-B).
     pub fn word_left(&mut self) {
-        self.cursor = self.word_back();
+        self.cursor = self.word_back(false);
     }
 
     /// Forward one word (Alt-F).
@@ -146,7 +160,7 @@ impl Editor {
 
     /// Deletes the word before the cursor (Ctrl-W).
     pub fn delete_word(&mut self) {
-        let from = self.word_back();
+        let from = self.word_back(true);
         self.text.replace_range(from..self.cursor, "");
         self.cursor = from;
     }
@@ -280,6 +294,13 @@ mod tests {
         let mut e = typed("hello big world");
         e.delete_word();
         assert_eq!(e.text(), "hello big ");
+        // As the shell's Ctrl-W: back to the whitespace, emoji and punctuation included.
+        let mut f = typed("hello 👍");
+        f.delete_word();
+        assert_eq!(f.text(), "hello ");
+        let mut f = typed("see :) ");
+        f.delete_word();
+        assert_eq!(f.text(), "see ");
         e.word_left();
         assert_eq!(e.cursor(), 6);
         e.word_right();

@@ -39,8 +39,10 @@ use state::Screen;
 pub const KEYS_CAP: usize = 256;
 /// Events taken in one go before the screen is drawn again: a burst is drawn once, not per line.
 pub const BATCH: usize = 256;
-/// How often the screen asks who is here and how they are reached, for the side pane.
-pub const POLL_EVERY: Duration = Duration::from_secs(3);
+/// How often the screen asks who is here and how they are reached, for the side pane, when
+/// nothing else made it ask (joins, leaves and connection changes do, at once): a safety net,
+/// rare enough that a node at rest is not woken for it.
+pub const POLL_EVERY: Duration = Duration::from_secs(30);
 
 /// The terminal in the screen's modes while it lives; back as it was when dropped.
 pub struct Guard;
@@ -204,9 +206,9 @@ pub async fn run(
     }
     drop(terminal);
     drop(guard);
-    if let Some(line) = screen.farewell.take() {
-        let mut stdout = std::io::stdout().lock();
+    let mut stdout = std::io::stdout().lock();
+    for line in std::mem::take(&mut screen.farewell) {
         let _ = writeln!(stdout, "{line}");
-        let _ = stdout.flush();
     }
+    let _ = stdout.flush();
 }

@@ -24,6 +24,8 @@ use super::editor::Editor;
 pub const SCREEN_LINES: usize = 5000;
 /// A paste of more lines than this asks before sending them.
 pub const MANY_PASTE_LINES: usize = 5;
+/// Most lines printed in the shell after the screen closes.
+pub const FAREWELL_LINES: usize = 32;
 /// Rows one turn of the mouse wheel scrolls.
 pub const WHEEL_ROWS: usize = 3;
 
@@ -287,8 +289,10 @@ pub struct Screen {
     pub poll_due: bool,
     /// Columns of the conversation at the last draw (for holding a scrolled view still).
     pub width: usize,
-    /// The line our own leave was shown with, printed again when the screen closes.
-    pub farewell: Option<String>,
+    /// Our own leave lines, and the errors said after the first (queued lines never
+    /// delivered), printed again in the shell when the screen closes (at most
+    /// [`FAREWELL_LINES`]).
+    pub farewell: Vec<String>,
     /// No colours, only bold, reverse and the like (`NO_COLOR` is set).
     pub no_colour: bool,
 }
@@ -388,6 +392,10 @@ impl Screen {
         for (at, line) in render::human_lines(event) {
             let at = at.and_then(local).unwrap_or(now);
             let (tone, text) = if let Some(t) = line.strip_prefix("Error: ") {
+                if !self.farewell.is_empty() {
+                    // Said while leaving: the shell gets it too (the screen is about to go).
+                    self.farewell_line(line.clone());
+                }
                 (Tone::Error, t.to_owned())
             } else {
                 (
@@ -396,6 +404,13 @@ impl Screen {
                 )
             };
             self.say(i, at, tone, text, measure);
+        }
+    }
+
+    /// Keeps `line` for the shell after the screen closes.
+    fn farewell_line(&mut self, line: String) {
+        if self.farewell.len() < FAREWELL_LINES {
+            self.farewell.push(line);
         }
     }
 
@@ -527,7 +542,7 @@ impl Screen {
         let mention = self.mentions_me(v);
         let text = format!("{text}{}", render::event_suffix(v));
         if v.kind == EventKind::Leave && self.me.as_ref().is_some_and(|m| m.peer == v.peer) {
-            self.farewell = Some(format!("[{}] {text}", v.lamport));
+            self.farewell_line(format!("[{}] {text}", v.lamport));
         }
         self.push(
             i,
@@ -699,11 +714,24 @@ impl Screen {
         out
     }
 
-    /// Takes a paste: one line goes into the input line; several are sent as messages, after a
-    /// yes when there are many.
+    /// Takes a paste: one line, or any paste into a line already begun, goes into the input
+    /// line (line breaks become spaces, a wrapped line's indentation goes); several lines into
+    /// an empty input line are sent as messages, after a yes when there are many. Tabs are
+    /// spaces.
     pub fn on_paste(&mut self, text: &str, now: DateTime<Local>, measure: Measure) -> Vec<Command> {
         self.completion = None;
         let i = self.current;
+        let text = text.replace('\t', " ");
+        if !self.editor.text().is_empty() {
+            let joined: Vec<&str> = text
+                .split(['\n', '\r'])
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            self.editor.insert(&joined.join(" "));
+            return Vec::new();
+        }
+        let text = text.as_str();
         match editor_input(text) {
             Input::Line(Parsed::Invalid(msg)) if text.contains(['\n', '\r']) => {
                 self.say(i, now, Tone::Error, msg, measure);
@@ -743,9 +771,8 @@ impl Screen {
             // To the room it was pasted in, if still open.
             let i = self.conversation(Some(&topic));
             return match key.code {
-                KeyCode::Char('y' | 'Y') | KeyCode::Enter if !ctrl => {
-                    self.submit(i, lines, now, measure)
-                }
+                // `[y/N]`: only a yes sends; Enter is the default, no.
+                KeyCode::Char('y' | 'Y') if !ctrl && !alt => self.submit(i, lines, now, measure),
                 KeyCode::Char('c') if ctrl => vec![Command::plain(UserCommand::Quit)],
                 _ => {
                     self.say(
@@ -814,8 +841,13 @@ impl Screen {
             KeyCode::Tab => self.complete(),
             KeyCode::Enter => {
                 let line = e.take();
+                let parsed = parse_line(&line);
+                if matches!(parsed, Parsed::Invalid(_)) {
+                    // Refused (too long, a mistyped command): kept, to be mended.
+                    e.insert(&line);
+                }
                 let i = self.current;
-                return self.submit(i, vec![parse_line(&line)], now, measure);
+                return self.submit(i, vec![parsed], now, measure);
             }
             _ => {}
         }

@@ -409,24 +409,30 @@ fn the_count_shows_near_the_limit_and_warns_past_it() {
 fn a_paste_of_a_few_lines_is_sent_and_of_many_asks_first() {
     let mut s = screen();
     let now = at(14, 31);
-    type_str(&mut s, "half");
+    // Into an empty line: a few lines go out as they are.
     let sent = s.on_paste("one\ntwo\n", now, view::rows_of);
     assert_eq!(sent.len(), 2);
-    assert_eq!(s.editor.text(), "half", "the half-typed line stays");
     let many: String = (0..=MANY_PASTE_LINES).map(|i| format!("l{i}\n")).collect();
     assert!(s.on_paste(&many, now, view::rows_of).is_empty());
     assert!(text(&draw(&mut s, 100, 6)).contains("send the 6 pasted lines as 6 messages? [y/N]"));
     let sent = s.on_key(key(KeyCode::Char('y')), 5, now, view::rows_of);
     assert_eq!(sent.len(), MANY_PASTE_LINES + 1);
-    assert!(s.on_paste(&many, now, view::rows_of).is_empty());
+    // `N` is the default: Enter, like `n`, sends nothing.
+    for no in [KeyCode::Enter, KeyCode::Char('n')] {
+        assert!(s.on_paste(&many, now, view::rows_of).is_empty());
+        assert!(s.on_key(key(no), 5, now, view::rows_of).is_empty());
+    }
+    assert!(text(&draw(&mut s, 100, 6)).contains("the paste of 6 lines was not sent"));
+    // One line pasted goes into the input line, not out; so does any paste into a line begun
+    // (a wrapped line's pieces join, tabs are spaces).
+    assert!(s.on_paste("half", now, view::rows_of).is_empty());
     assert!(
-        s.on_key(key(KeyCode::Char('n')), 5, now, view::rows_of)
+        s.on_paste("\tone\n     two\n", now, view::rows_of)
             .is_empty()
     );
-    assert!(text(&draw(&mut s, 100, 6)).contains("the paste of 6 lines was not sent"));
-    // One line pasted goes into the input line, not out.
-    assert!(s.on_paste("pasted", now, view::rows_of).is_empty());
-    assert_eq!(s.editor.text(), "halfpasted");
+    assert_eq!(s.editor.text(), "halfone two");
+    assert!(s.on_paste("x\ty", now, view::rows_of).is_empty());
+    assert_eq!(s.editor.text(), "halfone twox y");
 }
 
 #[test]
@@ -451,6 +457,11 @@ fn enter_sends_and_ctrl_c_or_ctrl_d_leave() {
     assert!(
         s.on_key(key(KeyCode::Enter), 5, now, view::rows_of)
             .is_empty()
+    );
+    assert_eq!(
+        s.editor.text(),
+        "/nonsense",
+        "a refused line is kept, to be mended"
     );
     assert!(text(&draw(&mut s, 120, 8)).contains("!!!"));
 }
