@@ -80,6 +80,14 @@ pub(crate) fn build_swarm(
         // A chat may be silent for hours: never close a connection for being idle.
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::MAX))
         .build();
+    // gossipsub's peer scores, for both roles (docs/PROTOCOL.md section 8).
+    let mut swarm = swarm;
+    let (params, thresholds) = super::behaviour::score_params();
+    swarm
+        .behaviour_mut()
+        .gossipsub
+        .with_peer_score(params, thresholds)
+        .map_err(NetError::Subscribe)?;
     Ok(swarm)
 }
 

@@ -283,12 +283,6 @@ impl EventLoop {
         let mut swarm = build_swarm(&config.keypair, config.mdns, false)?;
         let me = *swarm.local_peer_id();
         let tcp_listeners = super::swarm::listen_all(&mut swarm, &config.listen)?;
-        let (params, thresholds) = super::behaviour::score_params();
-        swarm
-            .behaviour_mut()
-            .gossipsub
-            .with_peer_score(params, thresholds)
-            .map_err(NetError::Subscribe)?;
         let store = match config.store {
             Some(store) => Some(crate::store::Kept::open(store, config.history)?),
             None => None,

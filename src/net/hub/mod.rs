@@ -88,12 +88,6 @@ impl Hub {
     pub fn new(config: HubConfig, events: mpsc::Sender<ChatEvent>) -> Result<Self, NetError> {
         // No mDNS: clients find the hub by its address, and LAN peers find each other.
         let mut swarm = build_swarm(&config.keypair, false, true)?;
-        let (params, thresholds) = super::behaviour::score_params();
-        swarm
-            .behaviour_mut()
-            .gossipsub
-            .with_peer_score(params, thresholds)
-            .map_err(NetError::Subscribe)?;
         super::swarm::listen_all(&mut swarm, &config.listen)?;
         Ok(Self {
             me: *swarm.local_peer_id(),
