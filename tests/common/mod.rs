@@ -14,6 +14,30 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// A directory of the test's own (a node's data directory, say), removed when dropped.
+pub struct Dir(pub std::path::PathBuf);
+
+impl Dir {
+    /// A fresh, empty directory named after `name` and this test process.
+    pub fn new(name: &str) -> Dir {
+        let d = std::env::temp_dir().join(format!("chitty-dir-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("a temp dir");
+        Dir(d)
+    }
+
+    /// Its path, as an argument.
+    pub fn s(&self) -> &str {
+        self.0.to_str().expect("a UTF-8 temp path")
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// How long any single expected event may take before the test fails.
 pub const TIMEOUT: Duration = Duration::from_secs(20);
 

@@ -784,24 +784,19 @@ impl Room {
         }
     }
 
+    /// Says a line or leaves, once joined: the only commands that wait for the join
+    /// ([`Room::handle_command`] answers the others, and turns `/part` into the leave).
     fn act(&mut self, cmd: UserCommand, wall: WallTime) {
         match cmd {
             UserCommand::Say(text) => self.emit(Body::Message(text), wall),
-            // Leaving one room (`/part`) is the room's leave, as `/quit` is.
-            UserCommand::Quit | UserCommand::Part => {
+            UserCommand::Quit => {
                 self.emit(Body::Leave, wall);
                 self.phase = Phase::Left;
                 self.pending.clear();
                 self.lost.clear();
             }
-            UserCommand::Who => self.show_who(),
-            UserCommand::History(last) => self.show_history(last),
-            UserCommand::Peers
-            | UserCommand::Addresses
-            | UserCommand::Invite
-            | UserCommand::Search(_)
-            | UserCommand::Join(_)
-            | UserCommand::Rooms => {}
+            // Never waits nor comes here.
+            _ => {}
         }
     }
 
