@@ -99,11 +99,17 @@ impl Ticket {
         p
     }
 
+    /// Whether `s` starts as every ticket does (`chitty1`, either case): a ticket, or a piece of
+    /// one, rather than a room name.
+    pub fn starts_like_one(s: &str) -> bool {
+        s.get(..HRP.len() + 1)
+            .is_some_and(|head| head.eq_ignore_ascii_case(&format!("{HRP}1")))
+    }
+
     /// Reads a ticket, as pasted (surrounding whitespace ignored; either case).
     pub fn decode(s: &str) -> Result<Ticket, TicketError> {
         let s = s.trim();
-        let lower = s.to_ascii_lowercase();
-        if !lower.starts_with("chitty1") {
+        if !Ticket::starts_like_one(s) {
             let room_like = !s.is_empty() && RoomName::new(s).is_ok() && s.len() <= 64;
             return Err(if room_like {
                 TicketError::RoomName(s.to_owned())

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use crate::core::command::{RoomTarget, UserCommand};
 use crate::core::event::{NameError, RoomName, Text};
+use crate::private::ticket::Ticket;
 
 /// Longest line read from a pipe; longer lines are refused, not cut.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
@@ -71,13 +72,12 @@ pub const HELP: &[(&str, &str)] = &[
 /// `/join ARG`: a ticket (it starts as every ticket does: `chitty1`) or a room name, as typed
 /// or as the screen shows it (`#name`; `chitty-chat` is the default room).
 fn parse_join(arg: &str) -> Parsed {
-    let ticket_start = format!("{}1", crate::private::ticket::HRP);
     if arg == crate::core::name::BASE_TOPIC {
         return Parsed::Command(UserCommand::Join(RoomTarget::Public(RoomName::lobby())));
     }
     let arg = arg.strip_prefix('#').unwrap_or(arg);
-    let target = if arg.to_ascii_lowercase().starts_with(&ticket_start) {
-        match crate::private::ticket::Ticket::decode(arg) {
+    let target = if Ticket::starts_like_one(arg) {
+        match Ticket::decode(arg) {
             Ok(t) => RoomTarget::Private(Box::new(t)),
             Err(e) => return Parsed::Invalid(format!("/join: {e}")),
         }
@@ -92,11 +92,8 @@ fn parse_join(arg: &str) -> Parsed {
 
 /// Whether `text` holds a whole invite ticket (a word that decodes as one).
 fn holds_ticket(text: &str) -> bool {
-    let ticket_start = format!("{}1", crate::private::ticket::HRP);
-    text.split_whitespace().any(|w| {
-        w.to_ascii_lowercase().starts_with(&ticket_start)
-            && crate::private::ticket::Ticket::decode(w).is_ok()
-    })
+    text.split_whitespace()
+        .any(|w| Ticket::starts_like_one(w) && Ticket::decode(w).is_ok())
 }
 
 /// Parses one line (without its line ending).
@@ -145,12 +142,9 @@ pub fn parse_line(line: &str) -> Parsed {
                     let args: Vec<&str> = words.collect();
                     // A ticket copied off a screen that wrapped it comes in pieces: one ticket
                     // has no spaces, so the pieces are put back together.
-                    let ticket_start = format!("{}1", crate::private::ticket::HRP);
                     let arg = match args.as_slice() {
                         [one] => (*one).to_owned(),
-                        [first, ..] if first.to_ascii_lowercase().starts_with(&ticket_start) => {
-                            args.concat()
-                        }
+                        [first, ..] if Ticket::starts_like_one(first) => args.concat(),
                         _ => {
                             return Parsed::Invalid(
                                 "/join takes one room: a name, or an invite ticket (chitty1...)"
