@@ -365,11 +365,12 @@ impl Screen {
     fn push(&mut self, i: usize, entry: Entry, measure: Measure) {
         let looking = self.looking(i);
         let width = self.width.max(1);
-        let me = self.me.as_ref().map(|m| m.peer.clone());
+        // (Two fields borrowed apart: no copy of our peer id per line of a burst.)
+        let me = self.me.as_ref().map(|m| m.peer.as_str());
         let Some(c) = self.rooms.get_mut(i) else {
             return;
         };
-        c.push(entry, looking, |c, e| measure(c, me.as_deref(), width, e));
+        c.push(entry, looking, |c, e| measure(c, me, width, e));
     }
 
     fn say(&mut self, i: usize, at: DateTime<Local>, tone: Tone, text: String, measure: Measure) {
